@@ -1,0 +1,317 @@
+"""The contract between the trainer, the verifier and the site (schema version 1).
+
+The trainer writes a `RunResult` as ``result.json`` at the end of every run; the verifier and
+the service read exactly that. Every model rejects unknown fields, and every bound names its
+field in the error. Bump ``SCHEMA_VERSION`` (and accept the old one explicitly) on any change
+that an old reader could misread.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+# Files a run directory holds (written by the trainer, read by the verifier and the worker).
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+
+# What is timed. `speedrun-v1`: every training step, device-synchronized, after an untimed and
+# reset compile warm-up. `nanochat-2026`: nanochat's rule (steps 0-10 not timed), used only by
+# imported public history.
+RulesVersion = Literal["speedrun-v1", "nanochat-2026"]
+RULES_VERSION: RulesVersion = "speedrun-v1"
+# How CORE is computed: the nanochat harness with the v1 random baselines.
+EvalProtocol = Literal["core-v1"]
+EVAL_PROTOCOL: EvalProtocol = "core-v1"
+
+# Bounds a submission must respect (also what the pre-screen checks before GPU time is spent).
+MAX_CLAIMED_RESULTS = 20
+MAX_LOG_FILES = 10
+MAX_LOG_FILE_BYTES = 2 * 1024 * 1024
+MAX_LOGS_TOTAL_BYTES = 8 * 1024 * 1024
+MAX_NODES = 64
+MAX_GPUS_PER_NODE = 16
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+GitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class Contract(BaseModel):
+    """Base of every contract model: unknown fields are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class TrainerSource(Contract):
+    """Which trainer code runs the config.
+
+    ``reference``: this project's trainer at a released version or git commit.
+    ``git``: a fork, by clone URL and the full commit to check out.
+    The shorthand string ``"reference@0.1.0"`` is accepted on input.
+    """
+
+    kind: Literal["reference", "git"]
+    version: str | None = Field(default=None, max_length=64, description="reference: version or git sha")
+    git_url: str | None = Field(default=None, max_length=500)
+    commit: GitSha | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            kind, sep, version = data.partition("@")
+            if kind != "reference" or not sep or not version:
+                raise ValueError("trainer: expected 'reference@<version or commit>' or an object")
+            return {"kind": "reference", "version": version}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> TrainerSource:
+        if self.kind == "reference":
+            if not self.version:
+                raise ValueError("trainer.version: required when trainer.kind is 'reference'")
+            if self.git_url or self.commit:
+                raise ValueError("trainer.git_url/commit: only for trainer.kind 'git'")
+        else:
+            if not self.git_url or not re.match(r"^(https://|git@|file://)", self.git_url):
+                raise ValueError("trainer.git_url: an https://, git@ or file:// clone URL is required")
+            if not self.commit or len(self.commit) != 40:
+                raise ValueError("trainer.commit: the full 40-hex commit is required for a git trainer")
+        return self
+
+    def label(self) -> str:
+        if self.kind == "reference":
+            return f"reference@{self.version}"
+        return f"{self.git_url}@{self.commit}"
+
+
+OverrideValue = int | float | bool | str | None
+
+
+class RunConfig(Contract):
+    """What to run: the recipe, its overrides, the hardware it is meant for, and a seed."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    trainer: TrainerSource
+    recipe: Slug
+    overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    hardware_class: Slug = Field(description="GPU SKU class such as 'h100-sxm', or 'cpu'")
+    gpus_per_node: int = Field(ge=0, le=MAX_GPUS_PER_NODE, description="0 for the CPU track")
+    nodes: int = Field(default=1, ge=1, le=MAX_NODES)
+    seed: int = Field(default=0, ge=0, lt=2**31)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if (self.hardware_class == "cpu") != (self.gpus_per_node == 0):
+            raise ValueError("gpus_per_node: must be 0 exactly when hardware_class is 'cpu'")
+        if "seed" in self.overrides:
+            raise ValueError("overrides.seed: give the seed in the seed field, not as an override")
+        return self
+
+    def validate_overrides(self) -> None:
+        """Check recipe + overrides against the reference trainer's config (raises ValueError).
+
+        Only meaningful for the reference trainer; a fork's own config is checked when it runs.
+        """
+        if self.trainer.kind != "reference":
+            return
+        from trainer.config import build_config
+
+        build_config(self.recipe, {**self.overrides, "seed": self.seed})
+
+    @property
+    def world_size(self) -> int:
+        return max(1, self.gpus_per_node) * self.nodes
+
+
+class CoreTaskResult(Contract):
+    accuracy: Fraction
+    centered: float = Field(allow_inf_nan=False)
+    n: int = Field(ge=0)
+
+
+class CoreResult(Contract):
+    """CORE of one model: the aggregate and each task (protocol core-v1 has 22)."""
+
+    protocol: EvalProtocol = EVAL_PROTOCOL
+    core: float = Field(allow_inf_nan=False)
+    bundle_sha256: Sha256
+    max_per_task: int | None = Field(default=None, ge=1)
+    tasks: dict[str, CoreTaskResult]
+    seconds: NonNegFloat = 0.0
+
+
+class HardwareFingerprint(Contract):
+    """What a run ran on. ``sku`` is the normalized class ('h100-sxm', 'h200', 'cpu', ...)."""
+
+    sku: Slug
+    device_type: Literal["cpu", "cuda"]
+    device_name: str = Field(max_length=200)
+    device_count: int = Field(ge=1, description="devices per node used by the run")
+    nodes: int = Field(default=1, ge=1)
+    device_memory_bytes: int | None = Field(default=None, ge=0)
+    driver_version: str | None = None
+    cuda_version: str | None = None
+    nccl_version: str | None = None
+    torch_version: str
+    cpu_model: str | None = None
+    cpu_count: int | None = Field(default=None, ge=1)
+
+
+class Digests(Contract):
+    """Content digests of everything a run consumed, so a reproduction can prove it used the same."""
+
+    data_manifest_sha256: Sha256 | None = None
+    shards: dict[str, Sha256] = Field(default_factory=dict, description="shard file name -> sha256")
+    tokenizer_sha256: Sha256 | None = None
+    eval_bundle_sha256: Sha256 | None = None
+    metrics_log_sha256: Sha256 | None = None
+
+
+class RunResult(Contract):
+    """One finished training run, as the trainer writes it to ``result.json``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    rules_version: RulesVersion = RULES_VERSION
+    run_id: str = Field(min_length=1, max_length=100)
+    recipe: Slug
+    overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    seed: int = Field(ge=0, lt=2**31)
+    trainer_version: str = Field(max_length=64)
+    trainer_commit: GitSha | None = None
+    config: dict[str, Any] = Field(description="the resolved TrainConfig, as a JSON object")
+    plan: dict[str, Any] = Field(description="plan.resolve(): dims, params, FLOPs, batch, steps, LRs")
+    training_seconds: NonNegFloat = Field(description="the timed region under rules_version")
+    wall_seconds: NonNegFloat = Field(description="the whole process")
+    steps: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    flops: NonNegFloat
+    final_loss: float | None = Field(default=None, allow_inf_nan=False)
+    val_bpb: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    core: CoreResult | None = None
+    mfu: Fraction | None = Field(default=None, description="bf16-dense-peak MFU; null on CPU")
+    attention_backend: str = Field(max_length=32)
+    hardware: HardwareFingerprint
+    software: dict[str, str] = Field(default_factory=dict, description="package -> version")
+    digests: Digests = Field(default_factory=Digests)
+    started_at: datetime
+    finished_at: datetime
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("timestamps must carry a timezone (UTC)")
+        return v
+
+    @property
+    def training_hours(self) -> float:
+        return self.training_seconds / 3600.0
+
+    @property
+    def core_score(self) -> float | None:
+        return None if self.core is None else self.core.core
+
+
+class LogFile(Contract):
+    """A text log attached to a submission (shown escaped, stored by digest)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    content: str = Field(max_length=MAX_LOG_FILE_BYTES)
+
+    @field_validator("content")
+    @classmethod
+    def _bytes(cls, v: str) -> str:
+        if len(v.encode()) > MAX_LOG_FILE_BYTES:
+            raise ValueError(f"log file larger than {MAX_LOG_FILE_BYTES} bytes")
+        return v
+
+
+class Submission(Contract):
+    """What a researcher submits: a config, the results they claim for it, and their logs."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    track: Slug
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    contributors: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=20)
+    run_config: RunConfig
+    claimed_results: list[RunResult] = Field(min_length=1, max_length=MAX_CLAIMED_RESULTS)
+    logs: list[LogFile] = Field(default_factory=list, max_length=MAX_LOG_FILES)
+    idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Submission:
+        total = sum(len(f.content.encode()) for f in self.logs)
+        if total > MAX_LOGS_TOTAL_BYTES:
+            raise ValueError(f"logs: {total} bytes in all, more than {MAX_LOGS_TOTAL_BYTES}")
+        names = [f.name for f in self.logs]
+        if len(set(names)) != len(names):
+            raise ValueError("logs: file names must be distinct")
+        for i, r in enumerate(self.claimed_results):
+            if r.recipe != self.run_config.recipe:
+                raise ValueError(f"claimed_results[{i}].recipe: {r.recipe!r} is not run_config.recipe")
+        return self
+
+
+class Verdict(StrEnum):
+    verified = "verified"  # the track's rule holds on the verifier's runs
+    failed = "failed"  # the runs completed and the rule does not hold
+    inconclusive = "inconclusive"  # the runs cannot decide (too few, repeated seeds)
+    error = "error"  # the verifier could not produce valid runs
+
+
+class StatSummary(Contract):
+    mean: float = Field(allow_inf_nan=False)
+    std: float = Field(ge=0, allow_inf_nan=False, description="sample std (n-1); 0 when n == 1")
+    n: int = Field(ge=1)
+
+
+class ClaimDeltas(Contract):
+    """Verified mean minus claimed mean, per figure; ``flagged`` when a claim is far off."""
+
+    training_hours: float | None = None
+    training_hours_ratio: float | None = Field(default=None, description="verified / claimed")
+    core: float | None = None
+    val_bpb: float | None = None
+    flagged: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+class VerifierIdentity(Contract):
+    id: str = Field(min_length=1, max_length=100)
+    version: str = Field(max_length=64)
+    hardware: HardwareFingerprint | None = None
+
+
+class VerificationReport(Contract):
+    """The verifier's decision on a run config, from its own k runs."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    track: Slug
+    rules_version: RulesVersion = RULES_VERSION
+    protocol: EvalProtocol = EVAL_PROTOCOL
+    verifier: VerifierIdentity
+    run_config: RunConfig
+    runs: list[RunResult] = Field(default_factory=list)
+    core: StatSummary | None = None
+    core_threshold: float
+    alpha: Fraction
+    p_value: Fraction | None = None
+    training_hours: StatSummary | None = None
+    val_bpb: StatSummary | None = None
+    deltas: ClaimDeltas | None = None
+    verdict: Verdict
+    reasons: list[str] = Field(default_factory=list)
+    log_tail: str | None = Field(default=None, max_length=64_000)
+    created_at: datetime
