@@ -1,0 +1,138 @@
+"""The Jinja2 environment of the pages (autoescape always on) and the number formats they share."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from web import TEMPLATES_DIR
+from web.charts import fmt_hours
+
+
+def hours(v: float | None, digits: int = 2) -> str:
+    """Training hours for a table cell: '2.76', '168', '0.0123'."""
+    if v is None:
+        return "—"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 0.01:
+        return f"{v:.{digits}f}"
+    return f"{v:.2g}"
+
+
+def usd(v: float | None) -> str:
+    """Dollars: '$39.60', '$43,000', '$0.004'."""
+    if v is None:
+        return "—"
+    if v >= 1000:
+        return f"${v:,.0f}"
+    if v >= 0.01:
+        return f"${v:,.2f}"
+    return f"${v:.2g}"
+
+
+def num(v: float | None, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def pvalue(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if v < 1e-4:
+        return f"{v:.1e}"
+    return f"{v:.4f}"
+
+
+def signed(v: float | None, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:+.{digits}f}"
+
+
+def core_summary(mean: float | None, std: float | None, n: int | None) -> str:
+    """'0.2626 ± 0.0031 (5)'; the std and n only when known."""
+    if mean is None:
+        return "—"
+    text = f"{mean:.4f}"
+    if std is not None and n is not None and n > 1:
+        text += f" ± {std:.4f}"
+    if n is not None:
+        text += f" ({n})"
+    return text
+
+
+def day(v: date | datetime | str | None) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d")
+    if isinstance(v, date):
+        return v.isoformat()
+    return str(v)
+
+
+def moment(v: datetime | None) -> str:
+    return "—" if v is None else v.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def pretty_json(v: Any) -> str:
+    """Indented JSON for a <pre> (escaped by the template like any other text)."""
+    if hasattr(v, "model_dump"):
+        v = v.model_dump(mode="json")
+    return json.dumps(v, indent=2, sort_keys=True, default=str)
+
+
+def percent(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.0f}%"
+
+
+def size(v: int | None) -> str:
+    if v is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if v < 1024 or unit == "GiB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v = v / 1024  # type: ignore[assignment]
+    return str(v)
+
+
+def json_script(v: Any) -> Markup:
+    """JSON safe to place inside <script type="application/json"> (no '</' or '<!--' can close it)."""
+    text = json.dumps(v, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The pages' Jinja2 environment: autoescape for every template, undefined names are errors."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(
+        hours=hours,
+        usd=usd,
+        num=num,
+        pvalue=pvalue,
+        signed=signed,
+        day=day,
+        moment=moment,
+        pretty_json=pretty_json,
+        percent=percent,
+        size=size,
+        duration=fmt_hours,
+        json_script=json_script,
+    )
+    env.globals.update(core_summary=core_summary)
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    return environment().get_template(template).render(**context)

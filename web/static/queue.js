@@ -1,0 +1,80 @@
+// Live queue: poll the page's JSON twin and redraw the table. Text goes in with textContent only.
+(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  var table = document.getElementById("queue");
+  if (!live || !table) return;
+  var src = live.getAttribute("data-src");
+  var interval = parseInt(live.getAttribute("data-interval-ms"), 10) || 3000;
+  var known = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function moment(iso) {
+    if (!iso) return "—";
+    var d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+  function progressCell(p) {
+    var td = el("td", "progress-cell");
+    if (!p) { td.textContent = "—"; return td; }
+    var bar = el("div", "progress");
+    var fill = el("span");
+    fill.style.width = Math.max(0, Math.min(100, p.percent || 0)) + "%";
+    bar.appendChild(fill);
+    td.appendChild(bar);
+    var parts = ["run " + (p.run_index + 1) + "/" + p.runs];
+    if (p.step !== null && p.step !== undefined && p.steps) parts.push("step " + p.step + "/" + p.steps);
+    if (p.message) parts.push(p.message);
+    td.appendChild(el("div", "small muted", parts.join(" · ")));
+    return td;
+  }
+  function row(j) {
+    var tr = el("tr");
+    tr.setAttribute("data-job-id", j.id);
+    tr.setAttribute("data-status", j.status);
+    tr.appendChild(el("td", "num", "#" + j.id));
+    var entry = el("td");
+    var a = el("a", null, j.entry_title);
+    a.href = "/entries/" + encodeURIComponent(j.entry_id);
+    entry.appendChild(a);
+    tr.appendChild(entry);
+    tr.appendChild(el("td", "wide", j.track));
+    var state = el("td", "state");
+    var badge = el("span", "badge badge-" + (known.indexOf(j.status) >= 0 ? j.status : "other"), j.status);
+    badge.setAttribute("data-status", j.status);
+    state.appendChild(badge);
+    tr.appendChild(state);
+    tr.appendChild(el("td", "num", j.attempts + " / " + j.max_attempts));
+    tr.appendChild(progressCell(j.progress));
+    tr.appendChild(el("td", "wide mono small", j.lease_owner || "—"));
+    tr.appendChild(el("td", "wide small", moment(j.created_at)));
+    tr.appendChild(el("td", "small", j.failure_reason || ""));
+    return tr;
+  }
+  function draw(jobs) {
+    var body = document.createElement("tbody");
+    if (!jobs.length) {
+      var tr = el("tr", "empty");
+      var td = el("td", "muted", "The queue is empty.");
+      td.colSpan = 9;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    jobs.forEach(function (j) { body.appendChild(row(j)); });
+    table.replaceChild(body, table.tBodies[0]);
+    live.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
+  }
+  function poll() {
+    fetch(src, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (data) { draw(Array.isArray(data) ? data : (data.jobs || data.items || [])); })
+      .catch(function () { live.textContent = "offline; retrying"; })
+      .then(function () { setTimeout(poll, interval); });
+  }
+  setTimeout(poll, interval);
+})();
