@@ -14,6 +14,7 @@ renders) and carry a CSS class the site's stylesheet can refine.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ def date_segments(xs: Sequence[float]) -> tuple[tuple[float, float], ...]:
     ordered = sorted(xs)
     span = ordered[-1] - ordered[0]
     clusters: list[list[float]] = [[ordered[0]]]
-    for prev, x in zip(ordered, ordered[1:], strict=False):
+    for prev, x in itertools.pairwise(ordered):
         if x - prev > 1.0 and x - prev > span / 3:
             clusters.append([x])
         else:
@@ -285,7 +286,7 @@ def _empty(frame: Frame, title: str, css_class: str, message: str) -> Markup:
 
 def _axes(frame: Frame, xa: Axis, ya: Axis, x_label: str, y_label: str) -> list[str]:
     px0, py0 = frame.left, frame.top + frame.plot_h
-    out = [f'<g class="axes" stroke="#d1d5db" stroke-width="1">']
+    out = ['<g class="axes" stroke="#d1d5db" stroke-width="1">']
     for v, _ in ya.ticks:
         y = py0 - ya.fraction(v) * frame.plot_h
         out.append(f'<line class="grid" x1="{px0}" x2="{_f(px0 + frame.plot_w)}" y1="{_f(y)}" y2="{_f(y)}"/>')
