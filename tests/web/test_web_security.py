@@ -19,7 +19,7 @@ def test_signature_is_bound_to_its_purpose() -> None:
 
 def test_tampered_value_wrong_secret_or_garbage_is_rejected() -> None:
     signed = sign("alice", secret=SECRET, purpose="session", now_s=1000)
-    encoded, issued, mac = signed.split(".")
+    _, issued, mac = signed.split(".")
     forged = sign("mallory", secret="another-secret", purpose="session", now_s=1000).split(".")[0]
     assert unsign(f"{forged}.{issued}.{mac}", secret=SECRET, purpose="session", max_age_s=60, now_s=1000) is None
     assert unsign(signed, secret="another-secret", purpose="session", max_age_s=60, now_s=1000) is None
