@@ -1,0 +1,334 @@
+"""CORE, batched: many examples per forward, with the per-example result of the one-at-a-time harness.
+
+Per task: shuffle and cut the records (`prompts.task_items`), take this rank's examples (strided),
+render and tokenize them (`prompts.prepare_examples`), then score every token row of every example:
+rows are sorted by length (longest first) and packed into right-padded batches of at most
+``batch_tokens`` tokens (rows x padded length). Only the scored span positions of each row are
+turned into losses and greedy predictions. An example's decision is the harness's: the first
+argmin of the mean span loss for multiple choice and schema, all greedy tokens equal to the span
+for language modeling. Ranks all-reduce the per-example correctness vector.
+
+Causal attention makes a row's logits independent of the rows and padding beside it, so the
+decisions equal those of the one-example-per-forward reference (tested to the example on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from submissions.schema import CoreResult, CoreTaskResult
+from trainer.evaluation.bundle import Bundle, TaskData
+from trainer.evaluation.prompts import EvalTokenizer, ScoredExample, first_argmin, prepare_examples, task_items
+from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType, centered_accuracy
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_BATCH_TOKENS = 16_384
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One task's result, with what a table shows and what a comparison needs."""
+
+    label: str
+    accuracy: float
+    centered: float
+    n: int
+    seconds: float
+    correct: tuple[bool, ...]  # per example, in the shuffled order (all ranks reduced)
+
+
+@dataclass(frozen=True)
+class _Row:
+    example: int  # position among this rank's examples
+    option: int
+    tokens: tuple[int, ...]
+    start: int
+    end: int
+
+
+def _rows(examples: Sequence[ScoredExample]) -> list[_Row]:
+    rows = []
+    for e, ex in enumerate(examples):
+        for o, (toks, s, t) in enumerate(zip(ex.rows, ex.starts, ex.ends, strict=True)):
+            rows.append(_Row(e, o, toks, s, t))
+    return rows
+
+
+def pack_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Row indices grouped into batches, longest rows first, each batch <= ``batch_tokens`` padded tokens.
+
+    A row longer than the budget gets a batch of its own.
+    """
+    if batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # rows come longest first, so the padded length of a batch is the length of its first row
+        if current and (len(current) + 1) * lengths[current[0]] > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    import torch
+
+    if dtype is None or device.type == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def score_rows(
+    model: torch.nn.Module,
+    rows: Sequence[_Row],
+    *,
+    pad_id: int,
+    device: torch.device,
+    batch_tokens: int,
+    want_losses: bool,
+    autocast_dtype: torch.dtype | None = None,
+) -> Iterator[tuple[list[int], list[float] | list[bool]]]:
+    """Yield (row indices, per-row result) per batch: the mean span loss, or whether greedy == span."""
+    import torch
+    import torch.nn.functional as F
+
+    for batch in pack_batches([len(r.tokens) for r in rows], batch_tokens):
+        width = len(rows[batch[0]].tokens)
+        x = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        b_idx: list[int] = []
+        p_idx: list[int] = []
+        for b, i in enumerate(batch):
+            r = rows[i]
+            x[b, : len(r.tokens)] = torch.tensor(r.tokens, dtype=torch.long)
+            b_idx.extend([b] * (r.end - r.start))
+            p_idx.extend(range(r.start - 1, r.end - 1))  # position t-1 predicts token t
+        x = x.to(device, non_blocking=True)
+        bi = torch.tensor(b_idx, dtype=torch.long, device=device)
+        pi = torch.tensor(p_idx, dtype=torch.long, device=device)
+        with _autocast(device, autocast_dtype):
+            logits = model(x)
+        span_logits = logits[bi, pi]  # [span tokens, V]
+        targets = x[bi, pi + 1]
+        sizes = [rows[i].end - rows[i].start for i in batch]
+        if want_losses:
+            losses = F.cross_entropy(span_logits.float(), targets, reduction="none")
+            means = [float(part.mean().item()) for part in torch.split(losses, sizes)]
+            yield batch, means
+        else:
+            hits = (span_logits.argmax(dim=-1) == targets).cpu()
+            yield batch, [bool(part.all().item()) for part in torch.split(hits, sizes)]
+        del logits, span_logits
+
+
+def evaluate_task(
+    model: torch.nn.Module,
+    tokenizer: EvalTokenizer,
+    task: TaskData,
+    *,
+    device: torch.device | str,
+    max_per_task: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    rank: int = 0,
+    world_size: int = 1,
+    max_seq_len: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Any = None,
+) -> TaskOutcome:
+    """Score one task (batched) and return its accuracy over all ranks' examples."""
+    import torch
+
+    t0 = time.perf_counter()
+    dev = torch.device(device)
+    spec = task.spec
+    items = task_items(task.items, max_per_task)
+    if spec.num_fewshot >= len(items):
+        raise ValueError(
+            f"{spec.label}: {spec.num_fewshot}-shot needs more than {spec.num_fewshot} examples, "
+            f"but only {len(items)} are evaluated (max_per_task={max_per_task})"
+        )
+    mine = list(range(rank, len(items), world_size))
+    examples = prepare_examples(spec, items, mine, tokenizer, max_seq_len=max_seq_len)
+    rows = _rows(examples)
+    want_losses = spec.task_type is not TaskType.language_modeling
+    per_row: list[float | bool] = [0.0] * len(rows)
+    remaining = [len(ex.rows) for ex in examples]
+    with torch.no_grad():
+        for batch, values in score_rows(
+            model,
+            rows,
+            pad_id=tokenizer.bos_id,
+            device=dev,
+            batch_tokens=batch_tokens,
+            want_losses=want_losses,
+            autocast_dtype=autocast_dtype,
+        ):
+            finished = 0
+            for i, v in zip(batch, values, strict=True):
+                per_row[i] = v
+                remaining[rows[i].example] -= 1
+                finished += remaining[rows[i].example] == 0
+            if progress is not None:
+                progress.update(finished)
+    correct = torch.zeros(len(items), dtype=torch.float32, device=dev)
+    pos = 0
+    for e, ex in enumerate(examples):
+        values = per_row[pos : pos + len(ex.rows)]
+        pos += len(ex.rows)
+        if ex.gold is None:
+            ok = bool(values[0])
+        else:
+            ok = first_argmin([float(v) for v in values]) == ex.gold
+        correct[mine[e]] = float(ok)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_initialized():
+            raise ValueError(f"world_size={world_size} needs an initialized torch.distributed process group")
+        dist.all_reduce(correct, op=dist.ReduceOp.SUM)
+    flags = tuple(bool(v) for v in correct.cpu().tolist())
+    accuracy = sum(flags) / len(flags)
+    return TaskOutcome(
+        label=spec.label,
+        accuracy=accuracy,
+        centered=centered_accuracy(accuracy, spec.baseline_v1_percent),
+        n=len(flags),
+        seconds=time.perf_counter() - t0,
+        correct=flags,
+    )
+
+
+def autocast_dtype_for(precision: Precision, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype of a precision: 'auto' is bf16 on GPUs (the harness's setting) and fp32 on CPU."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and torch.device(device).type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+def evaluate_tasks(
+    model: torch.nn.Module,
+    tokenizer: EvalTokenizer,
+    bundle: Bundle,
+    *,
+    device: torch.device | str,
+    labels: Sequence[str] | None = None,
+    max_per_task: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    rank: int = 0,
+    world_size: int = 1,
+    max_seq_len: int | None = None,
+    precision: Precision = "auto",
+    progress: bool = True,
+) -> list[TaskOutcome]:
+    """Score the tasks ``labels`` of ``bundle`` (all 22 by default), in core-v1 order."""
+    from tqdm import tqdm
+
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+    if max_per_task is not None and max_per_task < 1:
+        raise ValueError(f"max_per_task must be >= 1 or None, got {max_per_task}")
+    wanted = list(CORE_V1_LABELS) if labels is None else list(labels)
+    unknown = [label for label in wanted if label not in CORE_V1_LABELS]
+    if unknown:
+        raise ValueError(f"labels: not core-v1 tasks: {unknown}")
+    dtype = autocast_dtype_for(precision, device)
+    tasks = [bundle.task(label) for label in wanted]
+    sizes = [len(t.items) if max_per_task is None else min(len(t.items), max_per_task) for t in tasks]
+    total = sum(len(range(rank, n, world_size)) for n in sizes)
+    was_training = model.training
+    model.eval()
+    outcomes = []
+    try:
+        with tqdm(total=total, unit="ex", desc="CORE", disable=not progress or rank != 0, file=sys.stderr) as bar:
+            for task in tasks:
+                bar.set_postfix_str(task.label)
+                outcomes.append(
+                    evaluate_task(
+                        model,
+                        tokenizer,
+                        task,
+                        device=device,
+                        max_per_task=max_per_task,
+                        batch_tokens=batch_tokens,
+                        rank=rank,
+                        world_size=world_size,
+                        max_seq_len=max_seq_len,
+                        autocast_dtype=dtype,
+                        progress=bar,
+                    )
+                )
+    finally:
+        model.train(was_training)
+    return outcomes
+
+
+def core_result(
+    outcomes: Sequence[TaskOutcome], *, bundle_sha256: str, max_per_task: int | None, seconds: float
+) -> CoreResult:
+    """The contract's CoreResult from the 22 task outcomes."""
+    labels = [o.label for o in outcomes]
+    if sorted(labels) != sorted(CORE_V1_LABELS):
+        raise ValueError(f"CORE needs the 22 core-v1 tasks exactly, got {labels}")
+    return CoreResult(
+        core=sum(o.centered for o in outcomes) / len(outcomes),
+        bundle_sha256=bundle_sha256,
+        max_per_task=max_per_task,
+        tasks={o.label: CoreTaskResult(accuracy=o.accuracy, centered=o.centered, n=o.n) for o in outcomes},
+        seconds=seconds,
+    )
+
+
+def evaluate_core(
+    model: torch.nn.Module,
+    tokenizer: EvalTokenizer,
+    bundle: Bundle,
+    *,
+    device: torch.device | str,
+    max_per_task: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    rank: int = 0,
+    world_size: int = 1,
+    max_seq_len: int | None = None,
+    precision: Precision = "auto",
+    progress: bool = True,
+) -> CoreResult:
+    """CORE (core-v1) of ``model`` on ``bundle``: every rank calls it, every rank gets the reduced result.
+
+    ``model(idx) -> logits [B, T, V]``; evaluated in eval mode under no_grad (bf16 autocast on CUDA
+    unless ``precision`` says otherwise). ``max_per_task`` keeps the first N shuffled examples
+    of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left for
+    a model with a shorter context (our own models need no cropping).
+    """
+    t0 = time.perf_counter()
+    outcomes = evaluate_tasks(
+        model,
+        tokenizer,
+        bundle,
+        device=device,
+        max_per_task=max_per_task,
+        batch_tokens=batch_tokens,
+        rank=rank,
+        world_size=world_size,
+        max_seq_len=max_seq_len,
+        precision=precision,
+        progress=progress,
+    )
+    return core_result(
+        outcomes, bundle_sha256=bundle.sha256, max_per_task=max_per_task, seconds=time.perf_counter() - t0
+    )
