@@ -1,0 +1,279 @@
+"""The GPU-node side of the verification queue (`speedrun worker --server URL --token T`).
+
+Loop: lease a job (the lease expires unless renewed), heartbeat with progress (step, ETA) while
+``verify`` runs, upload the artifacts (each run's result, metrics and logs, the report and its
+summary), then complete the job with the report, whatever its verdict. A crash inside the worker
+fails the job with the traceback; an interrupted worker gives the job back (retryable). A node
+lock (``flock`` on ``<work_dir>/worker.lock`` by default) keeps two workers that share a work dir
+from running jobs at once, and the client's retries carry the worker over a restart of the server.
+A worker refuses (retryable fail) a job whose hardware its own fingerprint does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from submissions.client import Client, ClientError
+from submissions.protocol import (
+    MAX_ARTIFACT_BYTES,
+    ArtifactKind,
+    ArtifactRef,
+    Heartbeat,
+    JobComplete,
+    JobFail,
+    JobLease,
+    JobProgress,
+    JobState,
+    LeaseRequest,
+)
+from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, HardwareFingerprint
+from submissions.verify import DEFAULT_SANDBOX_USER, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
+
+LOCK_FILE = "worker.lock"
+# Artifact files of a run directory, uploaded under run-<i>/<name>.
+_RUN_FILES: tuple[tuple[str, ArtifactKind], ...] = (
+    (RESULT_FILE, "result"),
+    (METRICS_FILE, "metrics"),
+    (LOG_FILE, "log"),
+    (PROCESS_LOG_FILE, "log"),
+)
+
+
+def _say(message: str) -> None:
+    print(f"speedrun worker: {message}", file=sys.stderr, flush=True)
+
+
+def hardware_mismatch(lease: JobLease, fingerprint: HardwareFingerprint) -> str | None:
+    """Why this node cannot run the leased job (None when it can)."""
+    config = lease.run_config
+    gpus = 0 if fingerprint.device_type == "cpu" else fingerprint.device_count
+    if fingerprint.sku != config.hardware_class:
+        return f"this worker is {fingerprint.sku} ({fingerprint.device_name}); the job needs {config.hardware_class}"
+    if gpus < config.gpus_per_node:
+        return f"this worker has {gpus} GPU(s); the job needs {config.gpus_per_node} per node"
+    if fingerprint.nodes < config.nodes:
+        return f"this worker spans {fingerprint.nodes} node(s); the job needs {config.nodes}"
+    return lease.track.allows_hardware(fingerprint.sku, config.gpus_per_node, config.nodes)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease with the latest progress; sets ``lost`` when the lease is gone or cancelled."""
+
+    def __init__(self, client: Client, lease: JobLease, interval_s: float) -> None:
+        super().__init__(name=f"heartbeat-{lease.job_id}", daemon=True)
+        self.client = client
+        self.lease = lease
+        self.interval_s = interval_s
+        self.progress = JobProgress(run_index=0, runs=lease.runs, message="preparing the trainer")
+        self.stop = threading.Event()
+        self.lost = threading.Event()  # also the verifier's cancel event
+        self.why_lost = ""
+        self.sent = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            reply = self.client.heartbeat(
+                self.lease.job_id, Heartbeat(lease_token=self.lease.lease_token, progress=self.progress)
+            )
+        except ClientError as exc:
+            if exc.status in (404, 409, 410):
+                self.why_lost = f"lease lost: {exc}"
+                self.lost.set()
+                self.stop.set()
+            else:
+                _say(f"heartbeat of job {self.lease.job_id} failed, will retry: {exc}")
+            return
+        self.sent += 1
+        if reply.cancel:
+            self.why_lost = "the server cancelled the job"
+            self.lost.set()
+            self.stop.set()
+
+
+class Worker:
+    """Leases verification jobs from the service and runs them, one at a time per node."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        worker_id: str,
+        work_dir: Path,
+        poll_interval_s: float = 15.0,
+        fingerprint: HardwareFingerprint | None = None,
+        tracks: list[str] | None = None,
+        run_timeout_s: float | None = None,
+        sandbox_user: str | None = DEFAULT_SANDBOX_USER,
+        lock_path: Path | None = None,
+        keep_job_dirs: bool = True,
+    ) -> None:
+        if poll_interval_s <= 0:
+            raise ValueError("poll_interval_s: must be > 0")
+        if not worker_id or len(worker_id) > 100:
+            raise ValueError("worker_id: 1 to 100 characters")
+        self.client = client
+        self.worker_id = worker_id
+        self.work_dir = Path(work_dir)
+        self.poll_interval_s = poll_interval_s
+        self._fingerprint = fingerprint
+        self.tracks = tracks
+        self.run_timeout_s = run_timeout_s
+        self.sandbox_user = sandbox_user
+        self.lock_path = lock_path or self.work_dir / LOCK_FILE
+        self.keep_job_dirs = keep_job_dirs
+        self.stop_event = threading.Event()
+
+    @property
+    def fingerprint(self) -> HardwareFingerprint:
+        if self._fingerprint is None:
+            from submissions.hardware import local_fingerprint
+
+            self._fingerprint = local_fingerprint()
+        return self._fingerprint
+
+    @contextlib.contextmanager
+    def _node_lock(self) -> Iterator[bool]:
+        """Hold the node lock for one job; yields False when another worker holds it."""
+        from filelock import FileLock, Timeout
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def run_once(self) -> JobState | None:
+        """Lease and run at most one job; None when there was no job (or the node is busy)."""
+        with self._node_lock() as held:
+            if not held:
+                _say(f"another worker holds {self.lock_path}; not leasing")
+                return None
+            lease = self.client.lease(
+                LeaseRequest(worker_id=self.worker_id, fingerprint=self.fingerprint, tracks=self.tracks)
+            )
+            if lease is None:
+                return None
+            _say(f"leased job {lease.job_id} (attempt {lease.attempt}, track {lease.track.slug}, {lease.runs} runs)")
+            return self._run_job(lease)
+
+    def run_forever(self) -> None:
+        """Run jobs until ``stop_event`` is set; waits ``poll_interval_s`` when the queue is empty."""
+        _say(f"{self.worker_id} polling for jobs ({self.fingerprint.sku}, {self.fingerprint.device_name})")
+        while not self.stop_event.is_set():
+            try:
+                state = self.run_once()
+            except ClientError as exc:
+                _say(f"server unavailable, retrying in {self.poll_interval_s:.0f} s: {exc}")
+                state = None
+            if state is None:
+                self.stop_event.wait(self.poll_interval_s)
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def _run_job(self, lease: JobLease) -> JobState | None:
+        mismatch = hardware_mismatch(lease, self.fingerprint)
+        if mismatch is not None:
+            _say(f"refusing job {lease.job_id}: {mismatch}")
+            return self.client.fail(
+                lease.job_id,
+                JobFail(lease_token=lease.lease_token, reason=f"worker refused: {mismatch}", retryable=True),
+            )
+        job_dir = self.work_dir / f"job-{lease.job_id}-attempt-{lease.attempt}"
+        if job_dir.exists():
+            shutil.rmtree(job_dir)
+        beat = _Heartbeat(self.client, lease, interval_s=max(0.5, min(30.0, lease.lease_seconds / 4)))
+
+        def on_progress(p: JobProgress) -> None:
+            beat.progress = p
+
+        beat.beat()
+        beat.start()
+        try:
+            report = verify(
+                lease.run_config,
+                track=lease.track,
+                runs=lease.runs,
+                out_dir=job_dir,
+                claimed=lease.claimed_results,
+                progress=on_progress,
+                run_timeout_s=self.run_timeout_s,
+                verifier_id=self.worker_id,
+                sandbox_user=self.sandbox_user,
+                cancel=beat.lost,
+            )
+        except KeyboardInterrupt:
+            beat.stop.set()
+            self._give_back(lease, "the worker was interrupted", retryable=True)
+            raise
+        except Exception as exc:
+            beat.stop.set()
+            _say(f"job {lease.job_id} crashed the worker: {exc!r}")
+            return self._give_back(lease, f"worker error: {exc!r}", traceback.format_exc(), retryable=False)
+        finally:
+            beat.stop.set()
+            beat.join(timeout=30)
+        if beat.lost.is_set():
+            _say(f"job {lease.job_id} abandoned: {beat.why_lost}")
+            if beat.why_lost.startswith("lease lost"):
+                return None
+            return self._give_back(lease, beat.why_lost, report.log_tail or "", retryable=False)
+        artifacts = self._upload(lease, job_dir)
+        state = self.client.complete(
+            lease.job_id, JobComplete(lease_token=lease.lease_token, report=report, artifacts=artifacts)
+        )
+        _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(artifacts)} artifacts, status {state.status}")
+        if not self.keep_job_dirs:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        return state
+
+    def _give_back(self, lease: JobLease, reason: str, log_tail: str = "", *, retryable: bool) -> JobState | None:
+        try:
+            return self.client.fail(
+                lease.job_id,
+                JobFail(
+                    lease_token=lease.lease_token,
+                    reason=reason[:2000],
+                    log_tail=log_tail[-64_000:],
+                    retryable=retryable,
+                ),
+            )
+        except ClientError as exc:
+            _say(f"could not report the failure of job {lease.job_id}: {exc}")
+            return None
+
+    def _upload(self, lease: JobLease, job_dir: Path) -> list[ArtifactRef]:
+        files: list[tuple[str, ArtifactKind, Path]] = []
+        for run_dir in sorted(job_dir.glob("run-*")):
+            for name, kind in _RUN_FILES:
+                files.append((f"{run_dir.name}/{name}", kind, run_dir / name))
+        files += [(REPORT_FILE, "report", job_dir / REPORT_FILE), (SUMMARY_FILE, "other", job_dir / SUMMARY_FILE)]
+        refs: list[ArtifactRef] = []
+        for name, kind, path in files:
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+            if size > MAX_ARTIFACT_BYTES:
+                _say(f"not uploading {name}: {size} bytes, more than {MAX_ARTIFACT_BYTES}")
+                continue
+            refs.append(
+                self.client.upload_artifact(
+                    lease.job_id, lease.lease_token, name=name, kind=kind, data=path.read_bytes()
+                )
+            )
+        return refs
