@@ -1,0 +1,84 @@
+# syntax=docker/dockerfile:1.7
+#
+# The leaderboard site: FastAPI + SQLAlchemy + Alembic on a slim Python, with the CPU build of torch
+# (the site itself never trains; `speedrun demo` and the cpu-smoke track do, on CPU).
+#
+# Build from the repository root:
+#   docker build -f docker/service.Dockerfile -t speedrun-site .
+# Run (SQLite in the volume; give SPEEDRUN_DATABASE_URL for PostgreSQL, see docker/compose.yaml):
+#   docker run -p 8000:8000 -v speedrun-site:/var/lib/speedrun speedrun-site
+#
+# Migrations run on start (`speedrun serve`, SPEEDRUN_MIGRATE_ON_START=true). Configuration is by
+# environment only: SPEEDRUN_DATABASE_URL, SPEEDRUN_BASE_URL, SPEEDRUN_SECRET_KEY, ... (leaderboard/settings.py).
+
+# Python 3.11 on Debian bookworm, pinned by version and by the digest of its multi-arch index.
+# Refresh both together: docker buildx imagetools inspect python:3.11.14-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+
+# torch is pinned to the version the project is tested with, from the CPU-only index: the default
+# PyPI wheel of torch is the CUDA build and drags several GB of nvidia-* wheels into the image.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && python -c "import torch; assert torch.version.cuda is None, 'the site image must carry the CPU build of torch'"
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY speedrun ./speedrun
+COPY trainer ./trainer
+COPY submissions ./submissions
+COPY leaderboard ./leaderboard
+COPY web ./web
+
+# The constraint keeps pip from replacing the CPU torch above with a CUDA wheel from PyPI.
+RUN pip freeze | grep -i '^torch==' > /tmp/torch-constraint.txt \
+    && pip install --constraint /tmp/torch-constraint.txt ".[postgres]" \
+    && pip check \
+    && speedrun --help > /dev/null
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS site
+
+LABEL org.opencontainers.image.title="speedrun-site" \
+      org.opencontainers.image.description="speedrun leaderboard site (FastAPI, PostgreSQL or SQLite)"
+
+# A fixed non-root uid/gid so that volumes and `runAsNonRoot` policies see the same owner everywhere.
+RUN groupadd --system --gid 10001 speedrun \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/speedrun --shell /usr/sbin/nologin speedrun \
+    && mkdir -p /var/lib/speedrun/artifacts \
+    && chown -R 10001:10001 /var/lib/speedrun
+
+COPY --from=build /opt/venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    SPEEDRUN_HOME=/var/lib/speedrun \
+    SPEEDRUN_ARTIFACTS_DIR=/var/lib/speedrun/artifacts \
+    SPEEDRUN_MIGRATE_ON_START=true
+
+# SQLite database file, artifacts (logs, run results by content digest) and the generated secret key
+# live here when no external database/secret is given; mount a volume to keep them.
+VOLUME ["/var/lib/speedrun"]
+WORKDIR /var/lib/speedrun
+USER 10001:10001
+
+EXPOSE 8000
+
+# The slim image has no curl: the health probe is a few lines of the Python that is already there.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]
+
+ENTRYPOINT ["speedrun"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
