@@ -1,0 +1,96 @@
+"""The FastAPI application: ``create_app(settings)``; its lifespan opens the database.
+
+Nothing happens at import. The lifespan builds the engine and sessionmaker, applies the
+migrations (``settings.migrate_on_start``) and seeds the built-in tracks, prices and the public
+nanochat history when they are missing (``settings.seed_on_start``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.cache import CACHE_INFO_KEY, ReadCache
+from leaderboard.db import make_engine, make_sessionmaker
+from leaderboard.errors import install_error_handlers
+from leaderboard.middleware import BodyLimitMiddleware
+from leaderboard.settings import Settings, get_settings
+from speedrun import __version__
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+
+
+def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Database:
+    """Engine + sessionmaker for ``settings``; migrations and seed data applied as the settings say."""
+    from leaderboard import migrate
+    from leaderboard.seed import seed_all
+
+    engine = make_engine(settings.resolved_database_url, echo=settings.sql_echo)
+    if settings.resolved_database_url.startswith("sqlite:///"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.migrate_on_start:
+        migrate.upgrade(engine)
+    info = {} if cache is None else {CACHE_INFO_KEY: cache}
+    factory = make_sessionmaker(engine, info=info)
+    if settings.seed_on_start:
+        with factory.begin() as session:
+            seed_all(session)
+    return Database(engine=engine, sessionmaker=factory)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The site: ``/api`` (JSON), the HTML pages of ``web.views``, ``/static``, ``/docs``."""
+    import web
+    from leaderboard.artifacts.routes import router as artifacts_router
+    from leaderboard.entries.routes import router as entries_router
+    from leaderboard.jobs.routes import router as jobs_router
+    from leaderboard.tracks.routes import router as tracks_router
+    from leaderboard.users.routes import router as users_router
+    from web.views import router as web_router
+
+    settings = settings or get_settings()
+    if not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = open_database(settings, cache=app.state.cache)
+        app.state.engine = db.engine
+        app.state.sessionmaker = db.sessionmaker
+        try:
+            yield
+        finally:
+            db.engine.dispose()
+
+    app = FastAPI(
+        title="speedrun leaderboard",
+        version=__version__,
+        description="Time-to-GPT-2 speedrun: submissions in, verification jobs out, verified ranks by hours and dollars.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = ArtifactStore(settings.resolved_artifacts_dir)
+    app.state.cache = ReadCache(ttl_seconds=settings.cache_ttl_seconds)
+    install_error_handlers(app)
+    for router in (tracks_router, entries_router, jobs_router, artifacts_router, users_router):
+        app.include_router(router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    artifact_limit, body_limit = settings.max_artifact_bytes, settings.max_request_bytes
+
+    def limit_for(path: str) -> int:
+        return artifact_limit if path.endswith("/artifacts") else body_limit
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    return app

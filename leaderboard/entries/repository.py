@@ -1,0 +1,136 @@
+"""Queries on entries, runs, submissions and verifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
+
+from leaderboard.db import utcnow
+from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
+
+RANKED = (EntryStatus.verified, EntryStatus.reported)
+
+
+def board_filter(
+    track_id: int, status: str, hardware: str | None, rules_version: str | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Entry.track_id == track_id]
+    if status == "ranked":
+        conditions.append(Entry.status.in_(RANKED))
+    elif status != "all":
+        conditions.append(Entry.status == EntryStatus(status))
+    if hardware:
+        conditions.append(Entry.hardware_class == hardware)
+    if rules_version:
+        conditions.append(Entry.rules_version == rules_version)
+    return conditions
+
+
+def board_page(
+    session: Session, conditions: Sequence[ColumnElement[bool]], sort: str, limit: int, offset: int
+) -> list[Entry]:
+    """Entries in board order: verified first, then reported, then the rest; by rank, then newest."""
+    section = case((Entry.status == EntryStatus.verified, 0), (Entry.status == EntryStatus.reported, 1), else_=2)
+    rank_col = Entry.rank_time if sort == "time" else Entry.rank_cost
+    stmt = (
+        select(Entry)
+        .where(*conditions)
+        .order_by(section, Entry.rules_version, rank_col.is_(None), rank_col, Entry.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(stmt))
+
+
+def board_count(session: Session, conditions: Sequence[ColumnElement[bool]]) -> int:
+    return int(session.scalar(select(func.count(Entry.id)).where(*conditions)) or 0)
+
+
+def distinct_values(session: Session, track_id: int, column: str) -> list[str]:
+    col = Entry.hardware_class if column == "hardware" else Entry.rules_version
+    return sorted(str(v) for v in session.scalars(select(col).where(Entry.track_id == track_id).distinct()))
+
+
+def ranking_inputs(session: Session, track_id: int) -> list[Entry]:
+    """Entries whose rank may change: ranked statuses, and any that still carry a rank."""
+    return list(
+        session.scalars(
+            select(Entry).where(
+                Entry.track_id == track_id,
+                Entry.status.in_(RANKED) | Entry.rank_time.is_not(None) | Entry.rank_cost.is_not(None),
+            )
+        )
+    )
+
+
+def runs_of(session: Session, entry_id: int) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.entry_id == entry_id).order_by(Run.id)))
+
+
+def verifications_of(session: Session, entry_id: int) -> list[Verification]:
+    return list(
+        session.scalars(select(Verification).where(Verification.entry_id == entry_id).order_by(Verification.id.desc()))
+    )
+
+
+def submission_by_key(session: Session, user_id: int, key: str) -> Submission | None:
+    return session.scalar(select(Submission).where(Submission.user_id == user_id, Submission.idempotency_key == key))
+
+
+def entry_of_submission(session: Session, submission_id: int) -> Entry | None:
+    return session.scalar(select(Entry).where(Entry.submission_id == submission_id))
+
+
+def submissions_since(session: Session, token_id: int, since: object) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Submission.id)).where(Submission.token_id == token_id, Submission.created_at >= since)
+        )
+        or 0
+    )
+
+
+def board_points(session: Session, track_id: int) -> list[Entry]:
+    return list(
+        session.scalars(
+            select(Entry)
+            .where(Entry.track_id == track_id, Entry.status.in_(RANKED), Entry.hours.is_not(None))
+            .order_by(Entry.record_date, Entry.id)
+        )
+    )
+
+
+def claimed_run_count(session: Session, entry_id: int) -> int:
+    return int(
+        session.scalar(select(func.count(Run.id)).where(Run.entry_id == entry_id, Run.kind == RunKind.claimed)) or 0
+    )
+
+
+def insert_submission_once(
+    session: Session, *, user_id: int, token_id: int, idempotency_key: str, body_sha256: str, body: dict[str, object]
+) -> int | None:
+    """Insert a submission unless (user, key) exists; its id, or None when another got there first.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: on PostgreSQL a concurrent insert of the same key waits
+    for the other transaction; on SQLite writers are serialized by the database lock.
+    """
+    values = {
+        "user_id": user_id,
+        "token_id": token_id,
+        "idempotency_key": idempotency_key,
+        "body_sha256": body_sha256,
+        "body": body,
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(Submission).values(**values).on_conflict_do_nothing().returning(Submission.id)
+        return session.scalar(pg_stmt)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    lite_stmt = sqlite_insert(Submission).values(**values).on_conflict_do_nothing().returning(Submission.id)
+    return session.scalar(lite_stmt)

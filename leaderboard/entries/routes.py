@@ -1,0 +1,106 @@
+"""/api routes of the board: leaderboards, entries, progression, submitting, re-verify, retract."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep, SubmitterPrincipal
+from leaderboard.deps import SettingsDep, StoreDep
+from leaderboard.entries import service
+from leaderboard.entries.schemas import (
+    EntryDetailPublic,
+    EntryPublic,
+    LeaderboardPublic,
+    LeaderboardQuery,
+    ProgressionPublic,
+    RetractRequest,
+    ReverifyRequest,
+)
+from leaderboard.jobs.schemas import JobPublic
+from submissions.protocol import SUBMISSIONS, SubmissionAccepted
+from submissions.schema import Submission
+
+router = APIRouter(tags=["board"])
+
+EntryId = Annotated[int, Path(ge=1, le=2**62)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid token"},
+    403: {"description": "the token's role may not do this"},
+    404: {"description": "not found"},
+    409: {"description": "conflict"},
+}
+
+
+@router.get("/api/tracks/{slug}/leaderboard", response_model=LeaderboardPublic)
+def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], session: SessionDep) -> LeaderboardPublic:
+    """The JSON twin of the leaderboard page of a track."""
+    return service.leaderboard(session, slug, query)
+
+
+@router.get("/api/tracks/{slug}/progression", response_model=ProgressionPublic)
+def progression(slug: str, session: SessionDep) -> ProgressionPublic:
+    """The JSON twin of the record progression page."""
+    return service.progression(session, slug)
+
+
+@router.get("/api/entries/{entry_id}", response_model=EntryDetailPublic, responses={404: _ERRORS[404]})
+def entry(entry_id: EntryId, session: SessionDep, store: StoreDep) -> EntryDetailPublic:
+    """The JSON twin of an entry page."""
+    return service.entry_detail(session, entry_id, store)
+
+
+@router.post(
+    SUBMISSIONS,
+    response_model=SubmissionAccepted,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": SubmissionAccepted, "description": "an idempotent replay of an earlier submission"},
+        **_ERRORS,
+        413: {"description": "body larger than the limit"},
+        429: {"description": "too many submissions for this token"},
+    },
+)
+def submit(
+    sub: Submission,
+    response: Response,
+    session: SessionDep,
+    principal: SubmitterPrincipal,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> SubmissionAccepted:
+    """Submit a run config and its claimed results; queues a verification job."""
+    outcome = service.submit(
+        session,
+        principal,
+        sub,
+        store=store,
+        base_url=settings.base_url,
+        max_attempts=settings.max_job_attempts,
+        rate_per_minute=settings.submit_rate_per_minute,
+    )
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    return outcome.accepted
+
+
+@router.post(
+    "/api/entries/{entry_id}/reverify",
+    response_model=JobPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+)
+def reverify(
+    entry_id: EntryId, body: ReverifyRequest, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> JobPublic:
+    """Queue a re-verification (the entry's owner or an admin)."""
+    return service.request_reverification(
+        session, user, entry_id, reason=body.reason, max_attempts=settings.max_job_attempts
+    )
+
+
+@router.post("/api/admin/entries/{entry_id}/retract", response_model=EntryPublic, responses=_ERRORS, tags=["admin"])
+def retract(entry_id: EntryId, body: RetractRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
+    """Withdraw an entry from the board (admin, audited)."""
+    return service.retract(session, admin.user, entry_id, body.reason)

@@ -1,0 +1,199 @@
+"""API shapes of the board: leaderboard rows, entry detail, runs, verifications, progression."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from leaderboard.artifacts.schemas import ArtifactPublic
+from leaderboard.entries.models import EntryStatus
+from leaderboard.jobs.schemas import JobPublic
+from leaderboard.schemas import Schema
+from leaderboard.tracks.schemas import TrackPublic
+
+Section = Literal["verified", "reported", "unranked"]
+SortKey = Literal["time", "cost"]
+StatusFilter = Literal[
+    "ranked", "all", "pending", "verified", "failed", "inconclusive", "error", "retracted", "reported"
+]
+
+
+class LeaderboardQuery(Schema):
+    """Filters and paging of a leaderboard. ``status='ranked'`` (default) = verified + reported rows."""
+
+    sort: SortKey | None = Field(default=None, description="time or cost; default: the track's ranking")
+    hardware: str | None = Field(default=None, max_length=64, description="only this hardware class")
+    status: StatusFilter = "ranked"
+    rules_version: str | None = Field(default=None, max_length=32)
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+class EntryPublic(Schema):
+    """One row of a leaderboard (and the head of an entry page)."""
+
+    id: int
+    url: str
+    track: str
+    section: Section
+    rank: int | None = Field(description="rank in its section under the current sort")
+    rank_time: int | None
+    rank_cost: int | None
+    status: EntryStatus
+    badge: str = Field(description="verified / reported / pending / failed / ... as shown on the row")
+    title: str
+    contributors: list[str]
+    hardware_class: str
+    gpus_per_node: int
+    nodes: int
+    gpus: int
+    rules_version: str
+    other_rules: bool = Field(description="rules version differs from the track's current one")
+    hours: float | None = Field(description="mean verified (or reported) training hours")
+    hours_std: float | None
+    cost_usd: float | None
+    price_usd_per_gpu_hour: float | None
+    core_mean: float | None
+    core_std: float | None
+    core_n: int | None
+    p_value: float | None
+    val_bpb: float | None
+    claimed_hours: float | None
+    claimed_core: float | None
+    record_date: date
+    commit: str | None
+    verified_at: datetime | None
+
+
+class LeaderboardPublic(Schema):
+    track: TrackPublic
+    sort: SortKey
+    hardware: str | None
+    status: StatusFilter
+    rules_version: str | None
+    page: int
+    per_page: int
+    total: int
+    pages: int
+    rows: list[EntryPublic]
+    hardware_options: list[str]
+    rules_versions: list[str]
+
+
+class RunPublic(Schema):
+    id: int
+    kind: str
+    run_id: str
+    seed: int | None
+    training_seconds: float | None
+    training_hours: float | None
+    wall_seconds: float | None
+    steps: int | None
+    tokens: int | None
+    flops: float | None
+    val_bpb: float | None
+    core: float | None
+    core_tasks: dict[str, float] | None
+    mfu: float | None
+    hardware: dict[str, Any] | None
+    result_sha256: str | None
+    metrics_sha256: str | None
+    verification_id: int | None
+    created_at: datetime
+
+
+class VerificationPublic(Schema):
+    id: int
+    job_id: int | None
+    verifier_id: str
+    reported_verdict: str
+    verdict: str
+    reasons: list[str]
+    hours_mean: float | None
+    hours_std: float | None
+    core_mean: float | None
+    core_std: float | None
+    core_n: int | None
+    p_value: float | None
+    val_bpb_mean: float | None
+    cost_usd: float | None
+    deltas: dict[str, Any] | None
+    report_sha256: str | None
+    created_at: datetime
+
+
+class CoreTaskPublic(Schema):
+    task: str
+    claimed: float | None = Field(description="mean accuracy over the claimed runs")
+    verified: float | None = Field(description="mean accuracy over the latest verification's runs")
+
+
+class CurvePointPublic(Schema):
+    step: int | None
+    training_seconds: float | None
+    loss: float | None
+    val_bpb: float | None
+
+
+class CurvePublic(Schema):
+    """Metrics of one run over training time, read from its stored metrics artifact."""
+
+    run_id: str
+    kind: str
+    seed: int | None
+    metrics_sha256: str
+    points: list[CurvePointPublic]
+
+
+class EntryDetailPublic(Schema):
+    entry: EntryPublic
+    track_info: TrackPublic
+    description: str
+    owner: str | None
+    trainer: str
+    recipe: str
+    run_config: dict[str, Any]
+    plan: dict[str, Any] | None
+    claimed_runs: list[RunPublic]
+    verified_runs: list[RunPublic] = Field(description="runs of the latest verification")
+    reported_runs: list[RunPublic]
+    core_tasks: list[CoreTaskPublic]
+    curves: list[CurvePublic]
+    hardware: dict[str, Any] | None = Field(description="fingerprint of a verified run, else of a claimed run")
+    artifacts: list[ArtifactPublic]
+    verifications: list[VerificationPublic]
+    jobs: list[JobPublic]
+    retracted_reason: str | None
+    created_at: datetime
+
+
+class ProgressionPointPublic(Schema):
+    entry_id: int
+    url: str
+    title: str
+    date: date
+    hours: float
+    cost_usd: float | None
+    core_mean: float | None
+    section: Section
+    hardware_class: str
+    gpus: int
+    is_record: bool = Field(description="faster than every earlier point")
+    flops: float | None
+    floor_hours: float | None = Field(description="the run's FLOPs at 100% of the hardware's bf16 peak")
+
+
+class ProgressionPublic(Schema):
+    track: TrackPublic
+    points: list[ProgressionPointPublic] = Field(description="verified and reported rows by date")
+    records: list[ProgressionPointPublic] = Field(description="the points that set a record, by date")
+
+
+class RetractRequest(Schema):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReverifyRequest(Schema):
+    reason: str = Field(default="", max_length=2000)

@@ -1,0 +1,125 @@
+"""Queries on jobs and the artifacts they uploaded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from leaderboard.artifacts.models import Artifact, EntryArtifact
+from leaderboard.entries.models import Entry
+from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.tracks.models import Track
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+
+def leasable(now: datetime):  # type: ignore[no-untyped-def]
+    """Jobs a worker may lease now: queued ones, and running ones whose lease has expired."""
+    return or_(
+        Job.status == JobStatus.queued,
+        and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
+    )
+
+
+def lease_candidates(session: Session, now: datetime, track_slugs: Sequence[str] | None, limit: int) -> list[Job]:
+    """Oldest leasable jobs first. PostgreSQL locks them and skips rows other workers hold."""
+    stmt = select(Job).where(leasable(now)).order_by(Job.id).limit(limit)
+    if track_slugs is not None:
+        stmt = stmt.join(Track, Track.id == Job.track_id).where(Track.slug.in_(list(track_slugs)))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Job)
+    return list(session.scalars(stmt))
+
+
+def try_claim(session: Session, job_id: int, now: datetime, values: dict[str, object]) -> bool:
+    """Atomically take a job that is still leasable: exactly one caller gets rowcount 1."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, leasable(now))
+        .values(attempts=Job.attempts + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def update_if_leased(
+    session: Session, job_id: int, token_sha256: str, now: datetime, values: dict[str, object]
+) -> bool:
+    """Update a job only while ``token`` holds its unexpired lease (compare-and-set)."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.running,
+            Job.lease_token_sha256 == token_sha256,
+            Job.lease_expires_at >= now,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def jobs_of_entry(session: Session, entry_id: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.entry_id == entry_id).order_by(Job.id.desc())))
+
+
+def first_job_of_entry(session: Session, entry_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.entry_id == entry_id).order_by(Job.id).limit(1))
+
+
+def active_job_of_entry(session: Session, entry_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.entry_id == entry_id, Job.status.in_(ACTIVE)).limit(1))
+
+
+def entry_artifacts(session: Session, entry_id: int) -> list[tuple[EntryArtifact, Artifact]]:
+    rows = session.execute(
+        select(EntryArtifact, Artifact)
+        .join(Artifact, Artifact.sha256 == EntryArtifact.sha256)
+        .where(EntryArtifact.entry_id == entry_id, EntryArtifact.attached.is_(True))
+        .order_by(EntryArtifact.id)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def job_upload(session: Session, job_id: int, name: str) -> EntryArtifact | None:
+    return session.scalar(select(EntryArtifact).where(EntryArtifact.job_id == job_id, EntryArtifact.name == name))
+
+
+def attach_job_artifacts(session: Session, job_id: int, digests: Sequence[str]) -> None:
+    if digests:
+        session.execute(
+            update(EntryArtifact)
+            .where(EntryArtifact.job_id == job_id, EntryArtifact.sha256.in_(list(digests)))
+            .values(attached=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def queue_rows(session: Session, statuses: Sequence[JobStatus] | None, limit: int) -> list[tuple[Job, Entry, str]]:
+    stmt = (
+        select(Job, Entry, Track.slug)
+        .join(Entry, Entry.id == Job.entry_id)
+        .join(Track, Track.id == Job.track_id)
+        .order_by(
+            # running first, then queued, then finished; newest first within each
+            (Job.status != JobStatus.running),
+            (Job.status != JobStatus.queued),
+            Job.id.desc(),
+        )
+        .limit(limit)
+    )
+    if statuses:
+        stmt = stmt.where(Job.status.in_(list(statuses)))
+    return [(r[0], r[1], r[2]) for r in session.execute(stmt).all()]
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count(Job.id)).group_by(Job.status)).all()
+    counts = {s.value: 0 for s in JobStatus}
+    for status, n in rows:
+        counts[JobStatus(status).value] = int(n)
+    return counts

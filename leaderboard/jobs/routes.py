@@ -1,0 +1,125 @@
+"""/api routes of the queue: the worker protocol (submissions/protocol.py) and the public queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from leaderboard.auth import SessionDep, WorkerPrincipal
+from leaderboard.deps import SettingsDep, StoreDep
+from leaderboard.jobs import service
+from leaderboard.jobs.models import JobStatus
+from leaderboard.jobs.schemas import JobPublic, QueuePublic
+from submissions import protocol
+from submissions.protocol import (
+    ArtifactKind,
+    ArtifactRef,
+    Heartbeat,
+    HeartbeatReply,
+    JobComplete,
+    JobFail,
+    JobLease,
+    JobState,
+    LeaseRequest,
+)
+
+router = APIRouter(tags=["queue"])
+
+JobId = Annotated[int, Path(ge=1, le=2**62)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid token"},
+    403: {"description": "not a worker token"},
+    404: {"description": "no such job"},
+    409: {"description": "the lease expired or was taken over"},
+}
+
+
+@router.get("/api/queue", response_model=QueuePublic)
+def queue(
+    session: SessionDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> QueuePublic:
+    """The JSON twin of the queue page: running jobs with progress, queued, finished."""
+    return service.queue(session, status=status_filter, limit=limit)
+
+
+@router.get("/api/jobs/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
+def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
+    return service.get_job(session, job_id)
+
+
+@router.post(
+    protocol.LEASE,
+    response_model=JobLease,
+    responses={204: {"description": "no job for this worker now"}, **_ERRORS},
+)
+def lease(
+    req: LeaseRequest, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
+) -> JobLease | Response:
+    """Lease the oldest job this worker's hardware fits (204 when there is none)."""
+    leased = service.lease(session, worker, req, lease_seconds=settings.lease_seconds)
+    if leased is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return leased
+
+
+@router.post(protocol.HEARTBEAT, response_model=HeartbeatReply, responses=_ERRORS)
+def heartbeat(
+    job_id: JobId, hb: Heartbeat, session: SessionDep, _worker: WorkerPrincipal, settings: SettingsDep
+) -> HeartbeatReply:
+    return service.heartbeat(session, job_id, hb, lease_seconds=settings.lease_seconds)
+
+
+@router.post(
+    protocol.ARTIFACTS,
+    response_model=ArtifactRef,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_ERRORS, 413: {"description": "artifact larger than the limit"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def upload_artifact(
+    job_id: JobId,
+    request: Request,
+    session: SessionDep,
+    _worker: WorkerPrincipal,
+    settings: SettingsDep,
+    store: StoreDep,
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    kind: Annotated[ArtifactKind, Query()],
+    lease_token: Annotated[str, Header(alias=protocol.LEASE_TOKEN_HEADER, min_length=1, max_length=200)],
+) -> ArtifactRef:
+    """Upload raw bytes for the job (stored by SHA-256; attached to the entry on completion)."""
+    data = await request.body()
+    return await run_in_threadpool(
+        service.upload_artifact,
+        session,
+        store,
+        job_id,
+        lease_token,
+        name=name,
+        kind=kind,
+        data=data,
+        max_bytes=settings.max_artifact_bytes,
+    )
+
+
+@router.post(protocol.COMPLETE, response_model=JobState, responses={**_ERRORS, 422: {"description": "invalid report"}})
+def complete(
+    job_id: JobId, body: JobComplete, session: SessionDep, _worker: WorkerPrincipal, store: StoreDep
+) -> JobState:
+    """Finish the job with the verifier's report; the entry's verdict and the ranks are recomputed."""
+    return service.complete(session, store, job_id, body)
+
+
+@router.post(protocol.FAIL, response_model=JobState, responses=_ERRORS)
+def fail(job_id: JobId, body: JobFail, session: SessionDep, _worker: WorkerPrincipal) -> JobState:
+    """Give up on the job; a retryable failure requeues it while attempts remain."""
+    return service.fail(session, job_id, body)

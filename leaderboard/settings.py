@@ -1,0 +1,84 @@
+"""Settings of the site (pydantic-settings, environment prefix ``SPEEDRUN_``).
+
+Nothing is read at import: call ``get_settings()`` (or build ``Settings(...)`` in tests).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The data directory: ``$SPEEDRUN_HOME`` when set, else the current directory."""
+    home = os.environ.get("SPEEDRUN_HOME")
+    return Path(home).expanduser().resolve() if home else Path.cwd().resolve()
+
+
+class Settings(BaseSettings):
+    """Everything the site needs to run, validated; each field can be set as ``SPEEDRUN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SPEEDRUN_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="data directory (DB file, artifacts, secret key)")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite file <home>/speedrun.db")
+    artifacts_dir: Path | None = Field(
+        default=None, description="content-addressed artifact store; default <home>/artifacts"
+    )
+    base_url: str = Field(default="http://127.0.0.1:8000", description="absolute URL of the site, for links")
+    secret_key: str = Field(default="", description="signs cookies and CSRF tokens; generated and kept in <home>")
+    migrate_on_start: bool = True
+    seed_on_start: bool = True
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="JSON request bodies")
+    max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="uploaded artifacts")
+    lease_seconds: int = Field(default=600, ge=1, le=86_400, description="a worker lease lasts this long")
+    max_job_attempts: int = Field(default=3, ge=1, le=100, description="leases of one job before it fails")
+    submit_rate_per_minute: int = Field(default=20, ge=1, description="submissions per token per minute")
+    cache_ttl_seconds: float = Field(default=5.0, ge=0, description="read cache entries live this long")
+    sql_echo: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("base_url: must start with http:// or https://")
+        return v.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'speedrun.db'}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir if self.artifacts_dir is not None else self.home / "artifacts"
+
+    def resolved_secret_key(self) -> str:
+        """The given secret key, else one generated once and kept in ``<home>/secret_key`` (mode 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        try:
+            os.link(tmp, path)  # first writer wins; a concurrent starter reads the winner's key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (``SPEEDRUN_*``), with the secret key resolved."""
+    settings = Settings()
+    return settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
