@@ -204,7 +204,9 @@ def prepare_trainer(
     if head != source.commit:
         raise TrainerUnavailable(f"trainer.commit: checked out {head}, expected {source.commit}")
     _run_checked(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], timeout_s=300, what="python -m venv"
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        timeout_s=300,
+        what="python -m venv",
     )
     python = str(venv / "bin" / "python")
     _run_checked(
@@ -215,21 +217,25 @@ def prepare_trainer(
     run_as = _sandbox_ids(sandbox_user)
     if run_as is not None:
         _chown_tree(work_dir, run_as)
-        probe = subprocess.run(
-            [python, "-c", "import speedrun"],
-            cwd=src,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            user=run_as[0],
-            group=run_as[1],
-            extra_groups=[],
-        )
-        if probe.returncode != 0:
+        try:
+            probe = subprocess.run(
+                [python, "-c", "import speedrun"],
+                cwd=src,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                user=run_as[0],
+                group=run_as[1],
+                extra_groups=[],
+            )
+            failure = None if probe.returncode == 0 else _tail(probe.stdout + probe.stderr)
+        except (OSError, subprocess.SubprocessError) as exc:
+            failure = str(exc)
+        if failure is not None:
             raise TrainerUnavailable(
-                f"sandbox user {sandbox_user!r} cannot run {python} (its interpreter and site-packages must be "
-                "readable by that user, as in the trainer image)",
-                _tail(probe.stdout + probe.stderr),
+                f"sandbox user {sandbox_user!r} cannot run {python} in {src}: the interpreter, its "
+                "site-packages and the work dir must be readable by that user (as in the trainer image)",
+                failure,
             )
     return PreparedTrainer(python=python, cwd=src, label=source.label(), run_as=run_as)
 
