@@ -120,7 +120,9 @@ def test_bar_chart_grows_bars_from_zero_both_ways() -> None:
     rects = {r.find(f"{SVG}title").text.split(" ")[0]: r for r in root.iter(f"{SVG}rect")}  # type: ignore[union-attr]
     pos, neg = rects["hellaswag"], rects["arc_easy"]
     # the positive bar starts where the negative bar ends: at zero
-    assert float(pos.get("x", "nan")) == pytest.approx(float(neg.get("x", "nan")) + float(neg.get("width", "nan")), abs=0.2)
+    assert float(pos.get("x", "nan")) == pytest.approx(
+        float(neg.get("x", "nan")) + float(neg.get("width", "nan")), abs=0.2
+    )
     assert float(pos.get("width", "0")) == pytest.approx(3 * float(neg.get("width", "0")), rel=0.02)
 
 

@@ -19,13 +19,19 @@
     var d = new Date(iso);
     return isNaN(d) ? String(iso) : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
+  // Same formula as the server's progress_percent: finished runs plus the running one's step share.
+  function percent(p) {
+    var runs = p.runs || 1;
+    var within = p.steps ? Math.min(1, (p.step || 0) / p.steps) : 0;
+    return Math.max(0, Math.min(100, Math.round(100 * ((p.run_index || 0) + within) / runs)));
+  }
   function progressCell(p) {
     var td = el("td", "progress-cell");
     if (!p) { td.textContent = "—"; return td; }
-    var bar = el("div", "progress");
-    var fill = el("span");
-    fill.style.width = Math.max(0, Math.min(100, p.percent || 0)) + "%";
-    bar.appendChild(fill);
+    var bar = el("progress");
+    bar.max = 100;
+    bar.value = percent(p);
+    bar.title = bar.value + "%";
     td.appendChild(bar);
     var parts = ["run " + (p.run_index + 1) + "/" + p.runs];
     if (p.step !== null && p.step !== undefined && p.steps) parts.push("step " + p.step + "/" + p.steps);
@@ -42,6 +48,8 @@
     var a = el("a", null, j.entry_title);
     a.href = "/entries/" + encodeURIComponent(j.entry_id);
     entry.appendChild(a);
+    entry.appendChild(document.createTextNode(" "));
+    entry.appendChild(el("span", "small muted", j.reason));
     tr.appendChild(entry);
     tr.appendChild(el("td", "wide", j.track));
     var state = el("td", "state");

@@ -1,0 +1,185 @@
+"""A real site for the page tests: uvicorn on 127.0.0.1 over a fresh SQLite database (seeded on start).
+
+``site`` (session scope) runs the app in a background thread; ``Site`` helpers create users
+through the real user service and build valid submissions from the contract models, so tests
+drive the pages exactly as a person and a GPU worker would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from submissions.schema import (
+    CoreResult,
+    CoreTaskResult,
+    Digests,
+    HardwareFingerprint,
+    LogFile,
+    RunConfig,
+    RunResult,
+    Submission,
+)
+
+SECRET = "web-tests-secret-key-not-for-production"
+TASKS = ("hellaswag", "arc_easy", "arc_challenge", "piqa", "winograd", "lambada_openai")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def metrics_jsonl(seed: int, steps: int = 60, seconds_per_step: float = 90.0) -> str:
+    """A plausible metrics log: a falling loss every step, val_bpb every 20 steps."""
+    lines = []
+    for step in range(1, steps + 1):
+        loss = 2.6 + 7.0 / (1 + 0.15 * step) + 0.01 * (seed % 3)
+        lines.append(json.dumps({"step": step, "loss": round(loss, 4), "training_seconds": step * seconds_per_step}))
+        if step % 20 == 0:
+            bpb = 0.70 + 0.6 / (1 + 0.1 * step)
+            lines.append(
+                json.dumps({"step": step, "val_bpb": round(bpb, 5), "training_seconds": step * seconds_per_step})
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run_result(seed: int, *, core: float, hours: float, metrics: str) -> RunResult:
+    started = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    tasks = {
+        name: CoreTaskResult(accuracy=min(1.0, 0.3 + 0.08 * i + core / 4), centered=core + 0.01 * (i - 2), n=500)
+        for i, name in enumerate(TASKS)
+    }
+    return RunResult(
+        run_id=f"run-seed{seed}",
+        recipe="gpt2_speedrun",
+        seed=seed,
+        trainer_version="0.1.0",
+        config={"model": {"depth": 24}},
+        plan={"depth": 24, "model_dim": 1536, "num_iterations": 5000, "total_batch_size": 1048576},
+        training_seconds=hours * 3600,
+        wall_seconds=hours * 3600 + 300,
+        steps=5000,
+        tokens=5_000 * 1_048_576,
+        flops=3.1e19,
+        final_loss=2.71,
+        val_bpb=0.7172 + 0.0001 * seed,
+        core=CoreResult(core=core, bundle_sha256="a" * 64, tasks=tasks),
+        mfu=0.52,
+        attention_backend="fa3",
+        hardware=HardwareFingerprint(
+            sku="h100-sxm",
+            device_type="cuda",
+            device_name="NVIDIA H100 80GB HBM3",
+            device_count=8,
+            device_memory_bytes=85_520_809_984,
+            driver_version="570.86.15",
+            cuda_version="12.8",
+            nccl_version="2.26.2",
+            torch_version="2.13.0",
+        ),
+        digests=Digests(metrics_log_sha256=hashlib.sha256(metrics.encode()).hexdigest()),
+        started_at=started,
+        finished_at=started + timedelta(hours=hours, minutes=5),
+    )
+
+
+def submission(title: str, key: str, *, contributors: list[str] | None = None, description: str = "") -> dict[str, Any]:
+    """A valid gpt2-8xh100 submission with two claimed runs and the first run's metrics log."""
+    metrics = metrics_jsonl(1)
+    results = [
+        run_result(1, core=0.2641, hours=1.52, metrics=metrics),
+        run_result(2, core=0.2633, hours=1.55, metrics=metrics_jsonl(2)),
+    ]
+    sub = Submission(
+        track="gpt2-8xh100",
+        title=title,
+        description=description,
+        contributors=contributors or ["@tester"],
+        run_config=RunConfig(
+            trainer="reference@0.1.0",  # type: ignore[arg-type]
+            recipe="gpt2_speedrun",
+            hardware_class="h100-sxm",
+            gpus_per_node=8,
+            seed=1,
+        ),
+        claimed_results=results,
+        logs=[LogFile(name="metrics.jsonl", content=metrics)],
+        idempotency_key=key,
+    )
+    return sub.model_dump(mode="json")
+
+
+@dataclass
+class Site:
+    url: str
+    app: Any
+
+    def create_user(self, name: str, role: str) -> str:
+        """A new user with ``role``; returns its API token (issued by the real user service)."""
+        from leaderboard.users.models import Role
+        from leaderboard.users.schemas import UserCreate
+        from leaderboard.users.service import create_user
+
+        with self.app.state.sessionmaker() as session:
+            issued = create_user(session, UserCreate(name=name, role=Role(role)))
+            session.commit()
+        return issued.token
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    @staticmethod
+    def submission(title: str, key: str, **kwargs: Any) -> dict[str, Any]:
+        return submission(title, key, **kwargs)
+
+    def submit(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.api(token) as client:
+            r = client.post("/api/submissions", json=body)
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    import uvicorn
+
+    from leaderboard.app import create_app
+    from leaderboard.settings import Settings
+
+    home: Path = tmp_path_factory.mktemp("site")
+    port = _free_port()
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'site.db'}",
+        base_url=f"http://127.0.0.1:{port}",
+        secret_key=SECRET,
+        cache_ttl_seconds=0,
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="web-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the site did not start on 127.0.0.1 (see the log above)")
+        time.sleep(0.05)
+    try:
+        yield Site(url=f"http://127.0.0.1:{port}", app=app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
