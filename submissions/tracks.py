@@ -46,7 +46,13 @@ class TrackRules(Contract):
     max_per_task: int | None = Field(default=None, ge=1, description="CORE subsample; None = all examples")
 
     def allows_hardware(self, sku: str, gpus_per_node: int, nodes: int) -> str | None:
-        """None when the hardware fits this track, else the reason it does not."""
+        """None when the hardware fits this track, else the reason it does not.
+
+        A CPU has no GPUs: for ``sku == "cpu"`` the count is taken as 0 whatever is passed, so a
+        CPU fingerprint (``device_count`` 1, the CPU itself) fits a track of 0 GPUs per node.
+        """
+        if sku == "cpu":
+            gpus_per_node = 0
         if "any-nvidia" in self.hardware_classes:
             if sku == "cpu":
                 return f"track {self.slug} needs NVIDIA GPUs, got a CPU run"
