@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import CACHE_INFO_KEY, ReadCache
-from leaderboard.db import make_engine, make_sessionmaker
+from leaderboard.db import make_engine, make_sessionmaker, session_scope
 from leaderboard.errors import install_error_handlers
 from leaderboard.middleware import BodyLimitMiddleware
 from leaderboard.settings import Settings, get_settings
@@ -44,7 +44,7 @@ def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Data
     info = {} if cache is None else {CACHE_INFO_KEY: cache}
     factory = make_sessionmaker(engine, info=info)
     if settings.seed_on_start:
-        with factory.begin() as session:
+        with session_scope(factory) as session:
             seed_all(session)
     return Database(engine=engine, sessionmaker=factory)
 

@@ -1,12 +1,14 @@
 """Database plumbing: the declarative Base, engines, and the one place transactions end.
 
-``get_session`` is the FastAPI dependency every route uses: it commits when the request
-succeeded and rolls back when it raised. Services and repositories only ``flush()``.
+``session_scope`` is the one place a transaction ends (commit on success, rollback on error);
+``get_session``, the FastAPI dependency every route uses, and the CLI both go through it.
+Services and repositories only ``flush()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -83,9 +85,9 @@ def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> ses
     return sessionmaker(bind=engine, expire_on_commit=False, info=info or {})
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request; commit on success, roll back on error."""
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The one place a transaction ends: commit when the block succeeds, roll back when it raises."""
     with factory() as session:
         try:
             yield session
@@ -93,3 +95,10 @@ def get_session(request: Request) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session (and transaction) per request, through ``session_scope``."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with session_scope(factory) as session:
+        yield session
