@@ -51,7 +51,7 @@ def verify_shard(path: Path) -> int:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
         schema = pf.schema_arrow
         if "text" not in schema.names:
             raise ShardError(f"shard {path.name} has no 'text' column (columns: {', '.join(schema.names)})")

@@ -196,7 +196,9 @@ class DataLoader:
 
         name = self.shards[shard]
         try:
-            table = pq.ParquetFile(self.data_dir / name).read_row_group(row_group, columns=["text"])
+            table = pq.ParquetFile(self.data_dir / name, page_checksum_verification=True).read_row_group(
+                row_group, columns=["text"]
+            )
         except Exception as e:  # pyarrow raises several types for a damaged file
             raise ValueError(f"cannot read row group {row_group} of shard {name}: {e}") from e
         return [t if t is not None else "" for t in table.column("text").to_pylist()]

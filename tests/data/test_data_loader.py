@@ -1,0 +1,213 @@
+"""The loader: BOS best-fit crop packing invariants, exact resume, disjoint ranks, the validation slice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.data.loader import BestFitBuffer, DataLoader, fill_row, val_batches
+from trainer.data.prepare import read_shard_texts
+from trainer.data.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def train_docs(small_data: Path, small_tokenizer: Tokenizer) -> list[tuple[int, ...]]:
+    texts = [t for name in ("shard_00000.parquet", "shard_00001.parquet") for t in read_shard_texts(small_data / name)]
+    return [tuple(ids) for ids in small_tokenizer.encode_batch(texts, prepend_bos=True)]
+
+
+def _loader(small_data: Path, tok: Tokenizer, **kw: object) -> DataLoader:
+    args: dict[str, object] = {"batch_size": 4, "seq_len": 256, "buffer_docs": 64}
+    args.update(kw)
+    return DataLoader(small_data, tok, **args)  # type: ignore[arg-type]
+
+
+def test_batches_are_shifted_int64_rows(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with _loader(small_data, small_tokenizer) as loader:
+        rows = loader.next_rows()
+        inputs, targets = next(loader)
+    assert rows.shape == (4, 257)
+    assert inputs.shape == targets.shape == (4, 256)
+    assert inputs.dtype == targets.dtype == torch.int64
+    assert inputs.is_contiguous() and targets.is_contiguous()
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])
+
+
+def test_every_row_is_documents_then_one_cropped_prefix(
+    small_data: Path, small_tokenizer: Tokenizer, train_docs: list[tuple[int, ...]]
+) -> None:
+    """Every row starts with BOS, has no padding, and each BOS-delimited segment is a whole document,
+    except the last, which may be a document cropped to fit: every token sits at its offset in its document."""
+    bos = small_tokenizer.bos_id
+    whole = set(train_docs)
+    with _loader(small_data, small_tokenizer, batch_size=8, seq_len=512) as loader:
+        rows = [loader.next_rows() for _ in range(10)]
+    for row in np.concatenate(rows):
+        assert row[0] == bos
+        starts = [*np.flatnonzero(row == bos).tolist(), len(row)]
+        segments = [tuple(row[a:b].tolist()) for a, b in itertools.pairwise(starts)]
+        for segment in segments[:-1]:
+            assert segment in whole
+        last = segments[-1]
+        assert last in whole or any(doc[: len(last)] == last and len(doc) > len(last) for doc in train_docs)
+
+
+def _reference_choice(lengths: list[int], space: int) -> tuple[str, int]:
+    fitting = [n for n in lengths if n <= space]
+    return ("fit", max(fitting)) if fitting else ("crop", min(lengths))
+
+
+def test_best_fit_choice_matches_a_full_scan() -> None:
+    rng = random.Random(0)
+    buffer = BestFitBuffer()
+    for step in range(3000):
+        if len(buffer) < 50 or rng.random() < 0.5:
+            n = rng.randint(1, 300)
+            buffer.add(np.zeros(n, dtype=np.int32), (0, 0, step))
+            continue
+        space = rng.randint(1, 300)
+        kind, length = _reference_choice(list(buffer.lengths), space)
+        i = buffer.longest_fitting_index(space)
+        if kind == "fit":
+            assert i is not None and buffer.lengths[i] == length
+        else:
+            assert i is None and buffer.lengths[0] == length
+        buffer.pop(i if i is not None else 0)
+        assert buffer.lengths == sorted(buffer.lengths)
+
+
+def test_fill_row_takes_longest_fit_then_crops_shortest() -> None:
+    buffer = BestFitBuffer()
+    for i, n in enumerate([5, 3, 9, 4]):
+        buffer.add(np.full(n, i + 1, dtype=np.int32), (0, 0, i))
+    row = np.zeros(12, dtype=np.int32)
+    taken, cropped = fill_row(buffer, row, lambda: None)
+    # space 12 -> longest fit is 9 (doc 3); space 3 -> fits 3 (doc 2); row full
+    assert row.tolist() == [3] * 9 + [2] * 3
+    assert (taken, cropped) == (12, 0)
+    row = np.zeros(6, dtype=np.int32)
+    taken, cropped = fill_row(buffer, row, lambda: None)
+    # space 6 -> 5 (doc 1); space 1 -> nothing fits: crop the shortest (4, doc 4) to 1 token
+    assert row.tolist() == [1] * 5 + [4]
+    assert (taken, cropped) == (9, 3)
+
+
+def test_resume_is_exact_across_epochs(tiny_data: Path, small_tokenizer: Tokenizer) -> None:
+    with _loader(tiny_data, small_tokenizer, seq_len=1024, batch_size=8) as loader:
+        for _ in range(12):
+            next(loader)
+        state = json.loads(json.dumps(loader.state_dict()))  # JSON-able
+        expected = [next(loader) for _ in range(40)]  # the stream passes an epoch boundary
+        assert loader.state_dict()["epoch"] >= 1
+    with _loader(tiny_data, small_tokenizer, seq_len=1024, batch_size=8) as resumed:
+        resumed.load_state_dict(state)
+        got = [next(resumed) for _ in range(40)]
+    for (xa, ya), (xb, yb) in zip(expected, got, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert resumed.cropped_fraction == loader.cropped_fraction
+
+
+def test_resume_in_place_rewinds(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with _loader(small_data, small_tokenizer) as loader:
+        next(loader)
+        state = loader.state_dict()
+        first = [next(loader)[0] for _ in range(5)]
+        loader.load_state_dict(state)
+        again = [next(loader)[0] for _ in range(5)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_state_from_another_rank_is_refused(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with _loader(small_data, small_tokenizer, rank=0, world_size=2) as a:
+        next(a)
+        state = a.state_dict()
+    with _loader(small_data, small_tokenizer, rank=1, world_size=2) as b, pytest.raises(ValueError, match="rank"):
+        b.load_state_dict(state)
+
+
+def _first_epoch_refs(loader: DataLoader) -> list[tuple[int, int, int]]:
+    refs = []
+    for ref, _ in loader.documents():
+        if loader.state_dict()["epoch"] > 0:
+            break
+        refs.append(ref)
+    loader.close()
+    return refs
+
+
+def test_two_ranks_cover_one_rank_without_overlap(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    single = _first_epoch_refs(_loader(small_data, small_tokenizer))
+    rank0 = _first_epoch_refs(_loader(small_data, small_tokenizer, rank=0, world_size=2))
+    rank1 = _first_epoch_refs(_loader(small_data, small_tokenizer, rank=1, world_size=2))
+    assert len(single) == len(set(single)) == 2 * 2100
+    assert set(rank0).isdisjoint(rank1)
+    assert set(rank0) | set(rank1) == set(single)
+    assert {(s, g) for s, g, _ in rank0}.isdisjoint({(s, g) for s, g, _ in rank1})  # whole row groups per rank
+
+
+def test_seed_changes_the_order_not_the_content(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    a = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=0))
+    b = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=1))
+    assert a != b and sorted(a) == sorted(b)
+
+
+def test_cropped_fraction_counts_dropped_tokens(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with _loader(small_data, small_tokenizer, seq_len=64) as loader:
+        for _ in range(20):
+            next(loader)
+        emitted = 20 * 4 * 65
+        assert loader.tokens_taken - loader.tokens_cropped == emitted
+        assert 0.0 < loader.cropped_fraction < 1.0
+
+
+def test_val_batches_are_identical_every_call(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    kw = {"batch_size": 2, "seq_len": 128, "num_tokens": 2 * 128 * 5}
+    first = list(val_batches(small_data, small_tokenizer, **kw))  # type: ignore[arg-type]
+    second = list(val_batches(small_data, small_tokenizer, **kw))  # type: ignore[arg-type]
+    assert len(first) == 5
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
+    row = first[0][0][0].tolist()
+    segment = row[1 : row.index(small_tokenizer.bos_id, 1)] if small_tokenizer.bos_id in row[1:] else row[1:]
+    text = small_tokenizer.decode(segment)
+    assert any(doc.startswith(text) for doc in read_shard_texts(small_data / "shard_00002.parquet"))
+    assert not any(doc.startswith(text) for doc in read_shard_texts(small_data / "shard_00000.parquet"))
+
+
+def test_val_batches_need_at_least_one_batch(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with pytest.raises(ValueError, match="num_tokens"):
+        next(val_batches(small_data, small_tokenizer, batch_size=2, seq_len=128, num_tokens=100))
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"batch_size": 0}, "batch_size"), ({"seq_len": 0}, "seq_len"), ({"rank": 2, "world_size": 2}, "rank")],
+)
+def test_bad_arguments_name_the_field(small_data: Path, small_tokenizer: Tokenizer, kw: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        _loader(small_data, small_tokenizer, **kw)
+
+
+def test_more_ranks_than_row_groups_is_refused(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    with pytest.raises(ValueError, match="world_size"):
+        _loader(small_data, small_tokenizer, split="val", rank=0, world_size=4)
+
+
+def test_a_corrupted_shard_is_named(small_data: Path, small_tokenizer: Tokenizer, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    shard = data / "shard_00000.parquet"
+    body = bytearray(shard.read_bytes())
+    for i in range(1000, len(body) - 2000, 997):
+        body[i] ^= 0x5A
+    shard.write_bytes(bytes(body))  # same size: the manifest's size check passes, reading fails
+    with _loader(data, small_tokenizer, seed=0) as loader, pytest.raises(ValueError, match="shard_00000"):
+        for _ in range(200):
+            next(loader)
