@@ -27,11 +27,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
-    && python -c "import torch; assert torch.version.cuda is None, 'the site image must carry the CPU build of torch'"
+# Everything is installed under the prefix /install, copied to /usr/local of the runtime stage: the
+# interpreter's own site-packages, so that the virtual environments `speedrun verify` makes for forks
+# (`venv --system-site-packages`) see torch and the rest without downloading them again.
+RUN pip install --prefix=/install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && PYTHONPATH="$(echo /install/lib/python3*/site-packages)" python -c \
+       "import torch; assert torch.version.cuda is None, 'the site image must carry the CPU build of torch'"
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -42,10 +43,9 @@ COPY leaderboard ./leaderboard
 COPY web ./web
 
 # The constraint keeps pip from replacing the CPU torch above with a CUDA wheel from PyPI.
-RUN pip freeze | grep -i '^torch==' > /tmp/torch-constraint.txt \
-    && pip install --constraint /tmp/torch-constraint.txt ".[postgres]" \
-    && pip check \
-    && speedrun --help > /dev/null
+RUN echo "torch==${TORCH_VERSION}+cpu" > /tmp/torch-constraint.txt \
+    && PYTHONPATH="$(echo /install/lib/python3*/site-packages)" \
+       pip install --prefix=/install --constraint /tmp/torch-constraint.txt ".[postgres]"
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS site
@@ -59,10 +59,10 @@ RUN groupadd --system --gid 10001 speedrun \
     && mkdir -p /var/lib/speedrun/artifacts \
     && chown -R 10001:10001 /var/lib/speedrun
 
-COPY --from=build /opt/venv /opt/venv
+COPY --from=build /install /usr/local
+RUN pip check && speedrun --help > /dev/null
 
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
+ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SPEEDRUN_HOME=/var/lib/speedrun \
     SPEEDRUN_ARTIFACTS_DIR=/var/lib/speedrun/artifacts \

@@ -23,18 +23,20 @@ FROM ${CUDA_IMAGE} AS base
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
 
+# Packages go into the system interpreter's /usr/local/lib/python3.12/dist-packages, not a virtual
+# environment: `speedrun verify` installs a fork into `venv --system-site-packages`, which must see
+# torch and flash-attn from here. PEP 668 guards the distribution's Python; this image is its only user.
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
     PYTHONUNBUFFERED=1
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
-
-RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+    && apt-get install -y --no-install-recommends python3 python3-pip python3-venv python3-dev git ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s /usr/bin/python3 /usr/local/bin/python
 
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
     && pip install "packaging>=24" "ninja>=1.11" "psutil>=5.9" "einops>=0.8" "setuptools>=68" wheel \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import re
 import shlex
 from collections.abc import Iterator
@@ -43,6 +44,9 @@ SOURCE_DIRS = ("speedrun", "trainer", "submissions", "leaderboard", "web")
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^}]*)?\}")
 DEV_DEFAULT_MARK = "dev-only-change-me"
+# `docker run` options that take no value (all others do, unless written --opt=value)
+DOCKER_RUN_FLAGS = {"-d", "--detach", "--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty", "--init"}
+DOCKER_RUN_FLAGS |= {"--privileged", "--read-only", "-P", "--publish-all", "-q", "--quiet"}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -140,11 +144,11 @@ def speedrun_invocations(command: str) -> Iterator[tuple[str, list[str]]]:
         words = words[1:]  # leading VAR=value assignments
     if not words:
         return
-    if "torchrun" in words:
-        start = words.index("torchrun")
-        options, argv = torchrun_split(words[start + 1 :])
-        yield "torchrun", options
-        yield "speedrun", argv
+    if words[:2] == ["docker", "run"]:
+        yield from _docker_run_invocations(words)
+        return
+    if words[0] == "torchrun":
+        yield from _torchrun_invocations(words[1:])
         return
     services = set(compose()["services"])
     for i, word in enumerate(words):
@@ -153,12 +157,36 @@ def speedrun_invocations(command: str) -> Iterator[tuple[str, list[str]]]:
         if word == "speedrun" and (i == 0 or runs_module or in_container):
             yield "speedrun", words[i + 1 :]
             return
-        if re.fullmatch(r"(?:[\w.-]+/)*speedrun-(trainer|site)(?::[\w.-]+)?", word) and words[:2] == ["docker", "run"]:
-            if "--entrypoint" in words[:i]:
-                return  # another program is run from the image; checked where that program is
-            prefix = ["worker"] if "speedrun-trainer" in word else []
-            yield "speedrun", prefix + words[i + 1 :]
+
+
+def _torchrun_invocations(args: list[str]) -> Iterator[tuple[str, list[str]]]:
+    options, argv = torchrun_split(args)
+    yield "torchrun", options
+    yield "speedrun", argv
+
+
+def _docker_run_invocations(words: list[str]) -> Iterator[tuple[str, list[str]]]:
+    """`docker run [options] IMAGE [args]` of one of our images: the entry point (or --entrypoint) + args."""
+    i = 2
+    while i < len(words) and words[i].startswith("-"):
+        takes_value = "=" not in words[i] and words[i] not in DOCKER_RUN_FLAGS
+        i += 2 if takes_value else 1
+    if i < len(words):
+        word = words[i]
+        image = re.fullmatch(r"(?:[\w.-]+/)*speedrun-(trainer|site)(?::[\w.-]+)?", word)
+        if image is None:
             return
+        options, args = words[2:i], words[i + 1 :]
+        entrypoint = options[options.index("--entrypoint") + 1] if "--entrypoint" in options else None
+        if entrypoint is None and not args:
+            return  # the image's own command, checked by test_image_commands_parse_with_the_real_cli
+        if entrypoint is None:
+            yield "speedrun", (["worker"] if image.group(1) == "trainer" else []) + args
+        elif entrypoint == "speedrun":
+            yield "speedrun", args
+        elif entrypoint == "torchrun":
+            yield from _torchrun_invocations(args)
+        return  # another program from the image, or another image: nothing of ours to check
 
 
 def doc_invocations() -> list[tuple[str, str, list[str]]]:
@@ -229,6 +257,17 @@ def test_invocation_extraction_knows_the_shapes_docs_use() -> None:
     assert got == [("speedrun", ["worker", "--server", "http://x", "--token", "t"])]
     assert list(speedrun_invocations("docker run --entrypoint bash speedrun-trainer:dev -c true")) == []
     assert list(speedrun_invocations("pg_dump --format=custom speedrun")) == []
+    got = list(speedrun_invocations("docker run -d --name speedrun-site -v speedrun-site:/v speedrun-site serve"))
+    assert got == [("speedrun", ["serve"])]
+    got = list(speedrun_invocations("docker run --rm --entrypoint speedrun speedrun-trainer:x data verify"))
+    assert got == [("speedrun", ["data", "verify"])]
+
+
+def test_secret_scan_tells_keys_from_identifiers() -> None:
+    import secrets
+
+    assert _entropy_bits(secrets.token_urlsafe(32)) > 4.2
+    assert _entropy_bits("FLASH_ATTENTION_DISABLE_PAGEDKV=TRUE") < 4.2
 
 
 # --- base images: pinned -------------------------------------------------------------------------
@@ -521,6 +560,12 @@ def test_env_example_documents_every_compose_variable_with_dev_defaults() -> Non
     assert ".env" in (DOCKER / ".gitignore").read_text().split(), "docker/.env (real secrets) must be git-ignored"
 
 
+def _entropy_bits(text: str) -> float:
+    """Shannon entropy per character: ~3.5 for identifiers like FLASH_ATTENTION_DISABLE_FP8, ~5 for a random key."""
+    counts = [text.count(c) for c in set(text)]
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts)
+
+
 def test_no_secret_literals_in_deploy_files() -> None:
     vendor_token = re.compile(r"\b(?:sk-[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
     random_run = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
@@ -529,8 +574,10 @@ def test_no_secret_literals_in_deploy_files() -> None:
         assert found is None, f"{path}: a literal API token: {found.group(0)[:8]}..."
         for m in random_run.finditer(text):
             run = m.group(0)
-            mixed = re.search(r"\d", run) and re.search(r"[A-Za-z]", run) and len(set(run)) > 12
-            if mixed and "/" not in run.strip("/"):  # paths are not secrets; a random key has no slashes
+            if "/" in run.strip("/"):
+                continue  # a path, not a key
+            classes = sum(bool(re.search(c, run)) for c in (r"[a-z]", r"[A-Z]", r"\d"))
+            if re.fullmatch(r"[0-9a-f]{32,}", run) or (classes == 3 and _entropy_bits(run) > 4.2):
                 assert text[max(0, m.start() - 7) : m.start()] == "sha256:", (
                     f"{path}: a long random-looking literal (a key or token?): {run[:10]}..."
                 )
