@@ -171,7 +171,7 @@ def command_words(instruction: Instruction) -> list[str]:
 
 def healthcheck_words(instruction: Instruction) -> list[str]:
     """The probe command of ``HEALTHCHECK [options] CMD ...`` (options dropped)."""
-    options, sep, rest = instruction.value.partition("CMD ")
+    _options, sep, rest = instruction.value.partition("CMD ")
     if not sep:
         raise ValueError(f"line {instruction.line}: HEALTHCHECK without CMD")
     return command_words(Instruction("CMD", rest.strip(), instruction.line))

@@ -204,8 +204,8 @@ def deploy_texts() -> dict[str, str]:
 
 
 def has_version(ref: str) -> bool:
-    """A tag that names a version (digits), not latest/stable/a bare name; digests count as pinned."""
-    name, _, digest = ref.partition("@")
+    """A tag that names a version (digits), not latest/stable/a bare name (a digest may follow)."""
+    name = ref.partition("@")[0]
     tag = name.rsplit("/", 1)[-1].partition(":")[2]
     if not tag:
         return False
@@ -244,7 +244,11 @@ def test_parser_rejects_a_dangling_continuation() -> None:
 
 
 def test_parser_shell_form_and_healthcheck_options() -> None:
-    assert command_words(Instruction("CMD", "speedrun serve --port 1", 1)) == ["/bin/sh", "-c", "speedrun serve --port 1"]
+    assert command_words(Instruction("CMD", "speedrun serve --port 1", 1)) == [
+        "/bin/sh",
+        "-c",
+        "speedrun serve --port 1",
+    ]
     probe = healthcheck_words(Instruction("HEALTHCHECK", '--interval=5s --retries=3 CMD ["true"]', 1))
     assert probe == ["true"]
     assert substitute("a-${X}-$Y-${Z:-d}", {"X": "1", "Y": "2"}) == "a-1-2-${Z:-d}"
@@ -253,7 +257,9 @@ def test_parser_shell_form_and_healthcheck_options() -> None:
 def test_invocation_extraction_knows_the_shapes_docs_use() -> None:
     got = list(speedrun_invocations("docker compose -f docker/compose.yaml exec site speedrun admin --help"))
     assert got == [("speedrun", ["admin", "--help"])]
-    got = list(speedrun_invocations("docker run --gpus all -v /d:/data speedrun-trainer:dev --server http://x --token t"))
+    got = list(
+        speedrun_invocations("docker run --gpus all -v /d:/data speedrun-trainer:dev --server http://x --token t")
+    )
     assert got == [("speedrun", ["worker", "--server", "http://x", "--token", "t"])]
     assert list(speedrun_invocations("docker run --entrypoint bash speedrun-trainer:dev -c true")) == []
     assert list(speedrun_invocations("pg_dump --format=custom speedrun")) == []
@@ -346,7 +352,9 @@ def test_copied_sources_exist_and_cover_every_package(dockerfile: Path) -> None:
             if any(w.startswith("--from=") for w in shlex.split(copy.value)):
                 continue
             for src in words[:-1]:
-                assert (ROOT / src).exists(), f"{dockerfile.name}:{copy.line}: COPY source {src} is not in the repository"
+                assert (ROOT / src).exists(), (
+                    f"{dockerfile.name}:{copy.line}: COPY source {src} is not in the repository"
+                )
                 copied.add(src.rstrip("/"))
     includes = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {p.rstrip("*") for p in includes}
@@ -567,7 +575,9 @@ def _entropy_bits(text: str) -> float:
 
 
 def test_no_secret_literals_in_deploy_files() -> None:
-    vendor_token = re.compile(r"\b(?:sk-[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
+    vendor_token = re.compile(
+        r"\b(?:sk-[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})"
+    )
     random_run = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
     for path, text in deploy_texts().items():
         found = vendor_token.search(text)
@@ -591,4 +601,6 @@ def test_no_secret_literals_in_deploy_files() -> None:
         for stage in df.stages:
             for instruction in stage.all("ENV") + stage.all("ARG"):
                 for name in re.findall(r"\b([A-Z][A-Z0-9_]*)=", instruction.value):
-                    assert not SECRET_NAME.search(name), f"{df.path.name}:{instruction.line}: {name} baked into the image"
+                    assert not SECRET_NAME.search(name), (
+                        f"{df.path.name}:{instruction.line}: {name} baked into the image"
+                    )
