@@ -79,3 +79,28 @@ def gpu_config(**changes: Any) -> RunConfig:
     }
     fields.update(changes)
     return RunConfig.model_validate(fields)
+
+
+def cpu_submission(run_config: RunConfig, *, key: str = "test-key-0001", **changes: Any) -> Any:
+    """A cpu-smoke Submission for ``run_config`` with one claimed CPU result."""
+    from submissions.schema import Submission
+
+    claim = run_result(
+        seed=run_config.seed,
+        core_score=0.5,
+        training_seconds=30.0,
+        hardware=CPU,
+        recipe=run_config.recipe,
+        overrides=dict(run_config.overrides),
+    )
+    fields: dict[str, Any] = {
+        "track": "cpu-smoke",
+        "title": "a cpu smoke entry",
+        "contributors": ["@alice"],
+        "run_config": run_config,
+        "claimed_results": [claim],
+        "logs": [{"name": "train.log", "content": "step 0 loss 7.6\n"}],
+        "idempotency_key": key,
+    }
+    fields.update(changes)
+    return Submission.model_validate(fields)

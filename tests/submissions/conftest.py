@@ -1,0 +1,108 @@
+"""A real leaderboard site on 127.0.0.1 (uvicorn in a thread, SQLite in tmp) for client/worker tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveSite:
+    """A running site; ``restart()`` stops it and serves the same database again on the same port."""
+
+    home: Path
+    port: int
+    lease_seconds: int
+    tokens: dict[str, str] = field(default_factory=dict)
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def settings(self) -> Any:
+        from leaderboard.settings import Settings
+
+        return Settings(
+            home=self.home,
+            database_url=f"sqlite:///{self.home / 'site.db'}",
+            artifacts_dir=self.home / "artifacts",
+            base_url=self.url,
+            secret_key="test-secret-key-of-the-submissions-tests",
+            lease_seconds=self.lease_seconds,
+            submit_rate_per_minute=1000,
+            cache_ttl_seconds=0.0,
+        )
+
+    def start(self) -> None:
+        import uvicorn
+
+        from leaderboard.app import create_app
+
+        config = uvicorn.Config(create_app(self.settings()), host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the site did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+            self._server = None
+
+    def create_user(self, name: str, role: str) -> str:
+        from leaderboard.app import open_database
+        from leaderboard.db import session_scope
+        from leaderboard.users.models import Role
+        from leaderboard.users.schemas import UserCreate
+        from leaderboard.users.service import create_user
+
+        db = open_database(self.settings())
+        try:
+            with session_scope(db.sessionmaker) as session:
+                issued = create_user(session, UserCreate(name=name, role=Role(role)))
+        finally:
+            db.engine.dispose()
+        self.tokens[name] = issued.token
+        return issued.token
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        import httpx
+
+        resp = httpx.get(f"{self.url}/api/jobs/{job_id}", timeout=10)
+        resp.raise_for_status()
+        data: dict[str, Any] = resp.json()
+        return data
+
+
+@pytest.fixture
+def live_site(tmp_path: Path) -> Iterator[LiveSite]:
+    pytest.importorskip("leaderboard.app", reason="the leaderboard site is not in this build")
+    site = LiveSite(home=tmp_path / "site", port=_port(), lease_seconds=3)
+    site.home.mkdir()
+    site.create_user("alice", "submitter")
+    site.create_user("gpu-node", "worker")
+    site.start()
+    try:
+        yield site
+    finally:
+        site.stop()
