@@ -33,8 +33,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     PYTHONUNBUFFERED=1
 
+# build-essential: the host compiler of nvcc (flash-attn) and of Triton's launchers (torch.compile)
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-pip python3-venv python3-dev git ca-certificates \
+    && apt-get install -y --no-install-recommends \
+       python3 python3-pip python3-venv python3-dev build-essential git ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s /usr/bin/python3 /usr/local/bin/python
 

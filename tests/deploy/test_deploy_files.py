@@ -604,3 +604,52 @@ def test_no_secret_literals_in_deploy_files() -> None:
                     assert not SECRET_NAME.search(name), (
                         f"{df.path.name}:{instruction.line}: {name} baked into the image"
                     )
+
+
+# --- the site image's command, run for real (SQLite instead of PostgreSQL, no container) ----------
+
+
+@pytest.mark.slow
+def test_site_command_with_compose_environment_serves_health(tmp_path: Path, free_port: int) -> None:
+    """ENTRYPOINT + CMD of the site image, with the environment compose gives it, answer /api/health."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    df = service()
+    argv = command_words(df.effective(df.final, "ENTRYPOINT")) + command_words(df.effective(df.final, "CMD"))  # type: ignore[arg-type]
+    argv[argv.index("--port") + 1] = str(free_port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    env_file = env_example()
+    site_env = {
+        key: INTERPOLATION.sub(lambda m: env_file.get(_interpolated_names(m.group(0)).pop(), ""), str(value))
+        for key, value in compose()["services"]["site"]["environment"].items()
+    }
+    site_env["SPEEDRUN_DATABASE_URL"] = ""  # SQLite under SPEEDRUN_HOME: no PostgreSQL needed here
+    site_env["SPEEDRUN_HOME"] = str(tmp_path)
+    site_env["SPEEDRUN_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
+    base_url = "https://speedrun.example.org"
+    site_env["SPEEDRUN_BASE_URL"] = base_url
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPEEDRUN_")} | site_env
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "speedrun", *argv[1:]], env=env, stdout=out, stderr=out)
+        try:
+            status = None
+            for _ in range(300):  # up to ~60 s on a loaded machine; no timing is asserted
+                if proc.poll() is not None:
+                    break
+                try:
+                    status = httpx.get(f"http://127.0.0.1:{free_port}/api/health", timeout=2).status_code
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text(errors="replace")
+    assert status == 200, f"/api/health answered {status}; serve output:\n{text[-3000:]}"
+    assert base_url in text, f"serve ignored SPEEDRUN_BASE_URL={base_url}:\n{text[-2000:]}"
