@@ -1,0 +1,210 @@
+"""Fixtures of the leaderboard tests: real databases, the app over ASGI, and a live server.
+
+- ``engine``: SQLite (a file) and PostgreSQL (the root ``postgres_url``), migrated and seeded
+  once per session; tests using it run on both dialects.
+- ``session``: one connection per test inside a transaction rolled back at the end; the session
+  commits into savepoints, so the app's own commit/rollback logic still runs.
+- ``api``: the app over httpx's ASGI transport, its request sessions bound to ``session``.
+- ``users``: an admin, two submitters and a worker, with their API tokens.
+- ``live_server``: uvicorn on 127.0.0.1 (a free port) over a fresh SQLite file, real lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+from leaderboard import migrate
+from leaderboard.app import create_app
+from leaderboard.db import get_session, make_engine
+from leaderboard.seed import seed_all
+from leaderboard.settings import Settings
+from leaderboard.users.models import Role
+from leaderboard.users.schemas import UserCreate
+from leaderboard.users.service import create_user
+
+TEST_SECRET = "leaderboard-tests-secret"
+
+
+def _strict_sqlite_transactions(engine: Engine) -> None:
+    """pysqlite opens transactions lazily; make BEGIN explicit so test savepoints nest properly."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('lbdb') / 'test.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    if eng.dialect.name == "sqlite":
+        _strict_sqlite_transactions(eng)
+    migrate.upgrade(eng)
+    with Session(eng) as s:
+        seed_all(s)
+        s.commit()
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    connection = engine.connect()
+    outer = connection.begin()
+    s = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield s
+    finally:
+        s.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        home=tmp_path,
+        database_url=db_url,
+        secret_key=TEST_SECRET,
+        base_url="http://testserver",
+        migrate_on_start=False,
+        seed_on_start=False,
+    )
+
+
+class Api:
+    """A synchronous face on ``httpx.AsyncClient`` over the ASGI app (no server, no lifespan)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+    def request(self, method: str, url: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self._loop.run_until_complete(self._client.request(method, url, headers=headers, **kwargs))
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+
+def make_api(settings: Settings, session: Session) -> Api:
+    app = create_app(settings)
+
+    def test_session() -> Iterator[Session]:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = test_session
+    return Api(app)
+
+
+@pytest.fixture
+def api(settings: Settings, session: Session) -> Iterator[Api]:
+    client = make_api(settings, session)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@dataclass
+class Users:
+    admin: str
+    alice: str
+    bob: str
+    worker: str
+    ids: dict[str, int]
+
+
+@pytest.fixture
+def users(session: Session) -> Users:
+    tokens: dict[str, str] = {}
+    ids: dict[str, int] = {}
+    for name, role in (("admin", Role.admin), ("alice", Role.submitter), ("bob", Role.submitter), ("worker", Role.worker)):
+        issued = create_user(session, UserCreate(name=f"t-{name}", role=role))
+        tokens[name] = issued.token
+        ids[name] = issued.user.id
+    session.commit()
+    return Users(ids=ids, **tokens)
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    settings: Settings
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, free_port: int) -> Iterator[LiveServer]:
+    import uvicorn
+
+    base_url = f"http://127.0.0.1:{free_port}"
+    settings = Settings(home=tmp_path / "site", secret_key=TEST_SECRET, base_url=base_url, lease_seconds=30)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
+        time.sleep(0.02)
+    try:
+        yield LiveServer(base_url=base_url, settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def live_tokens(settings: Settings) -> dict[str, str]:
+    """Tokens for an admin, a submitter and a worker in a live server's database."""
+    from leaderboard.app import open_database
+    from leaderboard.db import session_scope
+
+    db = open_database(settings.model_copy(update={"migrate_on_start": False, "seed_on_start": False}))
+    out = {}
+    with session_scope(db.sessionmaker) as s:
+        for name, role in (("admin", Role.admin), ("alice", Role.submitter), ("worker", Role.worker)):
+            out[name] = create_user(s, UserCreate(name=f"live-{name}", role=role)).token
+    db.engine.dispose()
+    return out
