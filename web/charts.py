@@ -266,8 +266,9 @@ def _padded(lo: float, hi: float, log: bool) -> tuple[float, float]:
 def _open_svg(frame: Frame, title: str, css_class: str) -> list[str]:
     t = escape(title)
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {frame.width} '
-        f'{frame.height}" role="img" aria-label="{t}" preserveAspectRatio="xMidYMid meet" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" width="{frame.width}" '
+        f'height="{frame.height}" viewBox="0 0 {frame.width} {frame.height}" role="img" aria-label="{t}" '
+        f'preserveAspectRatio="xMidYMid meet" '
         f'font-family="system-ui, sans-serif" font-size="12">',
         f"<title>{t}</title>",
         f'<text class="chart-title" x="{frame.left}" y="20" font-size="14" font-weight="600" fill="#111827">{t}</text>',
@@ -459,7 +460,7 @@ def progression_chart(records: Sequence[RecordPoint], *, title: str = "Time to G
         log_y=True,
         x_kind="date",
         step=True,
-        frame=Frame(height=380),
+        frame=Frame(width=960, height=420),
         css_class="progression-chart",
         empty_message="no records yet",
     )

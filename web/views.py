@@ -257,6 +257,7 @@ def _curve_chart(curves: list[Any], attr: str, title: str, y_label: str, markers
         x_label="training time",
         y_label=y_label,
         x_kind="seconds",
+        frame=charts.Frame(width=560, height=320, left=56),
         css_class=f"curve-chart {attr}",
         empty_message=f"no {y_label} curve recorded",
     )

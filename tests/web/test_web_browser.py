@@ -1,0 +1,169 @@
+"""The pages in headless Chromium: the seeded board, sorting and filtering, an entry's charts,
+the submit form's validation errors, and the queue page following a job as a worker leases it.
+
+Screenshots of the leaderboard and an entry page go to test-artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def submitter(site: Any) -> str:
+    return site.create_user("browser-submitter", "submitter")
+
+
+def row_titles(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("#board tr.entry-row td.title a").all_inner_texts()]
+
+
+def test_leaderboard_renders_the_seeded_history(site: Any, page: Any, browser: Any, artifacts_dir: Path) -> None:
+    page.goto(site.url + "/")
+    rows = page.locator("#board tr.entry-row")
+    assert rows.count() == 7
+    titles = row_titles(page)
+    assert titles[0].startswith("autoresearch round 2")  # the fastest reported run ranks first
+    assert titles[-1] == "GPT-2 1.5B (original OpenAI run)"
+    assert page.locator("#board tr.reported .badge-reported").count() == 7
+    assert page.locator("#board td.hours").first.inner_text() == "1.65"
+    page.screenshot(path=str(artifacts_dir / "web-leaderboard.png"), full_page=True)
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    try:
+        small = phone.new_page()
+        small.goto(site.url + "/")
+        assert small.locator("#board tr.entry-row").count() == 7
+        # nothing but the table scrolls sideways: the page itself fits the phone's width
+        assert small.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+        small.screenshot(path=str(artifacts_dir / "web-leaderboard-phone.png"), full_page=True)
+    finally:
+        phone.close()
+
+
+def test_sorting_and_filtering_from_the_controls(site: Any, page: Any) -> None:
+    page.goto(site.url + "/")
+    page.select_option("select[name=sort]", "cost")  # filters.js submits the form on change
+    page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
+    costs = [float(c.strip("$").replace(",", "")) for c in page.locator("#board td.cost").all_inner_texts()]
+    assert costs == sorted(costs) and len(costs) == 7
+    assert page.locator("th a.sorted").inner_text().lower().startswith("cost")
+
+    page.select_option("select[name=hardware]", "tpu-v3")
+    page.wait_for_url("**hardware=tpu-v3*")
+    assert row_titles(page) == ["GPT-2 1.5B (original OpenAI run)"]
+
+    page.click("text=clear filters")
+    page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
+    page.click("#board th >> text=time (h)")
+    page.wait_for_url("**sort=time*")
+    hours = [float(h.replace(",", "")) for h in page.locator("#board td.hours").all_inner_texts()]
+    assert hours == sorted(hours) and len(hours) == 7
+
+
+def test_entry_page_shows_its_charts(site: Any, page: Any, submitter: str, artifacts_dir: Path) -> None:
+    body = site.submission(
+        "d24 + value embeddings, 1.52 h",
+        "browser-entry-0001",
+        contributors=["@alice", "@bob"],
+        description="Two claimed runs on one 8xH100 node; curves from the first run's metrics log.",
+    )
+    entry_id = site.submit(submitter, body)["entry_id"]
+    page.goto(f"{site.url}/entries/{entry_id}")
+    assert page.locator("h1").inner_text().startswith("d24 + value embeddings")
+    bars = page.locator("#core-chart svg.core-bars rect.bar")
+    assert bars.count() == 6  # one claimed bar per CORE task
+    assert page.locator("#loss-chart svg polyline").count() == 2  # one loss line per claimed run's log
+    assert page.locator("#bpb-chart svg circle").count() >= 3
+    assert page.locator("#runs tr[data-kind=claimed]").count() == 2
+    assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 3
+    box = page.locator("#core-chart svg").bounding_box()
+    assert box is not None and box["width"] > 600 and box["height"] > 150
+    page.screenshot(path=str(artifacts_dir / "web-entry.png"), full_page=True)
+
+
+def test_submit_form_reports_a_validation_error_naming_the_field(site: Any, page: Any, submitter: str) -> None:
+    page.goto(site.url + "/submit")
+    page.fill("#token", submitter)
+    page.click("#login button[type=submit]")
+    page.wait_for_url("**/submit?done=signed-in")
+    assert "browser-submitter" in page.locator(".who").inner_text()
+    assert submitter not in page.content()  # the token is never shown back
+
+    bad = site.submission("no contributors", "browser-invalid-0001")
+    bad["contributors"] = []
+    bad["run_config"]["gpus_per_node"] = 99
+    page.fill("#body", json.dumps(bad, indent=1))
+    page.click("#submission button[type=submit]")
+    errors = page.locator("#errors li")
+    errors.first.wait_for()
+    text = " | ".join(errors.all_inner_texts())
+    assert "contributors" in text
+    assert "run_config.gpus_per_node" in text
+    assert json.loads(page.input_value("#body"))["title"] == "no contributors"  # the form keeps what was pasted
+
+
+def test_queue_page_follows_a_job_through_lease_progress_and_failure(site: Any, page: Any, submitter: str) -> None:
+    body = site.submission("queue watcher", "browser-queue-0001")
+    body["track"] = "gpt2-cost"  # its own track, so this test's worker leases exactly this job
+    job_id = site.submit(submitter, body)["job_id"]
+    page.goto(site.url + "/queue")
+    row = page.locator(f'#queue tr[data-job-id="{job_id}"]')
+    assert row.get_attribute("data-status") == "queued"
+
+    worker = site.create_user("browser-worker", "worker")
+    fingerprint = body["claimed_results"][0]["hardware"]
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {worker}"}, timeout=30) as api:
+        r = api.post(
+            "/api/worker/lease", json={"worker_id": "gpu-box-7", "fingerprint": fingerprint, "tracks": ["gpt2-cost"]}
+        )
+        assert r.status_code == 200, r.text
+        lease = r.json()
+        assert lease["job_id"] == job_id
+        page.wait_for_selector(f'#queue tr[data-job-id="{job_id}"][data-status="running"]')
+        assert "gpu-box-7" in row.inner_text()
+
+        progress = {"run_index": 1, "runs": lease["runs"], "step": 500, "steps": 1000, "message": "training"}
+        r = api.post(
+            f"/api/worker/jobs/{job_id}/heartbeat", json={"lease_token": lease["lease_token"], "progress": progress}
+        )
+        assert r.status_code == 200, r.text
+        expected = round(100 * 1.5 / lease["runs"])
+        page.wait_for_function(
+            "([id, v]) => { const p = document.querySelector(`#queue tr[data-job-id='${id}'] progress`);"
+            " return p && Math.round(p.value) === v; }",
+            arg=[job_id, expected],
+        )
+        assert "step 500/1000" in row.inner_text()
+
+        r = api.post(
+            f"/api/worker/jobs/{job_id}/fail",
+            json={"lease_token": lease["lease_token"], "reason": "CUDA error: an illegal memory access <b>"},
+        )
+        assert r.status_code == 200, r.text
+    page.wait_for_selector(f'#queue tr[data-job-id="{job_id}"][data-status="failed"]')
+    assert "CUDA error: an illegal memory access <b>" in row.inner_text()  # shown as text, not markup
