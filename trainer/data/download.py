@@ -128,7 +128,7 @@ def _fetch_once(client: httpx.Client, url: str, part: Path, progress: _Progress)
             if length is not None:
                 progress.add_total(int(length))
             with open(part, mode) as f:
-                for chunk in response.iter_bytes(1 << 20):
+                for chunk in response.iter_bytes():  # as received, so a drop keeps what arrived
                     f.write(chunk)
                     progress.update(len(chunk))
             return expected
