@@ -1,0 +1,227 @@
+"""The worker protocol: leases with expiry, heartbeats, uploads, one completion, failure and requeue."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from conftest import Api, Users, make_api
+from lb_factories import fingerprint, report, run_config, submission_json
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from leaderboard.db import utcnow
+from leaderboard.jobs.models import Job
+from leaderboard.settings import Settings
+from submissions import protocol
+from submissions.tracks import BUILTIN_TRACKS
+
+CPU = fingerprint("cpu").model_dump(mode="json")
+
+
+def _submit(api: Api, users: Users, **kw: Any) -> dict[str, Any]:
+    r = api.post(protocol.SUBMISSIONS, json=submission_json(**kw), token=users.alice)
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _lease(api: Api, users: Users, worker_id: str = "w1", fp: dict[str, Any] | None = None) -> Any:
+    return api.post(protocol.LEASE, json={"worker_id": worker_id, "fingerprint": fp or CPU}, token=users.worker)
+
+
+def _expire(session: Session, job_id: int) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+
+
+def _complete_body(lease: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config(), **kw)
+    return {"lease_token": lease["lease_token"], "report": rep.model_dump(mode="json"), "artifacts": []}
+
+
+def _progress() -> dict[str, Any]:
+    return {"run_index": 0, "runs": 2, "step": 10, "steps": 300, "message": "training"}
+
+
+def test_empty_queue_gives_204(api: Api, users: Users) -> None:
+    assert _lease(api, users).status_code == 204
+
+
+def test_lease_carries_the_config_track_and_claims(api: Api, users: Users) -> None:
+    sub = _submit(api, users)
+    r = _lease(api, users)
+    assert r.status_code == 200, r.text
+    lease = r.json()
+    assert lease["job_id"] == sub["job_id"] and lease["attempt"] == 1 and lease["runs"] == 2
+    assert lease["track"]["slug"] == "cpu-smoke"
+    assert lease["run_config"]["recipe"] == "cpu_smoke"
+    assert len(lease["claimed_results"]) == 1
+    assert _lease(api, users, "w2").status_code == 204  # leased jobs are not handed out twice
+
+
+def test_a_gpu_worker_does_not_get_a_cpu_job(api: Api, users: Users) -> None:
+    _submit(api, users)
+    gpu = fingerprint("h100-sxm", 8).model_dump(mode="json")
+    assert _lease(api, users, fp=gpu).status_code == 204
+    assert _lease(api, users).status_code == 200
+
+
+def test_heartbeat_records_progress_on_the_queue(api: Api, users: Users) -> None:
+    _submit(api, users)
+    lease = _lease(api, users).json()
+    url = protocol.HEARTBEAT.format(job_id=lease["job_id"])
+    r = api.post(url, json={"lease_token": lease["lease_token"], "progress": _progress()}, token=users.worker)
+    assert r.status_code == 200, r.text
+    assert r.json()["cancel"] is False
+    job = api.get("/api/queue").json()["jobs"][0]
+    assert job["status"] == "running" and job["progress"]["step"] == 10 and job["lease_owner"] == "w1"
+
+
+def test_expired_lease_is_re_leased_and_completes_once(api: Api, users: Users, session: Session) -> None:
+    _submit(api, users)
+    first = _lease(api, users, "w1").json()
+    _expire(session, first["job_id"])
+    hb = api.post(
+        protocol.HEARTBEAT.format(job_id=first["job_id"]),
+        json={"lease_token": first["lease_token"], "progress": _progress()},
+        token=users.worker,
+    )
+    assert hb.status_code == 409
+    second = _lease(api, users, "w2").json()
+    assert second["job_id"] == first["job_id"] and second["attempt"] == 2
+    url = protocol.COMPLETE.format(job_id=first["job_id"])
+    assert api.post(url, json=_complete_body(first), token=users.worker).status_code == 409
+    ok = api.post(url, json=_complete_body(second), token=users.worker)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["status"] == "succeeded"
+    assert api.post(url, json=_complete_body(second), token=users.worker).status_code == 409
+    assert _lease(api, users, "w3").status_code == 204
+
+
+def test_completion_verifies_and_ranks_the_entry(api: Api, users: Users) -> None:
+    sub = _submit(api, users)
+    lease = _lease(api, users).json()
+    upload = api.post(
+        protocol.ARTIFACTS.format(job_id=lease["job_id"]),
+        params={"name": "run-0/metrics.jsonl", "kind": "metrics"},
+        content=b'{"step": 1, "loss": 3.0, "training_seconds": 1.5}\n{"step": 1, "val_bpb": 1.2}\n',
+        headers={protocol.LEASE_TOKEN_HEADER: lease["lease_token"]},
+        token=users.worker,
+    )
+    assert upload.status_code == 201, upload.text
+    ref = upload.json()
+    body = _complete_body(lease, hours=(0.02, 0.04), metrics_sha256=ref["sha256"])
+    body["artifacts"] = [ref]
+    r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
+    assert r.status_code == 200, r.text
+    detail = api.get(f"/api/entries/{sub['entry_id']}").json()
+    entry = detail["entry"]
+    assert entry["status"] == "verified" and entry["section"] == "verified" and entry["rank"] == 1
+    assert abs(entry["hours"] - 0.03) < 1e-9
+    assert entry["cost_usd"] is None  # CPU runs have no reference price
+    assert [v["verdict"] for v in detail["verifications"]] == ["verified"]
+    assert len(detail["verified_runs"]) == 2
+    assert "run-0/metrics.jsonl" in [a["name"] for a in detail["artifacts"]]
+    curve = detail["curves"][0]["points"]
+    assert [p["val_bpb"] for p in curve] == [None, 1.2]
+    assert curve[1]["training_seconds"] == 1.5  # eval lines take the time of their step
+    board = api.get("/api/tracks/cpu-smoke/leaderboard").json()
+    assert [r["id"] for r in board["rows"]] == [sub["entry_id"]]
+
+
+def test_site_downgrades_a_verified_report_with_repeated_seeds(api: Api, users: Users) -> None:
+    sub = _submit(api, users)
+    lease = _lease(api, users).json()
+    body = _complete_body(lease, seeds=(5, 5))
+    assert api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker).status_code == 200
+    detail = api.get(f"/api/entries/{sub['entry_id']}").json()
+    assert detail["entry"]["status"] == "inconclusive"
+    assert any("seeds repeat" in r for r in detail["verifications"][0]["reasons"])
+
+
+def test_report_for_another_track_is_422(api: Api, users: Users) -> None:
+    _submit(api, users)
+    lease = _lease(api, users).json()
+    body = _complete_body(lease)
+    body["report"]["track"] = "gpt2-cost"
+    r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "report.track"
+
+
+def test_retryable_failure_requeues_until_attempts_run_out(settings: Settings, session: Session, users: Users) -> None:
+    api = make_api(settings.model_copy(update={"max_job_attempts": 2}), session)
+    try:
+        sub = _submit(api, users)
+        for attempt in (1, 2):
+            lease = _lease(api, users).json()
+            assert lease["attempt"] == attempt
+            body = {"lease_token": lease["lease_token"], "reason": "worker shutting down", "retryable": True}
+            state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=users.worker).json()
+            assert state["status"] == ("queued" if attempt == 1 else "failed")
+        entry = api.get(f"/api/entries/{sub['entry_id']}").json()
+        assert entry["entry"]["status"] == "error"
+        assert entry["jobs"][0]["failure_reason"] == "worker shutting down"
+    finally:
+        api.close()
+
+
+def test_non_retryable_failure_fails_at_once(api: Api, users: Users) -> None:
+    _submit(api, users)
+    lease = _lease(api, users).json()
+    body = {"lease_token": lease["lease_token"], "reason": "config does not build", "retryable": False}
+    state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=users.worker).json()
+    assert state == {"job_id": lease["job_id"], "status": "failed", "attempts": 1, "failure_reason": "config does not build"}
+
+
+def test_expired_lease_on_the_last_attempt_fails_the_job(settings: Settings, session: Session, users: Users) -> None:
+    api = make_api(settings.model_copy(update={"max_job_attempts": 1}), session)
+    try:
+        sub = _submit(api, users)
+        lease = _lease(api, users).json()
+        _expire(session, lease["job_id"])
+        assert _lease(api, users, "w2").status_code == 204
+        job = api.get(f"/api/jobs/{sub['job_id']}").json()
+        assert job["status"] == "failed" and "expired" in job["failure_reason"]
+    finally:
+        api.close()
+
+
+def test_upload_needs_the_lease_token(api: Api, users: Users) -> None:
+    _submit(api, users)
+    lease = _lease(api, users).json()
+    r = api.post(
+        protocol.ARTIFACTS.format(job_id=lease["job_id"]),
+        params={"name": "x.log", "kind": "log"},
+        content=b"hello",
+        headers={protocol.LEASE_TOKEN_HEADER: "lease_wrong"},
+        token=users.worker,
+    )
+    assert r.status_code == 409
+
+
+def test_upload_over_the_artifact_limit_is_413(settings: Settings, session: Session, users: Users) -> None:
+    api = make_api(settings.model_copy(update={"max_artifact_bytes": 2048}), session)
+    try:
+        _submit(api, users)
+        lease = _lease(api, users).json()
+        r = api.post(
+            protocol.ARTIFACTS.format(job_id=lease["job_id"]),
+            params={"name": "big.log", "kind": "log"},
+            content=b"x" * 5000,
+            headers={protocol.LEASE_TOKEN_HEADER: lease["lease_token"]},
+            token=users.worker,
+        )
+        assert r.status_code == 413
+    finally:
+        api.close()
+
+
+def test_lease_tokens_are_stored_as_digests(api: Api, users: Users, session: Session) -> None:
+    _submit(api, users)
+    lease = _lease(api, users).json()
+    job = session.get(Job, lease["job_id"])
+    assert job is not None
+    session.refresh(job)
+    assert job.lease_token_sha256 == hashlib.sha256(lease["lease_token"].encode()).hexdigest()
