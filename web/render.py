@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from web import TEMPLATES_DIR
 from web.charts import fmt_hours
@@ -99,6 +100,22 @@ def size(v: int | None) -> str:
     return str(v)
 
 
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
+
+
+def linkify(text: str | None) -> Markup:
+    """``text`` escaped, with its http(s) URLs turned into links that send no referrer or opener."""
+    raw = text or ""
+    out: list[str] = []
+    last = 0
+    for m in _URL.finditer(raw):
+        url = escape(m.group(0))
+        out += [str(escape(raw[last : m.start()])), f'<a href="{url}" rel="nofollow noopener noreferrer">{url}</a>']
+        last = m.end()
+    out.append(str(escape(raw[last:])))
+    return Markup("".join(out))
+
+
 def json_script(v: Any) -> Markup:
     """JSON safe to place inside <script type="application/json"> (no '</' or '<!--' can close it)."""
     text = json.dumps(v, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -129,6 +146,7 @@ def environment() -> Environment:
         size=size,
         duration=fmt_hours,
         json_script=json_script,
+        linkify=linkify,
     )
     env.globals.update(core_summary=core_summary)
     return env

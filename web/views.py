@@ -373,9 +373,13 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
         "retracted_reason": detail.retracted_reason,
         "runs": runs,
         "deltas": _deltas(detail.claimed_runs, detail.verified_runs),
-        "core_chart": _core_chart(detail.core_tasks),
-        "loss_chart": _curve_chart(detail.curves, "loss", "Training loss", "loss", markers=False),
-        "bpb_chart": _curve_chart(detail.curves, "val_bpb", "Validation bits per byte", "val_bpb", markers=True),
+        "core_chart": _core_chart(detail.core_tasks) if detail.core_tasks else None,
+        "loss_chart": _curve_chart(detail.curves, "loss", "Training loss", "loss", markers=False)
+        if any(p.loss is not None for c in detail.curves for p in c.points)
+        else None,
+        "bpb_chart": _curve_chart(detail.curves, "val_bpb", "Validation bits per byte", "val_bpb", markers=True)
+        if any(p.val_bpb is not None for c in detail.curves for p in c.points)
+        else None,
         "verifications": detail.verifications,
         "jobs": detail.jobs,
         "hardware": hardware,
