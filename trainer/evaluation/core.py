@@ -210,13 +210,19 @@ def evaluate_task(
     )
 
 
-def autocast_dtype_for(precision: Precision, device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype of a precision: 'auto' is bf16 on GPUs (the harness's setting) and fp32 on CPU."""
+def autocast_dtype_for(precision: Precision, device: torch.device | str, model: torch.nn.Module) -> torch.dtype | None:
+    """The autocast dtype of a precision setting.
+
+    'auto': none on CPU, and none for a model that manages its own compute dtype (the reference GPT
+    casts its weights to ``model.compute_dtype`` itself); bf16 autocast for other models on GPUs.
+    """
     import torch
 
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {precision!r}")
-    if precision == "fp32" or (precision == "auto" and torch.device(device).type != "cuda"):
+    if precision == "fp32":
+        return None
+    if precision == "auto" and (torch.device(device).type == "cpu" or hasattr(model, "compute_dtype")):
         return None
     return torch.bfloat16
 
@@ -247,7 +253,7 @@ def evaluate_tasks(
     unknown = [label for label in wanted if label not in CORE_V1_LABELS]
     if unknown:
         raise ValueError(f"labels: not core-v1 tasks: {unknown}")
-    dtype = autocast_dtype_for(precision, device)
+    dtype = autocast_dtype_for(precision, device, model)
     tasks = [bundle.task(label) for label in wanted]
     sizes = [len(t.items) if max_per_task is None else min(len(t.items), max_per_task) for t in tasks]
     total = sum(len(range(rank, n, world_size)) for n in sizes)

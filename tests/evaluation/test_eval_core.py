@@ -1,0 +1,210 @@
+"""The batched scorer against the one-example reference, and its known answers (oracle, uniform, guards)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from submissions.schema import CoreResult
+from trainer.data.tokenizer import Tokenizer
+from trainer.evaluation.bundle import Bundle, LMItem
+from trainer.evaluation.core import evaluate_core, evaluate_tasks, pack_batches
+from trainer.evaluation.prompts import prepare_examples, task_items
+from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType
+
+# one task of each type and shot regime: MC 0/3/10-shot, schema, LM 0/10-shot (with "\nAnswer: ")
+MIXED_LABELS = ["copa", "agi_eval_lsat_ar", "arc_easy", "winogrande", "lambada_openai", "jeopardy", "squad"]
+PER_TASK = 16
+
+
+class Blend(nn.Module):
+    """A random model nudged toward the gold answers: some examples right, some wrong, of every type."""
+
+    def __init__(self, base: nn.Module, oracle: nn.Module, weight: float):
+        super().__init__()
+        self.base, self.oracle, self.weight = base, oracle, weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.base(idx) + (self.weight / 100.0) * self.oracle(idx)
+
+
+def gold_rows(bundle: Bundle, tokenizer: Tokenizer, labels: list[str], max_per_task: int | None = None) -> list:
+    rows = []
+    for label in labels:
+        task = bundle.task(label)
+        items = task_items(task.items, max_per_task)
+        for ex in prepare_examples(task.spec, items, range(len(items)), tokenizer):
+            rows.append(ex.rows[0 if ex.gold is None else ex.gold])
+    return rows
+
+
+def test_pack_batches_sorts_longest_first_and_respects_the_budget() -> None:
+    lengths = [5, 9, 3, 9, 1, 7]
+    batches = pack_batches(lengths, 20)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    assert all(len(b) * lengths[b[0]] <= 20 for b in batches)
+    assert pack_batches([50, 2], 10) == [[0], [1]]  # a row over the budget gets its own batch
+    with pytest.raises(ValueError, match="batch_tokens"):
+        pack_batches(lengths, 0)
+
+
+@pytest.fixture(scope="module")
+def blend_and_reference(bundle: Bundle, tokenizer: Tokenizer, ref) -> tuple[nn.Module, dict[str, list[bool]]]:
+    """A random tiny model nudged toward gold answers, and the reference's per-example decisions (computed once)."""
+    torch.manual_seed(0)
+    oracle = ref.oracle_model(tokenizer.vocab_size, gold_rows(bundle, tokenizer, MIXED_LABELS, PER_TASK))
+    model = Blend(ref.tiny_model(tokenizer.vocab_size), oracle, weight=1.5).eval()
+    expected = {label: ref.task(model, tokenizer, bundle, label, PER_TASK) for label in MIXED_LABELS}
+    assert {flag for flags in expected.values() for flag in flags} == {True, False}  # right and wrong decisions
+    return model, expected
+
+
+@pytest.mark.parametrize("batch_tokens", [1, 900, 1 << 16])
+def test_batched_equals_reference_per_example(
+    batch_tokens: int, bundle: Bundle, tokenizer: Tokenizer, blend_and_reference
+) -> None:
+    model, expected = blend_and_reference
+    outcomes = evaluate_tasks(
+        model,
+        tokenizer,
+        bundle,
+        device="cpu",
+        labels=MIXED_LABELS,
+        max_per_task=PER_TASK,
+        batch_tokens=batch_tokens,
+        progress=False,
+    )
+    for outcome in outcomes:
+        assert list(outcome.correct) == expected[outcome.label], outcome.label
+        assert outcome.accuracy == sum(expected[outcome.label]) / PER_TASK
+
+
+@pytest.mark.slow
+def test_batched_equals_reference_on_a_depth2_gpt(
+    bundle: Bundle, tokenizer: Tokenizer, gpt_model: nn.Module, ref
+) -> None:
+    oracle = ref.oracle_model(tokenizer.vocab_size, gold_rows(bundle, tokenizer, MIXED_LABELS, PER_TASK))
+    model = Blend(gpt_model, oracle, weight=3.0).eval()
+    outcomes = evaluate_tasks(
+        model,
+        tokenizer,
+        bundle,
+        device="cpu",
+        labels=MIXED_LABELS,
+        max_per_task=PER_TASK,
+        batch_tokens=3000,
+        progress=False,
+    )
+    flags = set()
+    for outcome in outcomes:
+        expected = ref.task(model, tokenizer, bundle, outcome.label, PER_TASK)
+        assert list(outcome.correct) == expected, outcome.label
+        flags.update(expected)
+    assert flags == {True, False}
+
+
+def test_mean_span_losses_equal_the_reference(bundle: Bundle, tokenizer: Tokenizer, tiny_model: nn.Module, ref) -> None:
+    from trainer.evaluation.core import _rows, score_rows
+
+    task = bundle.task("hellaswag")
+    items = task_items(task.items, 12)
+    examples = prepare_examples(task.spec, items, range(len(items)), tokenizer)
+    rows = _rows(examples)
+    got = [0.0] * len(rows)
+    with torch.no_grad():
+        for batch, values in score_rows(
+            tiny_model, rows, pad_id=tokenizer.bos_id, device=torch.device("cpu"), batch_tokens=5000, want_losses=True
+        ):
+            for i, v in zip(batch, values, strict=True):
+                got[i] = float(v)
+    expected = [
+        m for idx in range(len(items)) for m in ref.example(tiny_model, tokenizer, task.spec, items, idx).mean_losses
+    ]
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_oracle_model_scores_centered_one_on_every_task(bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
+    for label in CORE_V1_LABELS:
+        oracle = ref.oracle_model(tokenizer.vocab_size, gold_rows(bundle, tokenizer, [label]))
+        (outcome,) = evaluate_tasks(oracle, tokenizer, bundle, device="cpu", labels=[label], progress=False)
+        assert outcome.accuracy == 1.0, label
+        assert outcome.centered == pytest.approx(1.0), label
+
+
+def test_uniform_model_gets_the_tie_rule_outcome(bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
+    """Equal logits: each option's loss is ln V at every position, so the decision is the tie rule's.
+
+    The mean of L equal fp32 values can round differently for different L, so the expected decision
+    is the first argmin of those fp32 means (the first option wherever the spans are equally long).
+    """
+    vocab = tokenizer.vocab_size
+    per_token = F.cross_entropy(torch.zeros(1, vocab), torch.zeros(1, dtype=torch.long))
+    result = evaluate_core(ref.uniform_model(vocab), tokenizer, bundle, device="cpu", progress=False)
+    firsts = 0
+    for task in bundle.tasks:
+        items = task_items(task.items, None)
+        examples = prepare_examples(task.spec, items, range(len(items)), tokenizer)
+        if task.spec.task_type is TaskType.language_modeling:
+            expected = 0.0  # greedy picks token 0 (a NUL byte) everywhere
+        else:
+            hits = 0
+            for ex in examples:
+                means = [per_token.expand(e - s).mean().item() for s, e in zip(ex.starts, ex.ends, strict=True)]
+                hits += means.index(min(means)) == ex.gold
+                firsts += ex.gold == 0 and len(set(means)) == 1
+            expected = hits / len(items)
+        assert result.tasks[task.label].accuracy == expected, task.label
+        assert result.tasks[task.label].n == len(items)
+    assert firsts > 50  # many exact ties, decided for the first option
+
+
+def test_core_result_is_the_contract_object(bundle: Bundle, tokenizer: Tokenizer, tiny_model: nn.Module) -> None:
+    result = evaluate_core(tiny_model, tokenizer, bundle, device="cpu", max_per_task=12, progress=False)
+    assert isinstance(result, CoreResult)
+    assert result.protocol == "core-v1" and result.bundle_sha256 == bundle.sha256 and result.max_per_task == 12
+    assert list(result.tasks) == list(CORE_V1_LABELS)
+    assert result.core == pytest.approx(sum(t.centered for t in result.tasks.values()) / 22)
+    assert all(t.n == 12 for t in result.tasks.values())
+    assert CoreResult.model_validate_json(result.model_dump_json()) == result
+    assert not tiny_model.training
+
+
+def test_too_few_examples_for_the_shots_is_a_clear_error(bundle: Bundle, tokenizer: Tokenizer, tiny_model) -> None:
+    with pytest.raises(ValueError, match=r"jeopardy: 10-shot needs more than 10 examples.*max_per_task=10"):
+        evaluate_core(tiny_model, tokenizer, bundle, device="cpu", max_per_task=10, progress=False)
+    with pytest.raises(ValueError, match="max_per_task"):
+        evaluate_core(tiny_model, tokenizer, bundle, device="cpu", max_per_task=0, progress=False)
+
+
+def test_other_arguments_are_validated(bundle: Bundle, tokenizer: Tokenizer, tiny_model: nn.Module) -> None:
+    with pytest.raises(ValueError, match="rank"):
+        evaluate_core(tiny_model, tokenizer, bundle, device="cpu", rank=2, world_size=2, progress=False)
+    with pytest.raises(ValueError, match=r"initialized torch\.distributed"):
+        evaluate_tasks(tiny_model, tokenizer, bundle, device="cpu", labels=["copa"], world_size=2, progress=False)
+    with pytest.raises(ValueError, match="precision"):
+        evaluate_tasks(tiny_model, tokenizer, bundle, device="cpu", labels=["copa"], precision="fp16", progress=False)
+    with pytest.raises(ValueError, match="not core-v1 tasks"):
+        evaluate_tasks(tiny_model, tokenizer, bundle, device="cpu", labels=["mmlu"], progress=False)
+
+
+def test_max_seq_len_crops_prompts_from_the_left(bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
+    seen: list[int] = []
+
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = ref.uniform_model(tokenizer.vocab_size)
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            seen.append(idx.size(1))
+            return self.inner(idx)
+
+    evaluate_tasks(Recorder(), tokenizer, bundle, device="cpu", labels=["squad"], max_seq_len=48, progress=False)
+    assert seen and max(seen) <= 48
+    spec = bundle.task("squad").spec
+    long_lm = [LMItem("word " * 100, "end")] * 12
+    (ex,) = prepare_examples(spec, long_lm, [0], tokenizer, max_seq_len=48)
+    assert len(ex.rows[0]) == 48 and ex.ends[0] == 48
