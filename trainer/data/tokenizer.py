@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,9 @@ class Tokenizer:
             mergeable_ranks={token: rank for rank, token in enumerate(self._ranks)},
             special_tokens=self.special_tokens,
         )
+        self._pool_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_threads = 0
         self._json = self._to_json()
         self.sha256 = hashlib.sha256(self._json.encode()).hexdigest()
 
@@ -74,20 +79,40 @@ class Tokenizer:
     def encode_batch(
         self, texts: Sequence[str], *, prepend_bos: bool = False, num_threads: int | None = None
     ) -> list[list[int]]:
-        """``encode`` of each text, on ``num_threads`` threads (default: the CPU count)."""
+        """``encode`` of each text, on ``num_threads`` threads (default: the CPU count).
+
+        tiktoken releases the GIL while encoding; the texts are split into one contiguous chunk per
+        thread of a pool kept by this tokenizer (one task per chunk, not per text).
+        """
         threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
         if threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {threads}")
         texts = list(texts)
-        if threads == 1 or len(texts) < 2:
-            batch = [self._enc.encode_ordinary(t) for t in texts]
+        threads = min(threads, max(1, len(texts) // 16))  # small batches are not worth a thread hop
+        if threads == 1:
+            batch = self._encode_chunk(texts)
         else:
-            batch = self._enc.encode_ordinary_batch(texts, num_threads=threads)
+            n = len(texts)
+            chunks = [texts[i * n // threads : (i + 1) * n // threads] for i in range(threads)]
+            batch = [ids for part in self._pool(threads).map(self._encode_chunk, chunks) for ids in part]
         if prepend_bos:
             bos = self.bos_id
             for ids in batch:
                 ids.insert(0, bos)
         return batch
+
+    def _encode_chunk(self, texts: list[str]) -> list[list[int]]:
+        encode = self._enc.encode_ordinary
+        return [encode(text) for text in texts]
+
+    def _pool(self, threads: int) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None or self._executor_threads < threads:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False)
+                self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="speedrun-tokenize")
+                self._executor_threads = threads
+            return self._executor
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` (invalid UTF-8 from a partial sequence becomes U+FFFD)."""
