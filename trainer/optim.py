@@ -109,10 +109,11 @@ def normuon(u: torch.Tensor, second_moment: torch.Tensor, beta2: float, eps: flo
     `second_moment` is updated in place: EMA of the mean square along the reduced dimension.
     """
     red_dim = -1 if u.size(-2) >= u.size(-1) else -2
-    mean_sq = u.float().square().mean(dim=red_dim, keepdim=True)
+    uf = u.to(torch.promote_types(u.dtype, torch.float32))
+    mean_sq = uf.square().mean(dim=red_dim, keepdim=True)
     second_moment.lerp_(mean_sq, 1.0 - beta2)
-    scaled = u.float() * second_moment.clamp_min(eps).rsqrt()
-    before = u.float().norm(dim=(-2, -1), keepdim=True)
+    scaled = uf * second_moment.clamp_min(eps).rsqrt()
+    before = uf.norm(dim=(-2, -1), keepdim=True)
     after = scaled.norm(dim=(-2, -1), keepdim=True).clamp_min(eps)
     return (scaled * (before / after)).to(u.dtype)
 
@@ -225,12 +226,13 @@ class MuonAdamW(torch.optim.Optimizer):
         if not params:
             return
         state = self.state[params[0]]
-        grads = torch.stack([p.grad for p in params]).float()  # type: ignore[misc]
+        dtype = torch.promote_types(params[0].dtype, torch.float32)  # fp32 math for fp32/bf16 weights
+        grads = torch.stack([p.grad for p in params]).to(dtype)  # type: ignore[misc]
         m, n = grads.shape[-2:]
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(grads)
             red_shape = (len(params), m, 1) if m >= n else (len(params), 1, n)
-            state["second_moment"] = torch.zeros(red_shape, dtype=torch.float32, device=grads.device)
+            state["second_moment"] = torch.zeros(red_shape, dtype=dtype, device=grads.device)
         buf: torch.Tensor = state["momentum_buffer"]
         momentum = group["momentum"]
         buf.lerp_(grads, 1.0 - momentum)
@@ -241,7 +243,7 @@ class MuonAdamW(torch.optim.Optimizer):
         update = normuon(update, state["second_moment"], self.normuon_beta2)
         lr = group["lr"] * shape_lr_factor(m, n)
         wd = group["weight_decay"]
-        stacked = torch.stack([p.detach() for p in params]).float()
+        stacked = torch.stack([p.detach() for p in params]).to(dtype)
         mask = (update * stacked) >= 0
         new = stacked - lr * update - (lr * wd) * stacked * mask
         for p, value in zip(params, new.unbind(0), strict=True):
@@ -256,16 +258,17 @@ class MuonAdamW(torch.optim.Optimizer):
             state = self.state[p]
             if "step" not in state:
                 state["step"] = 0
-                state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
-                state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                dtype = torch.promote_types(p.dtype, torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, dtype=dtype)
+                state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype)
             state["step"] += 1
             t = state["step"]
-            grad = p.grad.float()
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            grad = p.grad.to(exp_avg.dtype)
             exp_avg.lerp_(grad, 1.0 - beta1)
             exp_avg_sq.lerp_(grad.square(), 1.0 - beta2)
             denom = (exp_avg_sq / (1.0 - beta2**t)).sqrt().add_(eps)
-            value = p.float() * (1.0 - lr * wd) - (lr / (1.0 - beta1**t)) * exp_avg / denom
+            value = p.to(exp_avg.dtype) * (1.0 - lr * wd) - (lr / (1.0 - beta1**t)) * exp_avg / denom
             p.copy_(value)
 
 

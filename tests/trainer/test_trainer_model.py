@@ -1,0 +1,162 @@
+"""The GPT: shapes, init, softcap, causality/padding, the per-token loss contract, attention backends."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.attention import attend, naive_attention, select_backend, sliding_window_mask
+from trainer.config import build_config
+from trainer.model import GPT, GPTConfig, apply_rotary, build_model
+
+
+def tiny(depth: int = 3, **overrides: object) -> GPT:
+    cfg = build_config("cpu_smoke", {"depth": depth, "sequence_len": 64, **overrides})
+    torch.manual_seed(0)
+    return build_model(GPTConfig.from_train_config(cfg), torch.device("cpu"), torch.float32)
+
+
+def test_logits_and_loss_shapes() -> None:
+    model = tiny()
+    idx = torch.randint(0, 2048, (2, 16))
+    logits = model(idx)
+    assert logits.shape == (2, 16, 2048) and logits.dtype == torch.float32
+    per_token = model(idx, idx, loss_reduction="none")
+    assert per_token.shape == (2, 16)
+    assert model(idx, idx).item() == pytest.approx(per_token.mean().item(), rel=1e-5)
+
+
+def test_ignore_index_drops_targets() -> None:
+    model = tiny()
+    idx = torch.randint(0, 2048, (1, 8))
+    targets = idx.clone()
+    targets[0, 4:] = -1
+    per_token = model(idx, targets, loss_reduction="none")
+    assert torch.all(per_token[0, 4:] == 0)
+    assert model(idx, targets).item() == pytest.approx(per_token[0, :4].mean().item(), rel=1e-5)
+
+
+def test_logits_are_softcapped() -> None:
+    model = tiny()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1e4)
+    assert model(torch.randint(0, 2048, (1, 8))).abs().max().item() <= 15.0
+
+
+def test_init_scheme() -> None:
+    model = tiny(depth=4)
+    blocks = list(model.blocks)
+    assert all(torch.all(b.attn.c_proj.weight == 0) and torch.all(b.mlp.c_proj.weight == 0) for b in blocks)
+    assert torch.allclose(model.resid_lambdas, torch.linspace(1.15, 1.05, 4))
+    assert torch.allclose(model.x0_lambdas, torch.linspace(0.20, 0.05, 4))
+    assert model.smear_lambda.item() == 0 and model.backout_lambda.item() == pytest.approx(0.2)
+    s = (3 / 128) ** 0.5
+    assert blocks[0].attn.c_q.weight.abs().max().item() <= s
+    assert blocks[0].mlp.c_fc.weight.abs().max().item() <= 0.4 * s
+    assert 0.7 < model.wte.weight.std().item() < 0.9
+    assert [b.attn.ve_gate is not None for b in blocks] == [False, True, False, True]
+
+
+def test_rope_covers_ten_sequence_lengths() -> None:
+    model = tiny()
+    assert model.rope_cos.size(1) == 10 * model.config.sequence_len
+    long = torch.randint(0, 2048, (1, 5 * model.config.sequence_len))
+    assert model(long).shape[1] == long.shape[1]
+
+
+def test_rotary_preserves_norm_and_is_relative() -> None:
+    model = tiny()
+    q = torch.randn(1, 8, 2, 32)
+    cos, sin = model.rope_cos[:, :8], model.rope_sin[:, :8]
+    rq = apply_rotary(q, cos, sin)
+    assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+    # the dot product of a rotated pair depends only on the offset
+    a, b = torch.randn(32), torch.randn(32)
+    x = torch.stack([a, b, a, b, a, b, a, b]).view(1, 8, 1, 32)
+    r = apply_rotary(x, cos, sin)[0, :, 0]
+    assert torch.allclose(r[0] @ r[1], r[2] @ r[3], atol=1e-4)
+
+
+def test_right_padding_keeps_real_positions() -> None:
+    model = tiny().eval()
+    row = torch.randint(0, 2048, (1, 12))
+    padded = torch.cat([row, torch.zeros(1, 20, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(model(row), model(padded)[:, :12], atol=1e-5)
+
+
+def test_future_tokens_do_not_change_the_past() -> None:
+    model = tiny().eval()
+    a = torch.randint(0, 2048, (1, 40))
+    b = a.clone()
+    b[0, 30:] = (b[0, 30:] + 1) % 2048
+    with torch.no_grad():
+        assert torch.allclose(model(a)[:, :30], model(b)[:, :30], atol=1e-5)
+
+
+def test_model_takes_window_sizes_from_the_pattern() -> None:
+    model = tiny(depth=1, window_pattern="S").eval()  # one layer: last layer is full
+    assert model.config.window_sizes == (64,)
+    model2 = tiny(depth=2, window_pattern="S").eval()
+    assert model2.config.window_sizes == (16, 64)
+
+
+def test_meta_construction_then_init_is_deterministic() -> None:
+    a, b = tiny(), tiny()
+    for (na, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(pa, pb), na
+
+
+def test_bf16_compute_keeps_fp32_masters_and_bf16_embeddings() -> None:
+    cfg = build_config("cpu_smoke", {"depth": 2, "sequence_len": 32})
+    torch.manual_seed(0)
+    model = build_model(GPTConfig.from_train_config(cfg), torch.device("cpu"), torch.bfloat16)
+    assert model.wte.weight.dtype == torch.bfloat16
+    assert model.blocks[0].attn.c_q.weight.dtype == torch.float32
+    idx = torch.randint(0, 2048, (2, 16))
+    loss = model(idx, idx)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert model.blocks[0].attn.c_q.weight.grad is not None
+
+
+# --- attention -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("t", "window"), [(32, 32), (32, 8), (33, 1), (64, 17)])
+def test_sdpa_sliding_window_equals_naive(t: int, window: int) -> None:
+    torch.manual_seed(t + window)
+    q, k, v = (torch.randn(2, t, 3, 16, dtype=torch.float64) for _ in range(3))
+    assert torch.allclose(attend(q, k, v, window, "sdpa"), naive_attention(q, k, v, window), atol=1e-10)
+
+
+def test_window_mask_definition() -> None:
+    m = sliding_window_mask(5, 5, 2, torch.device("cpu"))
+    expected = torch.tensor(
+        [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=torch.bool
+    )
+    assert torch.equal(m, expected)
+
+
+def test_backend_choice_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert select_backend(cpu) == "sdpa"
+    with pytest.raises(ValueError, match="fa2 is not available"):
+        select_backend(cpu, "fa2")
+    with pytest.raises(ValueError, match="unknown backend"):
+        select_backend(cpu, "xformers")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("window", [128, 512, 2048])
+def test_flash_backends_equal_sdpa_on_gpu(window: int) -> None:
+    from trainer.attention import available_backends
+
+    dev = torch.device("cuda")
+    q, k, v = (torch.randn(2, 1024, 4, 128, device=dev, dtype=torch.bfloat16) for _ in range(3))
+    ref = attend(q, k, v, window, "sdpa").float()
+    others = [b for b in available_backends(dev) if b != "sdpa"]
+    if not others:
+        pytest.skip("no flash-attention build on this GPU")
+    for backend in others:
+        assert torch.allclose(attend(q, k, v, window, backend).float(), ref, atol=2e-2), backend
