@@ -106,3 +106,12 @@ def test_loading_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
         Tokenizer.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="speedrun data tokenizer"):
         Tokenizer.load(tmp_path / "nowhere")
+
+
+def test_pickles_for_worker_processes(small_tokenizer: Tokenizer) -> None:
+    import pickle
+
+    small_tokenizer.encode_batch(["warm the pool"] * 64, num_threads=2)
+    clone = pickle.loads(pickle.dumps(small_tokenizer))
+    assert clone.sha256 == small_tokenizer.sha256
+    assert clone.encode("12 plus 7 is 19.") == small_tokenizer.encode("12 plus 7 is 19.")

@@ -72,11 +72,10 @@ def _synth(args: argparse.Namespace) -> int:
 def _tokenizer(args: argparse.Namespace) -> int:
     from trainer.data.download import default_data_dir
     from trainer.data.manifest import ManifestError
-    from trainer.data.paths import default_cache_dir
     from trainer.data.prepare import train_tokenizer_on_shards
 
     data_dir = Path(args.data) if args.data else default_data_dir()
-    out = Path(args.out) if args.out else default_cache_dir() / "tokenizer"
+    out = Path(args.out) if args.out else data_dir.parent / "tokenizer"  # where `speedrun train` looks
     try:
         tokenizer = train_tokenizer_on_shards(
             data_dir, vocab_size=args.vocab_size, max_chars=int(args.max_chars), progress=not args.quiet
@@ -148,7 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "shards (docs capped at 10k chars) and save it with its sha256.",
     )
     p.add_argument("--data", default=None, help="data directory with manifest.json (default: $SPEEDRUN_HOME/climbmix)")
-    p.add_argument("--out", default=None, help="tokenizer directory (default: $SPEEDRUN_HOME/tokenizer)")
+    p.add_argument(
+        "--out", default=None, help="tokenizer directory (default: DATA/../tokenizer, where training looks for it)"
+    )
     p.add_argument("--vocab-size", type=int, default=32768, help="including 256 bytes and 9 special tokens")
     p.add_argument("--max-chars", type=float, default=2e9, help="characters to train on (default 2e9)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -175,8 +175,15 @@ class Tokenizer:
             raise ValueError(f"{path}: corrupt tokenizer ranks: {e}") from None
         return cls(ranks, pattern=pattern)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (spawned workers), without the thread pool
+        return (_rebuild, (self._ranks, self.pattern))
+
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, sha256={self.sha256[:12]})"
+
+
+def _rebuild(ranks: list[bytes], pattern: str) -> Tokenizer:
+    return Tokenizer(ranks, pattern=pattern)
 
 
 def _capped_texts(texts: Iterable[str], max_chars: int, doc_cap_chars: int, progress: bool) -> Iterator[str]:
