@@ -16,14 +16,14 @@ import os
 import sys
 import time
 
+import numpy as np
+
 REFERENCE_NODE_TOKENS_PER_S = 980_000  # the public GPT-2 speedrun record, one 8xH100 node
 REFERENCE_RANK_TOKENS_PER_S = REFERENCE_NODE_TOKENS_PER_S / 8
 
 
-def _pack_rate(docs: list, seq_len: int, rows: int, *, scan: bool) -> float:
+def _pack_rate(docs: list[np.ndarray], seq_len: int, rows: int, *, scan: bool) -> float:
     """Rows/s of best-fit packing over pre-tokenized docs: the bisect buffer, or a full-scan reference."""
-    import numpy as np
-
     from trainer.data.loader import BestFitBuffer, fill_row
 
     class ScanBuffer(BestFitBuffer):
@@ -58,7 +58,6 @@ def main() -> int:
     p.add_argument("--shards", type=int, default=17, help="synthetic shards (the last is validation)")
     args = p.parse_args()
 
-    import numpy as np
     import torch
 
     from trainer.data.loader import DataLoader

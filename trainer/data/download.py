@@ -72,7 +72,7 @@ def verify_shard(path: Path) -> int:
 def _expected_sha256(response: httpx.Response) -> str | None:
     """The sha256 a server states for the body (Hugging Face sends it as the linked ETag of LFS files)."""
     for header in ("x-linked-etag", "etag"):
-        value = response.headers.get(header, "").strip()
+        value = str(response.headers.get(header, "")).strip()
         value = value.removeprefix("W/").strip('"').lower()
         if _SHA256_RE.match(value):
             return value
