@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from trainer.data.manifest import read_manifest
 from trainer.data.tokenizer import Tokenizer
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, (json.loads(out) if code == 0 else {}), err

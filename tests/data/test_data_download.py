@@ -10,7 +10,7 @@ import pytest
 
 from trainer.data.download import DownloadError, download_shards
 from trainer.data.loader import DataLoader
-from trainer.data.manifest import read_manifest
+from trainer.data.manifest import Manifest, read_manifest
 from trainer.data.tokenizer import Tokenizer
 
 
@@ -117,7 +117,7 @@ def shard_server(tiny_data: Path, tmp_path: Path) -> Iterator[ShardServer]:
 NAMES = ["shard_00000.parquet", "shard_00001.parquet", "shard_06542.parquet"]
 
 
-def _download(server: ShardServer, out: Path, **kw: object) -> object:
+def _download(server: ShardServer, out: Path, **kw: object) -> Manifest:
     args: dict[str, object] = {"out_dir": out, "base_url": server.url, "workers": 2, "backoff_s": 0.001}
     args.update({"progress": False, **kw})
     return download_shards(2, **args)  # type: ignore[arg-type]
@@ -134,9 +134,9 @@ def test_downloads_train_and_validation_shards_with_their_digests(
     manifest = _download(shard_server, out)
     assert _same_files(shard_server, out)
     assert read_manifest(out) == manifest
-    assert manifest.val_shard == "shard_06542.parquet"  # type: ignore[attr-defined]
+    assert manifest.val_shard == "shard_06542.parquet"
     for name in NAMES:
-        assert manifest.shards[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()  # type: ignore[attr-defined]
+        assert manifest.shards[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
     assert not list(out.glob(".*.part"))
     with DataLoader(out, small_tokenizer, batch_size=2, seq_len=64) as loader:  # the real consumer reads them
         inputs, _ = next(loader)

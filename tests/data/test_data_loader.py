@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -188,7 +189,9 @@ def test_val_batches_need_at_least_one_batch(small_data: Path, small_tokenizer: 
     ("kw", "field"),
     [({"batch_size": 0}, "batch_size"), ({"seq_len": 0}, "seq_len"), ({"rank": 2, "world_size": 2}, "rank")],
 )
-def test_bad_arguments_name_the_field(small_data: Path, small_tokenizer: Tokenizer, kw: dict, field: str) -> None:
+def test_bad_arguments_name_the_field(
+    small_data: Path, small_tokenizer: Tokenizer, kw: dict[str, Any], field: str
+) -> None:
     with pytest.raises(ValueError, match=field):
         _loader(small_data, small_tokenizer, **kw)
 
