@@ -228,6 +228,8 @@ def decide(
     distinct = len(set(seeds))
     if distinct < track.min_runs:
         inconclusive.append(f"{distinct} run(s) with distinct seeds; the track needs at least {track.min_runs}")
+    if distinct < 2:
+        inconclusive.append("a t-test needs at least 2 runs with distinct seeds")
     if inconclusive or core is None:
         return decision(Verdict.inconclusive, inconclusive)
 

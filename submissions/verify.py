@@ -343,6 +343,8 @@ class _MetricsTail:
             except ValueError:
                 continue
             if isinstance(row, dict) and isinstance(row.get("step"), int):
+                if self.last is not None and "num_iterations" not in row:  # e.g. the final eval line
+                    row = {**row, "num_iterations": self.last.get("num_iterations")}
                 self.last = row
         return self.last
 

@@ -15,6 +15,7 @@ import contextlib
 import shutil
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,13 +235,25 @@ class Worker:
                 return None
             return self._give_back(lease, beat.why_lost, report.log_tail or "", retryable=False)
         artifacts = self._upload(lease, job_dir)
-        state = self.client.complete(
-            lease.job_id, JobComplete(lease_token=lease.lease_token, report=report, artifacts=artifacts)
-        )
+        state = self._complete(lease, JobComplete(lease_token=lease.lease_token, report=report, artifacts=artifacts))
         _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(artifacts)} artifacts, status {state.status}")
         if not self.keep_job_dirs:
             shutil.rmtree(job_dir, ignore_errors=True)
         return state
+
+    def _complete(self, lease: JobLease, body: JobComplete) -> JobState:
+        """Complete the job. A server may answer an upload before its transaction is visible to the
+        next request (it commits after responding); a 422 saying an artifact "was not uploaded"
+        is then retried a few times, loudly, before it is believed."""
+        for delay_s in (0.5, 1.0, 2.0, 4.0):
+            try:
+                return self.client.complete(lease.job_id, body)
+            except ClientError as exc:
+                if exc.status != 422 or "was not uploaded" not in str(exc):
+                    raise
+                _say(f"the server does not see an upload of job {lease.job_id} yet, retrying in {delay_s} s: {exc}")
+                time.sleep(delay_s)
+        return self.client.complete(lease.job_id, body)
 
     def _give_back(self, lease: JobLease, reason: str, log_tail: str = "", *, retryable: bool) -> JobState | None:
         try:

@@ -1,7 +1,8 @@
 """A local git repository that plays a submitter's fork of the trainer, for the verifier tests.
 
 Its ``speedrun train`` behaves by recipe name: ``crash`` raises after a few log lines, ``hang``
-sleeps (writing its pid first), ``garbage`` exits 0 with an invalid result.json. Everything else
+sleeps (writing its pid first), ``garbage`` exits 0 with an invalid result.json, ``slow``
+works 4 s and then crashes. Everything else
 about it is real: a git commit cloned by URL, a virtual environment, ``pip install -e``.
 """
 
@@ -28,6 +29,10 @@ def main() -> int:
         for i in range(5):
             print(f"step {i} loss {9 - i}", flush=True)
         raise RuntimeError("boom: the fork's model diverged")
+    if a.recipe == "slow":
+        print("working slowly", flush=True)
+        time.sleep(4)
+        raise RuntimeError("slow fork gave up")
     if a.recipe == "hang":
         with open(os.path.join(a.out, "pid"), "w") as f:
             f.write(str(os.getpid()))

@@ -1,0 +1,171 @@
+"""The worker against the real site: lease, heartbeat, upload, complete; refusal of hardware it
+does not have; a killed worker's job leased again after expiry and completed exactly once.
+
+The job's trainer is a git fork made by the test (tests/submissions/forks.py), so these tests
+exercise the queue without spending minutes of CPU training; test_end_to_end.py runs the real
+trainer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from submissions.client import Client, ClientError
+from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
+from submissions.schema import RunConfig
+from submissions.worker import LOCK_FILE, Worker
+from tests.submissions.conftest import LiveSite
+from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result
+from tests.submissions.forks import make_fork
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fork(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    return make_fork(tmp_path_factory.mktemp("fork"))
+
+
+def fork_config(fork: tuple[str, str], recipe: str) -> RunConfig:
+    url, commit = fork
+    return RunConfig.model_validate(
+        {
+            "trainer": {"kind": "git", "git_url": url, "commit": commit},
+            "recipe": recipe,
+            "hardware_class": "cpu",
+            "gpus_per_node": 0,
+        }
+    )
+
+
+def submit(site: LiveSite, config: RunConfig, key: str = "test-key-0001") -> int:
+    with Client(site.url, site.tokens["alice"]) as client:
+        accepted = client.submit(cpu_submission(config, key=key))
+    assert accepted.job_id is not None
+    return accepted.job_id
+
+
+def worker(site: LiveSite, work_dir: Path, client: Client, **kw: object) -> Worker:
+    return Worker(client, worker_id="test-node", work_dir=work_dir, fingerprint=CPU, sandbox_user=None, **kw)  # type: ignore[arg-type]
+
+
+def test_worker_leases_heartbeats_uploads_and_completes(
+    live_site: LiveSite, fork: tuple[str, str], tmp_path: Path
+) -> None:
+    job_id = submit(live_site, fork_config(fork, "crash"))
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+        state = worker(live_site, tmp_path, client).run_once()
+        assert state is not None and state.job_id == job_id
+        assert state.status == "succeeded" and state.attempts == 1
+        job = live_site.job(job_id)
+        assert job["progress"] is not None and job["progress"]["runs"] == 2  # heartbeats carried progress
+        job_dir = tmp_path / f"job-{job_id}-attempt-1"
+        for name in ("report.json", "summary.txt", "run-0/process.log"):
+            data = (job_dir / name).read_bytes()
+            assert client.artifact(hashlib.sha256(data).hexdigest()) == data, name
+        assert client.lease(LeaseRequest(worker_id="other", fingerprint=CPU)) is None  # done for good
+    entry = httpx.get(f"{live_site.url}/api/entries/{job['entry_id']}", timeout=10).json()
+    names = {a["name"] for a in entry["artifacts"]}
+    assert {"report.json", "summary.txt", "run-0/process.log"} <= names
+
+
+def test_worker_refuses_a_job_for_other_hardware(live_site: LiveSite, tmp_path: Path) -> None:
+    # gpt2-cost allows any NVIDIA GPU, so the site hands an h200 node a job whose config asks for h100-sxm.
+    config = gpu_config()
+    sub = cpu_submission(config, track="gpt2-cost", claimed_results=[run_result(hardware=H100)])
+    with Client(live_site.url, live_site.tokens["alice"]) as client:
+        job_id = client.submit(sub).job_id
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+        w = Worker(client, worker_id="h200-node", work_dir=tmp_path, fingerprint=H200, sandbox_user=None)
+        state = w.run_once()
+    assert state is not None and state.job_id == job_id
+    assert state.status == "queued"  # given back for a matching worker
+    assert state.failure_reason is not None and "needs h100-sxm" in state.failure_reason
+    assert not any(tmp_path.glob("job-*"))  # nothing ran
+
+
+def test_a_busy_node_does_not_lease(live_site: LiveSite, fork: tuple[str, str], tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    job_id = submit(live_site, fork_config(fork, "crash"))
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client, FileLock(str(tmp_path / LOCK_FILE)):
+        assert worker(live_site, tmp_path, client).run_once() is None
+    assert live_site.job(job_id)["status"] == "queued"
+
+
+def test_killed_worker_job_is_leased_again_and_completed_once(
+    live_site: LiveSite, fork: tuple[str, str], tmp_path: Path
+) -> None:
+    job_id = submit(live_site, fork_config(fork, "slow"))
+    env = {**os.environ, "SPEEDRUN_TOKEN": live_site.tokens["gpu-node"]}
+    cmd = [
+        sys.executable,
+        "-m",
+        "speedrun",
+        "worker",
+        "--server",
+        live_site.url,
+        "--once",
+        "--no-sandbox-user",
+        "--work-dir",
+        str(tmp_path / "first"),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if f"leased job {job_id}" in line:
+            break
+    else:
+        pytest.fail(f"the worker never leased the job: {''.join(seen)}")
+    deadline = time.monotonic() + 60
+    while live_site.job(job_id)["progress"] is None or "run 1/2" not in live_site.job(job_id)["progress"]["message"]:
+        assert time.monotonic() < deadline, live_site.job(job_id)
+        time.sleep(0.2)
+    proc.kill()  # SIGKILL: no goodbye to the server
+    proc.wait(timeout=30)
+    assert live_site.job(job_id)["status"] == "running"
+
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+        second = worker(live_site, tmp_path / "second", client, poll_interval_s=0.5)
+        state = None
+        deadline = time.monotonic() + 60
+        while state is None:  # the lease of the killed worker expires after lease_seconds
+            assert time.monotonic() < deadline
+            state = second.run_once()
+            if state is None:
+                time.sleep(0.5)
+    assert state.job_id == job_id and state.status == "succeeded" and state.attempts == 2
+    job = live_site.job(job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 2 and job["lease_owner"] == "test-node"
+
+
+def test_stale_lease_cannot_heartbeat_or_complete(live_site: LiveSite, fork: tuple[str, str], tmp_path: Path) -> None:
+    job_id = submit(live_site, fork_config(fork, "crash"))
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+        stale = client.lease(LeaseRequest(worker_id="vanished", fingerprint=CPU))
+        assert stale is not None and stale.job_id == job_id
+        time.sleep(live_site.lease_seconds + 0.5)
+        state = worker(live_site, tmp_path, client).run_once()
+        assert state is not None and state.status == "succeeded" and state.attempts == 2
+        report = __import__("json").loads((tmp_path / f"job-{job_id}-attempt-2" / "report.json").read_text())
+        with pytest.raises(ClientError) as exc:
+            client.heartbeat(
+                job_id, Heartbeat(lease_token=stale.lease_token, progress=JobProgress(run_index=0, runs=2))
+            )
+        assert exc.value.status == 409
+        from submissions.schema import VerificationReport
+
+        body = JobComplete(lease_token=stale.lease_token, report=VerificationReport.model_validate(report))
+        with pytest.raises(ClientError) as exc:
+            client.complete(job_id, body)
+        assert exc.value.status == 409
+    assert live_site.job(job_id)["attempts"] == 2
