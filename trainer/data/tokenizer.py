@@ -64,8 +64,7 @@ class Tokenizer:
             special_tokens=self.special_tokens,
         )
         self._pool_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_threads = 0
+        self._executors: dict[int, ThreadPoolExecutor] = {}
         self._json = self._to_json()
         self.sha256 = hashlib.sha256(self._json.encode()).hexdigest()
 
@@ -106,13 +105,10 @@ class Tokenizer:
         return [encode(text) for text in texts]
 
     def _pool(self, threads: int) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._executor is None or self._executor_threads < threads:
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False)
-                self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="speedrun-tokenize")
-                self._executor_threads = threads
-            return self._executor
+        with self._pool_lock:  # one pool per thread count, never shut down under a concurrent caller
+            if threads not in self._executors:
+                self._executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="speedrun-tokenize")
+            return self._executors[threads]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` (invalid UTF-8 from a partial sequence becomes U+FFFD)."""
