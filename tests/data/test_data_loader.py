@@ -214,3 +214,14 @@ def test_a_corrupted_shard_is_named(small_data: Path, small_tokenizer: Tokenizer
     with _loader(data, small_tokenizer, seed=0) as loader, pytest.raises(ValueError, match="shard_00000"):
         for _ in range(200):
             next(loader)
+
+
+@pytest.mark.gpu
+def test_cuda_batches_equal_cpu_batches(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (pinned-memory, non-blocking copy path)")
+    with _loader(small_data, small_tokenizer) as cpu, _loader(small_data, small_tokenizer, device="cuda") as gpu:
+        for _ in range(5):
+            (xc, yc), (xg, yg) = next(cpu), next(gpu)
+            assert xg.device.type == "cuda" and xg.dtype == torch.int64
+            assert torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
