@@ -390,28 +390,39 @@ def test_trainer_targets_run_the_worker_as_non_root(stage: str) -> None:
     assert df.final.name == "trainer", "the default target (last stage) must be the FA2 trainer"
 
 
-def test_service_healthcheck_probes_the_health_endpoint_on_the_served_port() -> None:
+def health_probe_path() -> str:
+    """The URL path the site image's HEALTHCHECK requests on 127.0.0.1 (at the port `speedrun serve` listens on)."""
     df = service()
     health = df.effective(df.final, "HEALTHCHECK")
     assert health is not None, "no HEALTHCHECK in the site image"
     probe = " ".join(healthcheck_words(health))
+    found = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/.-]*)", probe)
+    assert found, f"the HEALTHCHECK requests no http://127.0.0.1:PORT/PATH URL: {probe}"
+    return found.group(2)
+
+
+def test_service_healthcheck_probes_the_served_port() -> None:
+    df = service()
+    probe = " ".join(healthcheck_words(df.effective(df.final, "HEALTHCHECK")))  # type: ignore[arg-type]
     cmd = df.effective(df.final, "CMD")
     entry = df.effective(df.final, "ENTRYPOINT")
     assert cmd is not None and entry is not None
     argv = command_words(entry) + command_words(cmd)
     assert argv[:2] == ["speedrun", "serve"], argv
     port = argv[argv.index("--port") + 1]
-    assert f"http://127.0.0.1:{port}/api/health" in probe, probe
+    assert f"http://127.0.0.1:{port}{health_probe_path()}" in probe, probe
     assert df.final.last("EXPOSE") is not None and df.final.last("EXPOSE").value == port  # type: ignore[union-attr]
+    assert health_probe_path().startswith("/api/"), "probe the JSON API (cheap, no page rendering)"
 
 
-def test_the_site_serves_the_health_endpoint(tmp_path: Path) -> None:
+def test_the_site_routes_the_probed_health_path(tmp_path: Path) -> None:
+    """The route exists (fast); the slow test below requests it from a real `speedrun serve`."""
     from leaderboard.app import create_app
     from leaderboard.settings import Settings
 
     app = create_app(Settings(home=tmp_path, seed_on_start=False))
     paths = {getattr(route, "path", None) for route in app.routes}
-    assert "/api/health" in paths, "the image HEALTHCHECK probes /api/health, which the app does not serve"
+    assert health_probe_path() in paths, f"the image HEALTHCHECK probes {health_probe_path()}, which the app lacks"
 
 
 def test_service_image_runs_migrations_on_start() -> None:
@@ -611,7 +622,7 @@ def test_no_secret_literals_in_deploy_files() -> None:
 
 @pytest.mark.slow
 def test_site_command_with_compose_environment_serves_health(tmp_path: Path, free_port: int) -> None:
-    """ENTRYPOINT + CMD of the site image, with the environment compose gives it, answer /api/health."""
+    """The site's command as compose runs it, with the environment compose gives it, answers the health probe."""
     import os
     import subprocess
     import sys
@@ -620,14 +631,18 @@ def test_site_command_with_compose_environment_serves_health(tmp_path: Path, fre
     import httpx
 
     df = service()
-    argv = command_words(df.effective(df.final, "ENTRYPOINT")) + command_words(df.effective(df.final, "CMD"))  # type: ignore[arg-type]
+    site = compose()["services"]["site"]
+    env_file = env_example()
+
+    def interpolate(value: object) -> str:
+        return INTERPOLATION.sub(lambda m: env_file.get(_interpolated_names(m.group(0)).pop(), ""), str(value))
+
+    entry = site.get("entrypoint") or command_words(df.effective(df.final, "ENTRYPOINT"))  # type: ignore[arg-type]
+    command = site.get("command") or command_words(df.effective(df.final, "CMD"))  # type: ignore[arg-type]
+    argv = [interpolate(word) for word in [*entry, *command]]
     argv[argv.index("--port") + 1] = str(free_port)
     argv[argv.index("--host") + 1] = "127.0.0.1"
-    env_file = env_example()
-    site_env = {
-        key: INTERPOLATION.sub(lambda m: env_file.get(_interpolated_names(m.group(0)).pop(), ""), str(value))
-        for key, value in compose()["services"]["site"]["environment"].items()
-    }
+    site_env = {key: interpolate(value) for key, value in site["environment"].items()}
     site_env["SPEEDRUN_DATABASE_URL"] = ""  # SQLite under SPEEDRUN_HOME: no PostgreSQL needed here
     site_env["SPEEDRUN_HOME"] = str(tmp_path)
     site_env["SPEEDRUN_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
@@ -643,7 +658,8 @@ def test_site_command_with_compose_environment_serves_health(tmp_path: Path, fre
                 if proc.poll() is not None:
                     break
                 try:
-                    status = httpx.get(f"http://127.0.0.1:{free_port}/api/health", timeout=2).status_code
+                    reply = httpx.get(f"http://127.0.0.1:{free_port}{health_probe_path()}", timeout=2)
+                    status = reply.status_code
                     break
                 except httpx.TransportError:
                     time.sleep(0.2)
@@ -651,5 +667,5 @@ def test_site_command_with_compose_environment_serves_health(tmp_path: Path, fre
             proc.terminate()
             proc.wait(timeout=30)
     text = log.read_text(errors="replace")
-    assert status == 200, f"/api/health answered {status}; serve output:\n{text[-3000:]}"
+    assert status == 200, f"{health_probe_path()} answered {status}; serve output:\n{text[-3000:]}"
     assert base_url in text, f"serve ignored SPEEDRUN_BASE_URL={base_url}:\n{text[-2000:]}"
