@@ -2,7 +2,9 @@
 
 Prints one JSON object: tokens/s of the full DataLoader, the per-rank rate one H100 consumes in the
 public record (~0.98M tokens/s per 8-GPU node -> ~123k tokens/s per rank), their ratio (target >= 8),
-and the fraction of document tokens cropped away by the packing. Also the packing alone (documents
+and the fraction of document tokens cropped away by the packing. The wall-clock rate depends on
+what else the host runs, so the loader's own CPU time (all its threads) and the host load average
+are printed too. Also the packing alone (documents
 already tokenized) with the bisect search against a full-scan reference, in the same run.
 
     python bench/loader.py [--seconds 20] [--batch-size 16] [--seq-len 2048] [--vocab-size 32768]
@@ -79,11 +81,15 @@ def main() -> int:
         next(loader)
     taken0, cropped0 = loader.tokens_taken, loader.tokens_cropped
     tokens = 0
+    load_before = os.getloadavg()[0]
+    cpu_start = time.process_time()  # all threads of this process: the loader's CPU cost, whatever the host load
     start = time.perf_counter()
     while time.perf_counter() - start < args.seconds:
         inputs, _ = next(loader)
         tokens += inputs.numel()
     elapsed = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    load_after = os.getloadavg()[0]
     loader.close()
     rate = tokens / elapsed
     cropped = (loader.tokens_cropped - cropped0) / max(1, loader.tokens_taken - taken0)
@@ -105,6 +111,9 @@ def main() -> int:
                 "ratio_to_reference": round(rate / REFERENCE_RANK_TOKENS_PER_S, 2),
                 "target_ratio": 8,
                 "cropped_fraction": round(cropped, 4),
+                "cpu_seconds": round(cpu_seconds, 2),
+                "tokens_per_cpu_second": round(tokens / cpu_seconds),
+                "host_load_avg_1m": [round(load_before, 2), round(load_after, 2)],
                 "pack_only_tokens_per_s_bisect": round(bisect_rows_per_s * (args.seq_len + 1)),
                 "pack_only_tokens_per_s_full_scan": round(scan_rows_per_s * (args.seq_len + 1)),
                 "seq_len": args.seq_len,
