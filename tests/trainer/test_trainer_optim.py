@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -35,7 +36,7 @@ def test_lr_schedule_definition() -> None:
     assert lr_multiplier(mid, n, CFG) == pytest.approx(1 - ((mid - (n - warmdown)) / warmdown) * 0.95)
     assert lr_multiplier(n, n, CFG) == pytest.approx(0.05)
     values = [lr_multiplier(i, n, CFG) for i in range(40, n)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_momentum_schedule_definition() -> None:
