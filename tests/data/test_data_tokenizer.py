@@ -22,6 +22,14 @@ def test_round_trips_arbitrary_unicode(small_tokenizer: Tokenizer, text: str) ->
 
 
 @settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_any_bytes_are_representable(small_tokenizer: Tokenizer, data: bytes) -> None:
+    """The 256 byte tokens come first, so any byte string (valid UTF-8 or not) has a token sequence."""
+    assert small_tokenizer.decode_bytes(list(data)) == data
+    assert small_tokenizer.decode(list(data)) == data.decode("utf-8", errors="replace")
+
+
+@settings(max_examples=100, deadline=None)
 @given(text=st.text(max_size=200))
 def test_token_bytes_sum_to_the_utf8_length(small_tokenizer: Tokenizer, text: str) -> None:
     token_bytes = small_tokenizer.token_bytes()
