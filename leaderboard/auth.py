@@ -1,5 +1,7 @@
 """FastAPI dependencies for authentication and roles (the one place routes check them)."""
 
+# SessionDep is re-exported for the routes: the request session, committed before the response.
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,15 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from leaderboard.db import get_session
+from leaderboard.db import SessionDep as SessionDep
 from leaderboard.users.models import Role, User
 from leaderboard.users.service import Principal, authenticate_principal, require_role
 
 _bearer = HTTPBearer(auto_error=False, description="an API token issued by `speedrun admin user create`")
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def current_principal(

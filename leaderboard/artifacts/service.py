@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.models import Artifact
 from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.db import utcnow
 from leaderboard.errors import NotFound
 
 # Served types never include HTML or SVG: nothing a user uploads can run in the site's origin.
@@ -33,9 +34,23 @@ def store_bytes(session: Session, store: ArtifactStore, data: bytes, kind: str) 
     digest = store.put(data)
     row = session.get(Artifact, digest)
     if row is None:
-        row = Artifact(sha256=digest, size_bytes=len(data), content_type=content_type_for(kind))
-        session.add(row)
-        session.flush()
+        # INSERT ... ON CONFLICT DO NOTHING: two requests storing the same bytes at once both succeed
+        values = {
+            "sha256": digest,
+            "size_bytes": len(data),
+            "content_type": content_type_for(kind),
+            "created_at": utcnow(),
+        }
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            session.execute(pg_insert(Artifact).values(**values).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            session.execute(sqlite_insert(Artifact).values(**values).on_conflict_do_nothing())
+        row = session.get(Artifact, digest)
+        assert row is not None
     return row
 
 

@@ -162,7 +162,12 @@ class Users:
 def users(session: Session) -> Users:
     tokens: dict[str, str] = {}
     ids: dict[str, int] = {}
-    for name, role in (("admin", Role.admin), ("alice", Role.submitter), ("bob", Role.submitter), ("worker", Role.worker)):
+    for name, role in (
+        ("admin", Role.admin),
+        ("alice", Role.submitter),
+        ("bob", Role.submitter),
+        ("worker", Role.worker),
+    ):
         issued = create_user(session, UserCreate(name=f"t-{name}", role=role))
         tokens[name] = issued.token
         ids[name] = issued.user.id

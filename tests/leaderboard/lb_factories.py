@@ -26,7 +26,9 @@ TASKS = ("hellaswag", "arc_easy", "piqa")
 
 def fingerprint(sku: str = "cpu", gpus: int = 0) -> HardwareFingerprint:
     if sku == "cpu":
-        return HardwareFingerprint(sku="cpu", device_type="cpu", device_name="cpu", device_count=1, torch_version="2.13.0")
+        return HardwareFingerprint(
+            sku="cpu", device_type="cpu", device_name="cpu", device_count=1, torch_version="2.13.0"
+        )
     return HardwareFingerprint(
         sku=sku, device_type="cuda", device_name="NVIDIA H100 80GB HBM3", device_count=gpus, torch_version="2.13.0"
     )

@@ -38,7 +38,9 @@ def test_a_submitter_cannot_reverify_another_users_entry(api: Api, users: Users)
     entry_id = api.post(protocol.SUBMISSIONS, json=submission_json(), token=users.alice).json()["entry_id"]
     # finish the first job so that a re-verification could be queued at all
     lease = api.post(
-        protocol.LEASE, json={"worker_id": "w", "fingerprint": fingerprint().model_dump(mode="json")}, token=users.worker
+        protocol.LEASE,
+        json={"worker_id": "w", "fingerprint": fingerprint().model_dump(mode="json")},
+        token=users.worker,
     ).json()
     fail = {"lease_token": lease["lease_token"], "reason": "stop"}
     api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=fail, token=users.worker)

@@ -172,7 +172,12 @@ def test_non_retryable_failure_fails_at_once(api: Api, users: Users) -> None:
     lease = _lease(api, users).json()
     body = {"lease_token": lease["lease_token"], "reason": "config does not build", "retryable": False}
     state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=users.worker).json()
-    assert state == {"job_id": lease["job_id"], "status": "failed", "attempts": 1, "failure_reason": "config does not build"}
+    assert state == {
+        "job_id": lease["job_id"],
+        "status": "failed",
+        "attempts": 1,
+        "failure_reason": "config does not build",
+    }
 
 
 def test_expired_lease_on_the_last_attempt_fails_the_job(settings: Settings, session: Session, users: Users) -> None:

@@ -1,0 +1,42 @@
+"""Over real HTTP on 127.0.0.1: the submissions client and the worker protocol against uvicorn."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import LiveServer, live_tokens
+from lb_factories import fingerprint, report, submission
+
+from submissions.client import Client, ClientError
+from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
+
+
+def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer) -> None:
+    tokens = live_tokens(live_server.settings)
+    sub = submission()
+    with Client(live_server.base_url, tokens["alice"], retries=0) as client:
+        accepted = client.submit(sub)
+        assert client.submit(sub) == accepted  # idempotent replay
+    assert accepted.url == f"{live_server.base_url}/entries/{accepted.entry_id}"
+    with Client(live_server.base_url, tokens["worker"], retries=0) as worker:
+        lease = worker.lease(LeaseRequest(worker_id="live", fingerprint=fingerprint()))
+        assert lease is not None and lease.job_id == accepted.job_id
+        worker.heartbeat(
+            lease.job_id, Heartbeat(lease_token=lease.lease_token, progress=JobProgress(run_index=0, runs=2))
+        )
+        ref = worker.upload_artifact(lease.job_id, lease.lease_token, name="run-0/train.log", kind="log", data=b"ok\n")
+        rep = report(lease.track, lease.run_config)
+        state = worker.complete(lease.job_id, JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref]))
+        assert state.status == "succeeded"
+        assert worker.artifact(ref.sha256) == b"ok\n"
+        with pytest.raises(ClientError) as exc:
+            worker.complete(lease.job_id, JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref]))
+        assert exc.value.status == 409
+    entry = httpx.get(f"{live_server.base_url}/api/entries/{accepted.entry_id}").json()
+    assert entry["entry"]["status"] == "verified"
+
+
+def test_openapi_and_docs_are_served(live_server: LiveServer) -> None:
+    spec = httpx.get(f"{live_server.base_url}/openapi.json").json()
+    assert "/api/submissions" in spec["paths"] and "/api/worker/lease" in spec["paths"]
+    assert httpx.get(f"{live_server.base_url}/docs").status_code == 200
