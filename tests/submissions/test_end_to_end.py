@@ -1,0 +1,145 @@
+"""The CPU track end to end with the real trainer: `speedrun train` a tiny cpu_smoke run,
+`speedrun verify` it with K=2, and `speedrun submit --from-run` it to the real site, where a
+worker verifies it with 2 runs and the entry shows the verdict.
+
+The runs are cut to a few steps (overrides) and CORE to 11 examples per task, so the tracks used
+here are copies of cpu-smoke with ``max_per_task`` 11 and a threshold these runs clear."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from submissions.client import Client, read_run_result
+from submissions.schema import Verdict, VerificationReport
+from submissions.stats import decide
+from submissions.tracks import BUILTIN_TRACKS
+from submissions.worker import Worker
+from tests.submissions.conftest import LiveSite
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "num_iterations": 3,
+    "depth": 2,
+    "device_batch_size": 4,
+    "total_batch_size": 1024,
+    "eval_tokens": 1024,
+    "core_max_per_task": 11,  # the smallest cut that keeps 10-shot tasks valid
+}
+TEST_TRACK = BUILTIN_TRACKS["cpu-smoke"].model_copy(update={"max_per_task": 11, "threshold": -1.0})
+
+
+def speedrun(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "run"
+    proc = speedrun(
+        "train",
+        "--recipe",
+        "cpu_smoke",
+        "--overrides",
+        json.dumps(TINY),
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_speedrun_verify_a_run_directory_k2(trained_run: Path, tmp_path: Path) -> None:
+    track_file = tmp_path / "track.json"
+    track_file.write_text(TEST_TRACK.model_dump_json())
+    out = tmp_path / "verify"
+    proc = speedrun(
+        "verify",
+        str(trained_run),
+        "--runs",
+        "2",
+        "--seeds",
+        "11,12",
+        "--track-file",
+        str(track_file),
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "verdict: VERIFIED" in proc.stdout
+    assert "p-value" in proc.stdout and "CORE: mean" in proc.stdout and "training time: mean" in proc.stdout
+    report = VerificationReport.model_validate_json((out / "report.json").read_bytes())
+    assert report.verdict is Verdict.verified
+    assert [r.seed for r in report.runs] == [11, 12]
+    assert report.core is not None and report.core.n == 2
+    assert report.p_value is not None and report.p_value < TEST_TRACK.alpha
+    assert report.training_hours is not None and report.training_hours.mean > 0
+    assert report.deltas is not None  # the run directory's result is the claim
+    claimed = read_run_result(trained_run)
+    for run in report.runs:  # the same inputs as the claimed run
+        assert run.digests.tokenizer_sha256 == claimed.digests.tokenizer_sha256
+        assert run.digests.eval_bundle_sha256 == claimed.digests.eval_bundle_sha256
+        assert run.overrides == TINY
+    # The same runs against a bar they cannot clear: failed, with the p-value >= alpha.
+    strict = TEST_TRACK.model_copy(update={"threshold": 1.0})
+    d = decide(report.runs, track=strict, run_config=report.run_config)
+    assert d.verdict is Verdict.failed and d.p_value is not None and d.p_value >= strict.alpha
+
+
+def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
+    trained_run: Path, live_site: LiveSite, tmp_path: Path
+) -> None:
+    admin = live_site.create_user("admin", "admin")
+    patch = httpx.patch(
+        f"{live_site.url}/api/admin/tracks/cpu-smoke",
+        json={"max_per_task": 11, "threshold": -1.0},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
+    assert patch.status_code == 200, patch.text
+    proc = speedrun(
+        "submit",
+        "--from-run",
+        str(trained_run),
+        "--track",
+        "cpu-smoke",
+        "--title",
+        "tiny cpu smoke",
+        "--contributor",
+        "@alice",
+        "--server",
+        live_site.url,
+        env={"SPEEDRUN_TOKEN": live_site.tokens["alice"]},
+    )
+    assert proc.returncode == 0, proc.stderr
+    url = proc.stdout.strip()
+    assert url.startswith(f"{live_site.url}/entries/")
+    entry_id = int(url.rsplit("/", 1)[1])
+
+    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+        state = Worker(client, worker_id="cpu-node", work_dir=tmp_path, sandbox_user=None).run_once()
+    assert state is not None and state.status == "succeeded"
+
+    entry = httpx.get(f"{live_site.url}/api/entries/{entry_id}", timeout=30).json()
+    [verification] = entry["verifications"]
+    assert verification["reported_verdict"] == "verified", verification["reasons"]
+    assert verification["core_n"] == 2 and verification["p_value"] < 0.05
+    names = {a["name"] for a in entry["artifacts"]}
+    assert {"report.json", "run-0/result.json", "run-1/metrics.jsonl", "run-1/train.log"} <= names
