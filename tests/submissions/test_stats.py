@@ -179,3 +179,10 @@ def test_claims_with_other_data_digests_are_flagged() -> None:
     deltas = claim_deltas(claimed, good_runs())
     assert deltas is not None and deltas.flagged
     assert any("tokenizer" in n for n in deltas.notes)
+
+
+def test_a_single_run_cannot_be_tested_even_when_the_track_allows_it() -> None:
+    track = TRACK.model_copy(update={"min_runs": 1})
+    d = decide(good_runs(1), track=track, run_config=CONFIG)
+    assert d.verdict is Verdict.inconclusive
+    assert any("at least 2 runs" in r for r in d.reasons)
