@@ -26,7 +26,9 @@ from web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits before the response is sent, so a redirect after a form
+# post (or any next request) always sees what the post wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 DEFAULT_TRACK = "gpt2-8xh100"
 QUEUE_POLL_MS = 2000
@@ -439,7 +441,8 @@ def progression_page(request: Request, session: SessionDep, track: str = DEFAULT
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, session: SessionDep) -> HTMLResponse:
+def queue_page(request: Request, session: SessionDep, poll_ms: int = QUEUE_POLL_MS) -> HTMLResponse:
+    """The queue; its script polls ``/api/queue`` every ``poll_ms`` (250 ms .. 1 min)."""
     from leaderboard.jobs.service import queue
 
     viewer = _viewer(request, session)
@@ -450,7 +453,7 @@ def queue_page(request: Request, session: SessionDep) -> HTMLResponse:
         "jobs": data.jobs,
         "counts": data.counts,
         "now": datetime.now(UTC),
-        "poll_ms": QUEUE_POLL_MS,
+        "poll_ms": min(60_000, max(250, poll_ms)),
     }
     return _page(request, "queue.html", context, viewer=viewer)
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from submissions.schema import (
+    ClaimDeltas,
     CoreResult,
     CoreTaskResult,
     Digests,
@@ -29,7 +30,11 @@ from submissions.schema import (
     LogFile,
     RunConfig,
     RunResult,
+    StatSummary,
     Submission,
+    Verdict,
+    VerificationReport,
+    VerifierIdentity,
 )
 
 SECRET = "web-tests-secret-key-not-for-production"
@@ -122,6 +127,16 @@ def submission(title: str, key: str, *, contributors: list[str] | None = None, d
     return sub.model_dump(mode="json")
 
 
+VERIFIED_RUNS = ((11, 0.2620, 1.58), (12, 0.2650, 1.60), (13, 0.2638, 1.57))  # seed, CORE, hours
+
+
+def _stat(values: list[float]) -> StatSummary:
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return StatSummary(mean=mean, std=std, n=n)
+
+
 @dataclass
 class Site:
     url: str
@@ -146,11 +161,81 @@ class Site:
     def submission(title: str, key: str, **kwargs: Any) -> dict[str, Any]:
         return submission(title, key, **kwargs)
 
+    def await_job(self, job_id: int, status: str, timeout_s: float = 10.0) -> None:
+        """Wait until ``/api/jobs/{id}`` reports ``status``.
+
+        The API's session dependency commits *after* the response is sent (FastAPI's default
+        ``scope="request"`` for dependencies with yield), so a worker's next call can race the
+        commit of its lease. Drop this wait once ``leaderboard.auth.SessionDep`` uses
+        ``scope="function"``.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self.api() as api:
+            while True:
+                r = api.get(f"/api/jobs/{job_id}")
+                if r.status_code == 200 and r.json()["status"] == status:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"job {job_id} did not reach {status!r}: {r.status_code} {r.text}")
+                time.sleep(0.02)
+
+    def verify(self, worker_token: str, body: dict[str, Any], *, worker_id: str = "gpu-box-1") -> int:
+        """Act as a GPU worker: lease the next job of ``body``'s track, upload each run's metrics log,
+        and complete it with a passing report of three runs. Returns the job id."""
+        track = body["track"]
+        fingerprint = body["claimed_results"][0]["hardware"]
+        with self.api(worker_token) as api:
+            r = api.post(
+                "/api/worker/lease", json={"worker_id": worker_id, "fingerprint": fingerprint, "tracks": [track]}
+            )
+            assert r.status_code == 200, r.text
+            lease = r.json()
+            self.await_job(lease["job_id"], "running")
+            runs, refs = [], []
+            for seed, core, hours in VERIFIED_RUNS:
+                log = metrics_jsonl(seed, seconds_per_step=hours * 3600 / 60)
+                up = api.post(
+                    f"/api/worker/jobs/{lease['job_id']}/artifacts",
+                    params={"name": f"run-seed{seed}/metrics.jsonl", "kind": "metrics"},
+                    content=log.encode(),
+                    headers={"X-Lease-Token": lease["lease_token"]},
+                )
+                assert up.status_code == 201, up.text
+                refs.append(up.json())
+                runs.append(run_result(seed, core=core, hours=hours, metrics=log))
+            report = VerificationReport(
+                track=track,
+                verifier=VerifierIdentity(id=worker_id, version="0.1.0"),
+                run_config=RunConfig.model_validate(lease["run_config"]),
+                runs=runs,
+                core=_stat([c for _, c, _ in VERIFIED_RUNS]),
+                core_threshold=lease["track"]["threshold"],
+                alpha=lease["track"]["alpha"],
+                p_value=0.004,
+                training_hours=_stat([h for _, _, h in VERIFIED_RUNS]),
+                deltas=ClaimDeltas(training_hours=0.045),
+                verdict=Verdict.verified,
+                reasons=["3 runs with distinct seeds; mean CORE above the threshold"],
+                created_at=datetime.now(UTC),
+            )
+            done = api.post(
+                f"/api/worker/jobs/{lease['job_id']}/complete",
+                json={"lease_token": lease["lease_token"], "report": report.model_dump(mode="json"), "artifacts": refs},
+            )
+            assert done.status_code == 200, done.text
+        return int(lease["job_id"])
+
     def submit(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.api(token) as client:
             r = client.post("/api/submissions", json=body)
-        assert r.status_code in (200, 201), r.text
-        return dict(r.json())
+            assert r.status_code in (200, 201), r.text
+            accepted = dict(r.json())
+            # the API commits after it responds (see await_job): wait until the entry is readable
+            deadline = time.monotonic() + 10
+            while client.get(f"/api/entries/{accepted['entry_id']}").status_code != 200:
+                assert time.monotonic() < deadline, f"entry {accepted['entry_id']} never became readable"
+                time.sleep(0.02)
+        return accepted
 
 
 @pytest.fixture(scope="session")

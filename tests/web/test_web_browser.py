@@ -85,25 +85,46 @@ def test_sorting_and_filtering_from_the_controls(site: Any, page: Any) -> None:
     assert hours == sorted(hours) and len(hours) == 7
 
 
-def test_entry_page_shows_its_charts(site: Any, page: Any, submitter: str, artifacts_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def verified_entry(site: Any, submitter: str) -> int:
+    """An entry on gpt2-cost that a worker has verified (3 runs), so it ranks and shows deltas."""
     body = site.submission(
         "d24 + value embeddings, 1.52 h",
         "browser-entry-0001",
         contributors=["@alice", "@bob"],
-        description="Two claimed runs on one 8xH100 node; curves from the first run's metrics log.",
+        description="Two claimed runs on one 8xH100 node; logs at https://example.org/runs/d24-ve.",
     )
-    entry_id = site.submit(submitter, body)["entry_id"]
-    page.goto(f"{site.url}/entries/{entry_id}")
+    body["track"] = "gpt2-cost"
+    entry_id = int(site.submit(submitter, body)["entry_id"])
+    site.verify(site.create_user("browser-verifier", "worker"), body)
+    return entry_id
+
+
+def test_entry_page_shows_its_charts(site: Any, page: Any, verified_entry: int, artifacts_dir: Path) -> None:
+    page.goto(f"{site.url}/entries/{verified_entry}")
     assert page.locator("h1").inner_text().startswith("d24 + value embeddings")
-    bars = page.locator("#core-chart svg.core-bars rect.bar")
-    assert bars.count() == 6  # one claimed bar per CORE task
-    assert page.locator("#loss-chart svg polyline").count() == 2  # one loss line per claimed run's log
-    assert page.locator("#bpb-chart svg circle").count() >= 3
+    assert page.locator("h1 .badge").inner_text() == "verified"
+    assert page.locator("#core-chart svg.core-bars rect.bar").count() == 12  # claimed and verified, 6 tasks each
+    assert page.locator("#loss-chart svg polyline").count() == 5  # a loss line per run with a metrics log
+    assert page.locator("#bpb-chart svg circle").count() >= 5
     assert page.locator("#runs tr[data-kind=claimed]").count() == 2
-    assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 3
+    assert page.locator("#runs tr[data-kind=verified]").count() == 3
+    assert "training hours" in page.locator("#deltas").inner_text()
+    assert page.locator("#verifications tbody tr").count() == 1
+    assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 7
+    assert page.locator(".description a[href='https://example.org/runs/d24-ve']").count() == 1
     box = page.locator("#core-chart svg").bounding_box()
     assert box is not None and box["width"] > 600 and box["height"] > 150
     page.screenshot(path=str(artifacts_dir / "web-entry.png"), full_page=True)
+
+
+def test_a_verified_entry_ranks_first_in_its_own_section(site: Any, page: Any, verified_entry: int) -> None:
+    page.goto(site.url + "/tracks/gpt2-cost")
+    first = page.locator("#board tr.entry-row").first
+    assert first.get_attribute("data-entry-id") == str(verified_entry)
+    assert first.locator("td.rank").inner_text() == "1"
+    assert first.locator(".badge").inner_text() == "verified"
+    assert first.locator("td.cost").inner_text() == "$38.00"  # mean 1.5833 h x 8 GPUs x $3.00
 
 
 def test_submit_form_reports_a_validation_error_naming_the_field(site: Any, page: Any, submitter: str) -> None:
@@ -131,7 +152,7 @@ def test_queue_page_follows_a_job_through_lease_progress_and_failure(site: Any, 
     body = site.submission("queue watcher", "browser-queue-0001")
     body["track"] = "gpt2-cost"  # its own track, so this test's worker leases exactly this job
     job_id = site.submit(submitter, body)["job_id"]
-    page.goto(site.url + "/queue")
+    page.goto(site.url + "/queue?poll_ms=300")
     row = page.locator(f'#queue tr[data-job-id="{job_id}"]')
     assert row.get_attribute("data-status") == "queued"
 
@@ -144,6 +165,7 @@ def test_queue_page_follows_a_job_through_lease_progress_and_failure(site: Any, 
         assert r.status_code == 200, r.text
         lease = r.json()
         assert lease["job_id"] == job_id
+        site.await_job(job_id, "running")
         page.wait_for_selector(f'#queue tr[data-job-id="{job_id}"][data-status="running"]')
         assert "gpu-box-7" in row.inner_text()
 
