@@ -180,7 +180,7 @@ class Worker:
             try:
                 state = self.run_once()
             except ClientError as exc:
-                _say(f"server unavailable, retrying in {self.poll_interval_s:.0f} s: {exc}")
+                _say(f"request to the server failed, polling again in {self.poll_interval_s:.0f} s: {exc}")
                 state = None
             if state is None:
                 self.stop_event.wait(self.poll_interval_s)
