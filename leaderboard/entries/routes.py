@@ -33,10 +33,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/api/tracks/{slug}/leaderboard", response_model=LeaderboardPublic)
-def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], session: SessionDep) -> LeaderboardPublic:
-    """The JSON twin of the leaderboard page of a track."""
-    return service.leaderboard(session, slug, query)
+@router.get(
+    "/api/tracks/{slug}/leaderboard",
+    response_class=Response,
+    responses={200: {"model": LeaderboardPublic, "content": {"application/json": {}}}, 404: _ERRORS[404]},
+)
+def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], session: SessionDep) -> Response:
+    """The JSON twin of the leaderboard page of a track (``LeaderboardPublic``)."""
+    return Response(service.leaderboard_json(session, slug, query), media_type="application/json")
 
 
 @router.get("/api/tracks/{slug}/progression", response_model=ProgressionPublic)

@@ -119,6 +119,16 @@ def leaderboard(session: Session, track_slug: str, query: LeaderboardQuery | Non
     )
 
 
+def leaderboard_json(session: Session, track_slug: str, query: LeaderboardQuery | None = None) -> bytes:
+    """``leaderboard()`` serialized once per board revision: the JSON twin's hot path."""
+    q = query or LeaderboardQuery()
+    return cached(
+        session,
+        ("leaderboard.json", track_slug, q.model_dump_json()),
+        lambda: _leaderboard(session, track_slug, q).model_dump_json().encode(),
+    )
+
+
 def _leaderboard(session: Session, track_slug: str, q: LeaderboardQuery) -> LeaderboardPublic:
     track = get_track_row(session, track_slug)
     sort = q.sort or track.ranking

@@ -7,6 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from leaderboard.audit.service import record
+from leaderboard.cache import cached
 from leaderboard.db import utcnow
 from leaderboard.errors import Invalid, NotFound
 from leaderboard.revision import bump_revision
@@ -30,7 +31,7 @@ def track_rules(track: Track) -> TrackRules:
 
 
 def list_tracks(session: Session) -> list[TrackPublic]:
-    return [TrackPublic.model_validate(t) for t in repository.all_tracks(session)]
+    return cached(session, ("tracks",), lambda: [TrackPublic.model_validate(t) for t in repository.all_tracks(session)])
 
 
 def get_track(session: Session, slug: str) -> TrackPublic:
