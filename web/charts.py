@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from markupsafe import Markup, escape
@@ -59,7 +59,7 @@ class Frame:
     width: int = 720
     height: int = 360
     left: int = 64
-    right: int = 16
+    right: int = 28
     top: int = 36
     bottom: int = 48
 
@@ -142,15 +142,6 @@ def fmt_hours(h: float) -> str:
     return f"{h * 3600:.3g} s"
 
 
-def fmt_seconds(s: float) -> str:
-    """A duration label for a time axis: 45 s, 12 min, 2.5 h."""
-    if s < 120:
-        return f"{s:.3g} s"
-    if s < 2 * 3600:
-        return f"{s / 60:.3g} min"
-    return f"{s / 3600:.3g} h"
-
-
 def _f(v: float) -> str:
     """A pixel coordinate: one decimal, no trailing zeros."""
     return f"{v:.1f}".rstrip("0").rstrip(".")
@@ -190,6 +181,12 @@ def log_ticks(lo: float, hi: float) -> list[float]:
             if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
                 out.append(float(f"{v:.12g}"))
     return out
+
+
+def duration_ticks(lo_s: float, hi_s: float) -> list[tuple[float, str]]:
+    """Round ticks for a span of seconds, in the unit that suits it: 30 s, 20 min, 1.5 h."""
+    unit, name = (3600.0, "h") if hi_s >= 2 * 3600 else (60.0, "min") if hi_s >= 120 else (1.0, "s")
+    return [(v * unit, f"{fmt_number(v)} {name}") for v in nice_ticks(lo_s / unit, hi_s / unit)]
 
 
 def date_to_x(d: date | datetime) -> float:
@@ -351,19 +348,44 @@ def _series(frame: Frame, xa: Axis, ya: Axis, s: Series, color: str, index: int,
     return out
 
 
+LEGEND_ROW_H = 16
+
+
+def _legend_rows(frame: Frame, items: Sequence[tuple[str, str, bool]]) -> list[list[tuple[str, str, bool]]]:
+    """Legend items flowed left to right under the title, wrapping at the frame's width."""
+    rows: list[list[tuple[str, str, bool]]] = [[]]
+    x = float(frame.left)
+    for item in items:
+        w = 22 + 7 * len(item[0]) + 14
+        if rows[-1] and x + w > frame.width - frame.right:
+            rows.append([])
+            x = float(frame.left)
+        rows[-1].append(item)
+        x += w
+    return rows
+
+
+def _with_legend(frame: Frame, items: Sequence[tuple[str, str, bool]]) -> Frame:
+    """``frame`` grown at the top by the legend's rows (the plot keeps its height)."""
+    if len(items) < 2:
+        return frame
+    extra = LEGEND_ROW_H * len(_legend_rows(frame, items))
+    return replace(frame, top=frame.top + extra, height=frame.height + extra)
+
+
 def _legend(frame: Frame, items: Sequence[tuple[str, str, bool]]) -> list[str]:
-    """Legend in the top-right corner: (name, color, dashed) per item, right to left."""
+    """The legend below the title: a line sample and the name per item."""
     out = ['<g class="legend" fill="#374151">']
-    x = frame.width - frame.right
-    for name, color, dashed in reversed(items):
-        label = str(escape(name))
-        text_w = 7 * len(name)
-        x -= text_w
-        out.append(f'<text x="{_f(x)}" y="24">{label}</text>')
-        x -= 22
-        dash = ' stroke-dasharray="4 3"' if dashed else ""
-        out.append(f'<line x1="{_f(x)}" x2="{_f(x + 16)}" y1="20" y2="20" stroke="{color}" stroke-width="2"{dash}/>')
-        x -= 14
+    for r, row in enumerate(_legend_rows(frame, items)):
+        y = 34 + r * LEGEND_ROW_H
+        x = float(frame.left)
+        for name, color, dashed in row:
+            dash = ' stroke-dasharray="4 3"' if dashed else ""
+            out.append(
+                f'<line x1="{_f(x)}" x2="{_f(x + 16)}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" stroke-width="2"{dash}/>'
+            )
+            out.append(f'<text x="{_f(x + 22)}" y="{y}">{escape(name)}</text>')
+            x += 22 + 7 * len(name) + 14
     out.append("</g>")
     return out
 
@@ -387,7 +409,9 @@ def line_chart(
     """An x/y line chart. ``x_kind``: 'number', 'seconds' (duration labels) or 'date' (fractional years)."""
     if x_kind not in {"number", "seconds", "date"}:
         raise ValueError(f"x_kind: expected 'number', 'seconds' or 'date', got {x_kind!r}")
-    frame = frame or Frame()
+    colors = [FLOOR_COLOR if s.dashed else PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
+    legend = [(s.name, colors[i], s.dashed) for i, s in enumerate(series)]
+    frame = _with_legend(frame or Frame(), legend)
     points = [p for s in series for p in s.points]
     if not points:
         return _empty(frame, title, css_class, empty_message)
@@ -403,19 +427,19 @@ def line_chart(
         segments = date_segments(xs)
         xt = [t for a, b in segments for t in _date_ticks(a, b, narrow=len(segments) > 1 and b - a < 0.1)]
         xa = Axis(segments[0][0], segments[-1][1], ticks=xt, segments=segments if len(segments) > 1 else ())
+    elif x_kind == "seconds":
+        xa = Axis(x_lo, x_hi, ticks=duration_ticks(x_lo, x_hi))
     else:
-        fmt = fmt_seconds if x_kind == "seconds" else fmt_number
-        xa = Axis(x_lo, x_hi, ticks=[(v, fmt(v)) for v in nice_ticks(x_lo, x_hi)])
+        xa = Axis(x_lo, x_hi, ticks=[(v, fmt_number(v)) for v in nice_ticks(x_lo, x_hi)])
     y_vals = log_ticks(y_lo, y_hi) if log_y else nice_ticks(y_lo, y_hi)
     ya = Axis(y_lo, y_hi, log=log_y, ticks=[(v, fmt_number(v)) for v in y_vals])
     parts = _open_svg(frame, title, css_class)
     parts += _axes(frame, xa, ya, x_label, y_label)
-    colors = [FLOOR_COLOR if s.dashed else PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
     for i, s in enumerate(series):
         if s.points:
             parts += _series(frame, xa, ya, s, colors[i], i, step and not s.dashed)
     if len(series) > 1:
-        parts += _legend(frame, [(s.name, colors[i], s.dashed) for i, s in enumerate(series)])
+        parts += _legend(frame, legend)
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -492,7 +516,9 @@ def bar_chart(
     bar_h, gap = 12, 8
     row_h = bar_h * max(1, len(groups)) + gap
     label_w = min(220, 12 + 7 * max((len(c) for c in cats), default=4))
-    frame = Frame(width=width, height=56 + 40 + row_h * max(1, len(cats)), left=label_w, top=40, bottom=40)
+    legend = [(g.name, PALETTE[i % len(PALETTE)], False) for i, g in enumerate(groups)]
+    frame = Frame(width=width, height=40 + 40 + row_h * max(1, len(cats)), left=label_w, top=40, bottom=40)
+    frame = _with_legend(frame, legend)
     if not cats:
         return _empty(Frame(width=width, height=120), title, css_class, empty_message)
     vals = [v for g in groups for v in g.values.values()] + ([reference] if reference is not None else [])
@@ -547,6 +573,6 @@ def bar_chart(
             f"<title>{escape(reference_label or fmt_number(reference))}</title></line>"
         )
     if len(groups) > 1:
-        parts += _legend(frame, [(g.name, PALETTE[i % len(PALETTE)], False) for i, g in enumerate(groups)])
+        parts += _legend(frame, legend)
     parts.append("</svg>")
     return Markup("".join(parts))

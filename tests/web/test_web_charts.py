@@ -16,6 +16,7 @@ from web.charts import (
     bar_chart,
     date_segments,
     date_to_x,
+    duration_ticks,
     line_chart,
     log_ticks,
     nice_ticks,
@@ -157,3 +158,9 @@ def test_date_segments_split_only_long_gaps() -> None:
 def test_date_to_x_is_fractional_years() -> None:
     assert date_to_x(date(2026, 1, 1)) == 2026.0
     assert 2026.49 < date_to_x(date(2026, 7, 1)) < 2026.5
+
+
+def test_duration_ticks_use_a_round_unit() -> None:
+    assert [label for _, label in duration_ticks(0, 90)] == ["0 s", "20 s", "40 s", "60 s", "80 s"]
+    assert [label for _, label in duration_ticks(0, 5400)] == ["0 min", "20 min", "40 min", "60 min", "80 min"]
+    assert duration_ticks(0, 6 * 3600) == [(0.0, "0 h"), (7200.0, "2 h"), (14400.0, "4 h"), (21600.0, "6 h")]
