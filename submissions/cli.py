@@ -212,6 +212,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             progress=progress,
             run_timeout_s=args.run_timeout_s,
             sandbox_user=None if args.no_sandbox_user else args.sandbox_user,
+            smoke_steps=args.smoke_steps,
         )
     except ValueError as exc:
         bar.close()
@@ -248,6 +249,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             tracks=tracks,
             run_timeout_s=args.run_timeout_s,
             sandbox_user=None if args.no_sandbox_user else args.sandbox_user,
+            smoke_steps=args.smoke_steps,
         )
     except ValueError as exc:
         return _err(str(exc))
@@ -325,6 +327,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--track-file", help="a TrackRules JSON to decide against instead of a built-in track")
     p.add_argument("--seeds", help="comma-separated distinct seeds (default: unpredictable ones)")
     p.add_argument("--run-timeout-s", type=float, help="time cap of each run in seconds")
+    p.add_argument("--smoke-steps", type=int, help="first a smoke run of this many steps (CORE on 11 per task)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--export-schema", metavar="DIR", help="write the contract's JSON Schema files to DIR and exit")
     _sandbox_flags(p)
@@ -344,5 +347,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tracks", help="comma-separated track slugs to lease (default: any)")
     p.add_argument("--poll-interval-s", type=float, default=15.0, help="wait between polls of an empty queue")
     p.add_argument("--run-timeout-s", type=float, help="time cap of each training run in seconds")
+    p.add_argument("--smoke-steps", type=int, help="before each job's runs, a smoke run of this many steps")
     _sandbox_flags(p)
     p.set_defaults(func=cmd_worker)

@@ -512,6 +512,10 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
                 problems.append(f"claimed_results[{i}].overrides: differ from run_config.overrides")
             if claim.core is None:
                 problems.append(f"claimed_results[{i}].core: a claim needs a CORE result")
+            hw = claim.hardware
+            why = track.allows_hardware(hw.sku, 0 if hw.device_type == "cpu" else hw.device_count, hw.nodes)
+            if why is not None:
+                problems.append(f"claimed_results[{i}].hardware: {why}")
     else:
         config = submission_or_config
     reason = track.allows_hardware(config.hardware_class, config.gpus_per_node, config.nodes)
@@ -528,6 +532,14 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
 
 
 # -- the verification ------------------------------------------------------------------------
+
+
+SMOKE_CORE_MAX_PER_TASK = 11  # the smallest subsample that keeps the 10-shot tasks valid
+
+
+def smoke_overrides(steps: int) -> dict[str, int | None]:
+    """Overrides of a smoke run: a few steps, no intermediate eval, CORE on a small subsample."""
+    return {"num_iterations": steps, "eval_every_steps": None, "core_max_per_task": SMOKE_CORE_MAX_PER_TASK}
 
 
 def pick_seeds(runs: int, avoid: Sequence[int] = ()) -> list[int]:
@@ -555,11 +567,14 @@ def verify(
     sandbox_user: str | None = DEFAULT_SANDBOX_USER,
     cancel: threading.Event | None = None,
     rdzv_endpoint: str | None = None,
+    smoke_steps: int | None = None,
 ) -> VerificationReport:
     """Run the config ``runs`` times with distinct seeds and decide; writes report.json + summary.txt.
 
-    ``seeds`` default to unpredictable distinct seeds. Raises ValueError for bad arguments only;
-    every failure of the runs themselves is an ``error`` report.
+    ``seeds`` default to unpredictable distinct seeds. ``smoke_steps``: first a short smoke run of
+    the config (that many steps, CORE on a small subsample), so a config that cannot finish fails
+    before the full runs are paid for. Raises ValueError for bad arguments only; every failure of
+    the runs themselves is an ``error`` report.
     """
     if runs < 1:
         raise ValueError(f"runs: must be >= 1, got {runs}")
@@ -573,6 +588,8 @@ def verify(
         seeds = pick_seeds(runs, avoid=[c.seed for c in claimed])
     if run_timeout_s is not None and run_timeout_s <= 0:
         raise ValueError("run_timeout_s: must be > 0")
+    if smoke_steps is not None and smoke_steps < 1:
+        raise ValueError("smoke_steps: must be >= 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     identity_id = verifier_id or socket.gethostname()[:100] or "verifier"
@@ -607,6 +624,13 @@ def verify(
         trainer = prepare_trainer(run_config.trainer, out_dir / "trainer", sandbox_user=sandbox_user)
     except VerifyError as exc:
         return report(Verdict.error, [exc.reason], [], log_tail=exc.log_tail)
+
+    if smoke_steps is not None:
+        smoke = run_config.model_copy(update={"overrides": {**run_config.overrides, **smoke_overrides(smoke_steps)}})
+        try:
+            run_once(trainer, smoke, seed=seeds[0], out=out_dir / "smoke", timeout_s=run_timeout_s, cancel=cancel)
+        except VerifyError as exc:
+            return report(Verdict.error, [f"smoke run ({smoke_steps} steps): {exc.reason}"], [], log_tail=exc.log_tail)
 
     results: list[RunResult] = []
     estimate: float | None = None

@@ -117,6 +117,7 @@ class Worker:
         sandbox_user: str | None = DEFAULT_SANDBOX_USER,
         lock_path: Path | None = None,
         keep_job_dirs: bool = True,
+        smoke_steps: int | None = None,
     ) -> None:
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s: must be > 0")
@@ -132,6 +133,7 @@ class Worker:
         self.sandbox_user = sandbox_user
         self.lock_path = lock_path or self.work_dir / LOCK_FILE
         self.keep_job_dirs = keep_job_dirs
+        self.smoke_steps = smoke_steps
         self.stop_event = threading.Event()
 
     @property
@@ -217,6 +219,7 @@ class Worker:
                 verifier_id=self.worker_id,
                 sandbox_user=self.sandbox_user,
                 cancel=beat.lost,
+                smoke_steps=self.smoke_steps,
             )
         except KeyboardInterrupt:
             beat.stop.set()

@@ -22,7 +22,7 @@ def main() -> int:
     t.add_argument("--out")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    print(f"fork trainer: recipe {a.recipe} seed {a.seed} token={os.environ.get('SPEEDRUN_TOKEN')}", flush=True)
+    print(f"fork trainer: recipe {a.recipe} seed {a.seed} overrides {a.overrides} token={os.environ.get('SPEEDRUN_TOKEN')}", flush=True)
     with open(os.path.join(a.out, "metrics.jsonl"), "w") as f:
         f.write(json.dumps({"step": 3, "num_iterations": 10, "eta_seconds": 7.0}) + "\\n")
     if a.recipe == "crash":

@@ -134,3 +134,20 @@ def test_bad_arguments_raise(tmp_path: Path, fork: tuple[str, str]) -> None:
         verify(config, track=TRACK, runs=2, out_dir=tmp_path, seeds=[1])
     with pytest.raises(ValueError, match="runs"):
         verify(config, track=TRACK, runs=0, out_dir=tmp_path)
+
+
+def test_smoke_run_fails_before_the_full_runs(fork: tuple[str, str], tmp_path: Path) -> None:
+    report = verify(
+        fork_config(fork, "crash"),
+        track=TRACK,
+        runs=2,
+        out_dir=tmp_path,
+        seeds=[1, 2],
+        sandbox_user=None,
+        smoke_steps=2,
+    )
+    assert report.verdict is Verdict.error
+    assert report.reasons[0].startswith("smoke run (2 steps): run 0 (seed 1) exited with code 1")
+    assert report.log_tail is not None and '"num_iterations": 2' in report.log_tail
+    assert '"core_max_per_task": 11' in report.log_tail
+    assert not (tmp_path / "run-0").exists()
