@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
@@ -24,14 +24,25 @@ def leasable(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def lease_candidates(session: Session, now: datetime, track_slugs: Sequence[str] | None, limit: int) -> list[Job]:
-    """Oldest leasable jobs first. PostgreSQL locks them and skips rows other workers hold."""
-    stmt = select(Job).where(leasable(now)).order_by(Job.id).limit(limit)
-    if track_slugs is not None:
-        stmt = stmt.join(Track, Track.id == Job.track_id).where(Track.slug.in_(list(track_slugs)))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Job)
-    return list(session.scalars(stmt))
+def lease_candidates(session: Session, now: datetime, track_slugs: Sequence[str] | None, limit: int) -> Iterator[Job]:
+    """Leasable jobs, oldest first, one at a time (at most ``limit``).
+
+    On PostgreSQL each is read ``FOR UPDATE SKIP LOCKED``: a job another worker is looking at is
+    skipped, not waited for, and only the rows actually examined are locked.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    after = 0
+    for _ in range(limit):
+        stmt = select(Job).where(leasable(now), Job.id > after).order_by(Job.id).limit(1)
+        if track_slugs is not None:
+            stmt = stmt.join(Track, Track.id == Job.track_id).where(Track.slug.in_(list(track_slugs)))
+        if postgres:
+            stmt = stmt.with_for_update(skip_locked=True, of=Job)
+        job = session.scalar(stmt.execution_options(populate_existing=True))
+        if job is None:
+            return
+        after = job.id
+        yield job
 
 
 def try_claim(session: Session, job_id: int, now: datetime, values: dict[str, object]) -> bool:

@@ -6,6 +6,8 @@
   commits into savepoints, so the app's own commit/rollback logic still runs.
 - ``api``: the app over httpx's ASGI transport, its request sessions bound to ``session``.
 - ``users``: an admin, two submitters and a worker, with their API tokens.
+- ``fresh_engine``: an empty database (a new SQLite file, or a new PostgreSQL schema) whose
+  commits are real, for migrations and concurrency tests.
 - ``live_server``: uvicorn on 127.0.0.1 (a free port) over a fresh SQLite file, real lifespan.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from leaderboard import migrate
@@ -70,6 +72,29 @@ def engine(db_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database: a new SQLite file, or a new schema in the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'mig.db'}")
+        yield eng
+        eng.dispose()
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+        conn.execute(text("CREATE SCHEMA migtest"))
+    eng = create_engine(url, connect_args={"options": "-csearch_path=migtest"})
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""Concurrent workers lease from a real, committed queue: every job goes to exactly one worker."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from lb_factories import fingerprint, submission
+from sqlalchemy import Engine
+
+from leaderboard import migrate
+from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.db import make_sessionmaker, session_scope
+from leaderboard.entries.service import submit
+from leaderboard.jobs.service import lease
+from leaderboard.seed import seed_all
+from leaderboard.users.models import Role
+from leaderboard.users.schemas import UserCreate
+from leaderboard.users.service import authenticate_principal, create_user
+from submissions.protocol import LeaseRequest
+
+JOBS = 5
+WORKERS = 8
+
+
+def test_concurrent_leases_hand_each_job_to_one_worker(fresh_engine: Engine, tmp_path: object) -> None:
+    migrate.upgrade(fresh_engine)
+    factory = make_sessionmaker(fresh_engine)
+    store = ArtifactStore(tmp_path / "artifacts")  # type: ignore[operator]
+    with session_scope(factory) as s:
+        seed_all(s)
+        alice = create_user(s, UserCreate(name="alice", role=Role.submitter)).token
+        worker = create_user(s, UserCreate(name="worker", role=Role.worker)).token
+    with session_scope(factory) as s:
+        principal = authenticate_principal(s, alice)
+        for _ in range(JOBS):
+            submit(s, principal, submission(), store=store, base_url="http://x")
+
+    leased: list[int | None] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(WORKERS)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            with session_scope(factory) as s:
+                who = authenticate_principal(s, worker)
+                got = lease(s, who, LeaseRequest(worker_id=f"w{i}", fingerprint=fingerprint()), lease_seconds=60)
+            leased.append(None if got is None else got.job_id)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    counts = Counter(j for j in leased if j is not None)
+    assert all(n == 1 for n in counts.values())  # no job leased twice
+    assert leased.count(None) == WORKERS - len(counts)
+    assert len(counts) == JOBS  # and every job was leased: a worker skips a locked job, it does not give up
