@@ -29,7 +29,10 @@ from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType, centered_accur
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_BATCH_TOKENS = 16_384
+# Tokens (rows x padded length) per forward when not given: small on CPU (cache-friendly), larger on GPUs
+# (the fp32 logits of 16k tokens x 65k vocab are 4 GiB).
+CPU_BATCH_TOKENS = 4_096
+GPU_BATCH_TOKENS = 16_384
 Precision = Literal["auto", "fp32", "bf16"]
 
 
@@ -140,7 +143,7 @@ def evaluate_task(
     *,
     device: torch.device | str,
     max_per_task: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     rank: int = 0,
     world_size: int = 1,
     max_seq_len: int | None = None,
@@ -152,6 +155,7 @@ def evaluate_task(
 
     t0 = time.perf_counter()
     dev = torch.device(device)
+    budget = default_batch_tokens(dev) if batch_tokens is None else batch_tokens
     spec = task.spec
     items = task_items(task.items, max_per_task)
     if spec.num_fewshot >= len(items):
@@ -171,7 +175,7 @@ def evaluate_task(
             rows,
             pad_id=tokenizer.bos_id,
             device=dev,
-            batch_tokens=batch_tokens,
+            batch_tokens=budget,
             want_losses=want_losses,
             autocast_dtype=autocast_dtype,
         ):
@@ -210,6 +214,10 @@ def evaluate_task(
     )
 
 
+def default_batch_tokens(device: torch.device) -> int:
+    return GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
+
+
 def autocast_dtype_for(precision: Precision, device: torch.device | str, model: torch.nn.Module) -> torch.dtype | None:
     """The autocast dtype of a precision setting.
 
@@ -235,7 +243,7 @@ def evaluate_tasks(
     device: torch.device | str,
     labels: Sequence[str] | None = None,
     max_per_task: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     rank: int = 0,
     world_size: int = 1,
     max_seq_len: int | None = None,
@@ -307,7 +315,7 @@ def evaluate_core(
     *,
     device: torch.device | str,
     max_per_task: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     rank: int = 0,
     world_size: int = 1,
     max_seq_len: int | None = None,
@@ -316,7 +324,8 @@ def evaluate_core(
 ) -> CoreResult:
     """CORE (core-v1) of ``model`` on ``bundle``: every rank calls it, every rank gets the reduced result.
 
-    ``model(idx) -> logits [B, T, V]``; evaluated in eval mode under no_grad (bf16 autocast on CUDA
+    ``model(idx) -> logits [B, T, V]``; ``batch_tokens`` bounds rows x padded length per forward
+    (None: 4096 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
     unless ``precision`` says otherwise). ``max_per_task`` keeps the first N shuffled examples
     of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left for
     a model with a shorter context (our own models need no cropping).

@@ -1,0 +1,150 @@
+"""CORE eval throughput: the batched scorer vs the one-example-per-forward reference, same model and bundle.
+
+Both run in this process on the synthetic core-v1 bundle (22 tasks x 40 examples) with a randomly
+initialized GPT of the cpu_smoke recipe's shape (jittered so decisions vary); the per-example
+decisions must be identical (the script fails otherwise). The reference is the harness as the
+tests write it (tests/evaluation/conftest.py). Also printed: the forward FLOPs per example the
+batched scorer spends (padded tokens x forward FLOPs/token), and from them a projection of a full
+CORE pass (91,037 examples) of the gpt2_speedrun model (depth 24) on one H100 at an assumed MFU.
+
+    python bench/core_eval.py [--threads 2] [--batch-tokens 16384] [--mfu 0.35]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _reference_module():  # the harness reference lives with the tests; load it from there
+    spec = importlib.util.spec_from_file_location("eval_reference", REPO / "tests" / "evaluation" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forward_flops_per_token(dims, context_tokens: float) -> float:  # type: ignore[no-untyped-def]
+    """2 x matmul params + attention (4 x heads x head_dim x attended keys per layer), for one forward token."""
+    from trainer.plan import matmul_params
+
+    attn = sum(4 * dims.n_head * dims.head_dim * min(w, context_tokens) for w in dims.window_sizes)
+    return 2.0 * matmul_params(dims) + attn
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=4096, help="token budget of a batched forward (default: the CPU default)"
+    )
+    parser.add_argument("--mfu", type=float, default=0.35, help="assumed H100 bf16 MFU of eval forwards")
+    args = parser.parse_args()
+
+    import torch
+
+    from submissions.tracks import BF16_PEAK_FLOPS
+    from trainer.config import cpu_smoke, gpt2_speedrun
+    from trainer.data.synth import SyntheticWorld
+    from trainer.data.tokenizer import train_tokenizer
+    from trainer.evaluation.bundle import load_bundle, write_synthetic_bundle
+    from trainer.evaluation.core import _rows, evaluate_tasks, pack_batches
+    from trainer.evaluation.prompts import prepare_examples, task_items
+    from trainer.evaluation.protocol import CORE_V1_EXAMPLES, CORE_V1_LABELS
+    from trainer.model import GPT, GPTConfig
+    from trainer.plan import dims_for
+
+    torch.set_num_threads(args.threads)
+    ref = _reference_module()
+    print("bench: tokenizer, bundle, model", file=sys.stderr)
+    tokenizer = train_tokenizer(
+        SyntheticWorld(0).documents(3000, seed=0), vocab_size=2048, max_chars=10**8, progress=False
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="core-bench-"))
+    bundle = load_bundle(write_synthetic_bundle(tmp / "bundle"))
+    smoke = cpu_smoke()
+    config = GPTConfig.from_train_config(smoke)
+    torch.manual_seed(0)
+    model = GPT(config)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        model.lm_head.weight.normal_(0.0, 0.3)
+    model.eval()
+
+    print("bench: batched", file=sys.stderr)
+    evaluate_tasks(model, tokenizer, bundle, device="cpu", labels=["copa"], progress=False)  # warm-up
+    t0 = time.perf_counter()
+    outcomes = evaluate_tasks(model, tokenizer, bundle, device="cpu", batch_tokens=args.batch_tokens, progress=True)
+    batched_s = time.perf_counter() - t0
+
+    print("bench: reference (one example per forward)", file=sys.stderr)
+    t0 = time.perf_counter()
+    reference = {label: ref.reference_task(model, tokenizer, bundle, label, None) for label in CORE_V1_LABELS}
+    reference_s = time.perf_counter() - t0
+
+    mismatches = {o.label: sum(a != b for a, b in zip(o.correct, reference[o.label], strict=True)) for o in outcomes}
+    examples = sum(o.n for o in outcomes)
+    if any(mismatches.values()):
+        print(f"bench: batched and reference decisions differ: {mismatches}", file=sys.stderr)
+        return 1
+
+    # Tokens the batched scorer feeds the model (padded rows) and real tokens, per example.
+    padded = real = 0
+    for task in bundle.tasks:
+        items = task_items(task.items, None)
+        rows = _rows(prepare_examples(task.spec, items, range(len(items)), tokenizer))
+        lengths = [len(r.tokens) for r in rows]
+        real += sum(lengths)
+        padded += sum(len(b) * lengths[b[0]] for b in pack_batches(lengths, args.batch_tokens))
+    mean_context = real / max(1, sum(len(task.items) for task in bundle.tasks))
+    d24 = dims_for(gpt2_speedrun())
+    flops_token_d24 = _forward_flops_per_token(d24, mean_context)
+    flops_example_d24 = flops_token_d24 * padded / examples
+    full_examples = sum(CORE_V1_EXAMPLES.values())
+    projected_s = full_examples * flops_example_d24 / (BF16_PEAK_FLOPS["h100-sxm"] * args.mfu)
+
+    result = {
+        "bench": "core_eval",
+        "device": "cpu",
+        "threads": args.threads,
+        "model": f"GPT cpu_smoke shape (depth {config.n_layer}, dim {config.n_embd}, vocab {config.vocab_size}), random",
+        "bundle": "synthetic core-v1, 22 tasks x 40 examples",
+        "examples": examples,
+        "batch_tokens": args.batch_tokens,
+        "batched_seconds": round(batched_s, 3),
+        "batched_examples_per_s": round(examples / batched_s, 2),
+        "reference_seconds": round(reference_s, 3),
+        "reference_examples_per_s": round(examples / reference_s, 2),
+        "speedup": round(reference_s / batched_s, 2),
+        "target_speedup": 3.0,
+        "identical_decisions": True,
+        "accuracy_mean": round(sum(o.accuracy for o in outcomes) / len(outcomes), 4),
+        "tokens_per_example_real": round(real / examples, 1),
+        "tokens_per_example_padded": round(padded / examples, 1),
+        "projection_h100": {
+            "model": f"gpt2_speedrun depth {d24.n_layer}, dim {d24.model_dim}, vocab {d24.vocab_size}",
+            "forward_flops_per_token": flops_token_d24,
+            "forward_flops_per_example": flops_example_d24,
+            "examples": full_examples,
+            "assumed_mfu": args.mfu,
+            "bf16_peak_flops": BF16_PEAK_FLOPS["h100-sxm"],
+            "seconds": round(projected_s, 1),
+            "note": "synthetic prompts are shorter than the public bundle's; scale by the real tokens/example",
+        },
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
