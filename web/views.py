@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -116,31 +117,52 @@ def _page(
     *,
     viewer: Viewer,
     status_code: int = 200,
+    forms: bool = True,
 ) -> HTMLResponse:
-    """Render ``template`` with the shared context (viewer, CSRF token, flash) and safe headers."""
-    nonce = request.cookies.get(security.CSRF_COOKIE)
-    fresh = not nonce or len(nonce) > 100
-    if fresh:
-        nonce = security.new_csrf_nonce()
-    assert nonce is not None
+    """Render ``template`` with the shared context (viewer, flash, and for pages with forms the
+    CSRF token of this browser, whose nonce cookie is set here when missing) and safe headers."""
+    html, nonce = _render(request, template, context, viewer=viewer, forms=forms)
+    return _respond(request, html, status_code=status_code, new_nonce=nonce)
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], *, viewer: Viewer, forms: bool
+) -> tuple[str, str | None]:
+    """The page's HTML, and the CSRF nonce to set as a cookie when this browser had none."""
+    token, new_nonce = "", None
+    if forms:
+        nonce = request.cookies.get(security.CSRF_COOKIE)
+        if not nonce or len(nonce) > 100:
+            nonce = new_nonce = security.new_csrf_nonce()
+        token = security.csrf_token(nonce, secret=_secret(request))
     flash = FLASHES.get(request.query_params.get("done", ""))
-    html = render(
-        template,
-        {
-            "user": viewer.user,
-            "csrf_token": security.csrf_token(nonce, secret=_secret(request)),
-            "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
-            "progress_percent": progress_percent,
-            **context,
-        },
-    )
+    shared = {
+        "user": viewer.user,
+        "csrf_token": token,
+        "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
+        "progress_percent": progress_percent,
+    }
+    return render(template, {**shared, **context}), new_nonce
+
+
+def _respond(request: Request, html: str, *, status_code: int = 200, new_nonce: str | None = None) -> HTMLResponse:
     response = HTMLResponse(html, status_code=status_code)
-    if fresh:
+    if new_nonce is not None:
         response.set_cookie(
-            security.CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=_secure(request), path="/"
+            security.CSRF_COOKIE, new_nonce, httponly=True, samesite="lax", secure=_secure(request), path="/"
         )
     _harden(response)
     return response
+
+
+def _shared_html(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> str:
+    """Pages without forms look the same to every signed-out visitor: those go through the board's
+    read cache (keyed on the board revision, so a change shows at once); signed-in pages do not."""
+    from leaderboard.cache import cached
+
+    if viewer.user is not None:
+        return compute()
+    return cached(session, ("web", *key), compute)
 
 
 def _harden(response: Response) -> None:
@@ -152,7 +174,7 @@ def _harden(response: Response) -> None:
 
 def _error_page(request: Request, viewer: Viewer, status_code: int, title: str, message: str) -> HTMLResponse:
     context = {"title": title, "status_code": status_code, "message": message, "nav": ""}
-    return _page(request, "error.html", context, viewer=viewer, status_code=status_code)
+    return _page(request, "error.html", context, viewer=viewer, status_code=status_code, forms=False)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -279,17 +301,14 @@ def _core_chart(tasks: list[Any]) -> Any:
 # ---------------------------------------------------------------------------- pages
 
 
+BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page")
+
+
 def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
     from leaderboard.entries.schemas import LeaderboardQuery
-    from leaderboard.entries.service import leaderboard
-    from leaderboard.tracks.service import list_tracks
 
     viewer = _viewer(request, session)
-    raw = {
-        k: v
-        for k, v in request.query_params.items()
-        if k in {"sort", "hardware", "status", "rules_version", "page"} and v
-    }
+    raw = {k: v for k, v in request.query_params.items() if k in BOARD_PARAMS and v}
     try:
         query = LeaderboardQuery.model_validate(raw)
     except ValidationError as exc:
@@ -297,21 +316,35 @@ def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
         field = ".".join(str(p) for p in err["loc"])
         return _error_page(request, viewer, 400, "Bad filter", f"{field}: {err['msg']}")
     try:
-        board = leaderboard(session, slug, query)
+        html = _shared_html(
+            session,
+            viewer,
+            ("board", slug, query.model_dump_json()),
+            lambda: _board_html(request, session, viewer, slug, query),
+        )
     except NotFound:
         return _error_page(request, viewer, 404, "No such track", f"There is no track {slug!r}.")
+    return _respond(request, html)
+
+
+def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, query: Any) -> str:
+    from leaderboard.entries.schemas import LeaderboardQuery
+    from leaderboard.entries.service import leaderboard
+    from leaderboard.tracks.service import list_tracks
+
+    board = leaderboard(session, slug, query)
+    default_per_page = LeaderboardQuery().per_page
 
     def url_with(**changes: Any) -> str:
-        params = {
+        params: dict[str, Any] = {
             "sort": board.sort,
             "hardware": board.hardware,
-            "status": board.status,
+            "status": None if board.status == "ranked" else board.status,
             "rules_version": board.rules_version,
+            "page": board.page if board.page > 1 else None,
+            "per_page": board.per_page if board.per_page != default_per_page else None,
         }
-        params["page"] = board.page if board.page > 1 else None
         params.update(changes)
-        if params.get("status") == "ranked":
-            params["status"] = None
         kept = {k: v for k, v in params.items() if v not in (None, "")}
         return f"/tracks/{board.track.slug}" + (f"?{urlencode(kept)}" if kept else "")
 
@@ -333,7 +366,7 @@ def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
         "total": board.total,
         "url_with": url_with,
     }
-    return _page(request, "leaderboard.html", context, viewer=viewer)
+    return _render(request, "leaderboard.html", context, viewer=viewer, forms=False)[0]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -388,7 +421,7 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
         "artifacts": detail.artifacts,
         "can_reverify": can_reverify,
     }
-    return _page(request, "entry.html", context, viewer=viewer)
+    return _page(request, "entry.html", context, viewer=viewer, forms=can_reverify)
 
 
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)
@@ -413,14 +446,21 @@ async def reverify(entry_id: int, request: Request, session: SessionDep) -> Resp
 
 @router.get("/progression", response_class=HTMLResponse)
 def progression_page(request: Request, session: SessionDep, track: str = DEFAULT_TRACK) -> HTMLResponse:
+    viewer = _viewer(request, session)
+    try:
+        html = _shared_html(
+            session, viewer, ("progression", track), lambda: _progression_html(request, session, viewer, track)
+        )
+    except NotFound:
+        return _error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")
+    return _respond(request, html)
+
+
+def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
     from leaderboard.entries.service import progression
     from leaderboard.tracks.service import list_tracks
 
-    viewer = _viewer(request, session)
-    try:
-        data = progression(session, track)
-    except NotFound:
-        return _error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")
+    data = progression(session, track)
     records = data.records
     chart = charts.progression_chart(
         [charts.RecordPoint(r.date, r.hours, r.title, r.floor_hours) for r in records if r.hours > 0],
@@ -437,7 +477,7 @@ def progression_page(request: Request, session: SessionDep, track: str = DEFAULT
         "first_year": records[0].date.year if records else "—",
         "best_hours": records[-1].hours if records else None,
     }
-    return _page(request, "progression.html", context, viewer=viewer)
+    return _render(request, "progression.html", context, viewer=viewer, forms=False)[0]
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -455,7 +495,7 @@ def queue_page(request: Request, session: SessionDep, poll_ms: int = QUEUE_POLL_
         "now": datetime.now(UTC),
         "poll_ms": min(60_000, max(250, poll_ms)),
     }
-    return _page(request, "queue.html", context, viewer=viewer)
+    return _page(request, "queue.html", context, viewer=viewer, forms=False)
 
 
 @router.get("/about", response_class=HTMLResponse)
@@ -464,7 +504,7 @@ def about_page(request: Request, session: SessionDep) -> HTMLResponse:
 
     viewer = _viewer(request, session)
     context = {"title": "Rules", "nav": "about", "tracks": list_tracks(session), "prices": list_prices(session)}
-    return _page(request, "about.html", context, viewer=viewer)
+    return _page(request, "about.html", context, viewer=viewer, forms=False)
 
 
 # ---------------------------------------------------------------------------- sign in and submit

@@ -239,6 +239,12 @@ class Site:
 
 
 @pytest.fixture(scope="session")
+def make_submission() -> Any:
+    """``make_submission(title, idempotency_key, **kwargs)``: a valid submission body (a dict)."""
+    return submission
+
+
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     import uvicorn
 

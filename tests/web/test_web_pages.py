@@ -62,7 +62,7 @@ def test_home_lists_the_seeded_history_marked_reported(site: Any) -> None:
 
 
 def test_pages_send_hardening_headers(site: Any) -> None:
-    r = httpx.get(site.url + "/about")
+    r = httpx.get(site.url + "/submit")
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
     cookie = r.headers["set-cookie"]

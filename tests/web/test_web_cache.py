@@ -1,0 +1,75 @@
+"""Signed-out pages come from the read cache, and a change to the board shows at once anyway."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SECRET = "web-cache-tests-secret-key"
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from leaderboard.app import create_app
+    from leaderboard.settings import Settings
+
+    home: Path = tmp_path_factory.mktemp("cached-site")
+    app = create_app(Settings(home=home, secret_key=SECRET, cache_ttl_seconds=3600))
+    with TestClient(app) as c:
+        yield c
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'data-entry-id="(\d+)"', html)
+
+
+def test_a_submission_shows_on_the_cached_board_at_once(client: Any, make_submission: Any) -> None:
+    from leaderboard.users.models import Role
+    from leaderboard.users.schemas import UserCreate
+    from leaderboard.users.service import create_user
+
+    cache = client.app.state.cache
+    before = client.get("/tracks/gpt2-8xh100?status=all").text
+    hits = cache.hits
+    assert client.get("/tracks/gpt2-8xh100?status=all").text == before
+    assert cache.hits > hits  # the second view came from the cache
+
+    with client.app.state.sessionmaker() as session:
+        token = create_user(session, UserCreate(name="cache-submitter", role=Role.submitter)).token
+        session.commit()
+    body = make_submission("fresh on the board", "cache-test-0001")
+    r = client.post("/api/submissions", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
+    after = client.get("/tracks/gpt2-8xh100?status=all").text
+    assert len(rows(after)) == len(rows(before)) + 1
+    assert "fresh on the board" in after
+
+
+def test_signed_in_pages_are_not_the_cached_anonymous_ones(client: Any) -> None:
+    from leaderboard.users.models import Role
+    from leaderboard.users.schemas import UserCreate
+    from leaderboard.users.service import create_user
+
+    anonymous = client.get("/").text
+    assert "sign in</a>" in anonymous
+    with client.app.state.sessionmaker() as session:
+        token = create_user(session, UserCreate(name="cache-viewer", role=Role.submitter)).token
+        session.commit()
+    page = client.get("/submit").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf is not None
+    assert (
+        client.post("/login", data={"token": token, "csrf_token": csrf.group(1)}, follow_redirects=False).status_code
+        == 303
+    )
+    signed_in = client.get("/").text
+    assert "cache-viewer" in signed_in and "sign in</a>" not in signed_in
+    client.cookies.clear()
+    assert client.get("/").text == anonymous
