@@ -215,3 +215,16 @@ def test_only_owner_or_admin_sees_and_can_use_reverify(site: Any, owner_token: s
         r = client.post(f"/entries/{evil_entry}/reverify", data={"csrf_token": csrf_of(html)})
         assert r.status_code == 409
         assert "already queued" in r.text
+
+
+def test_pagination_walks_the_board(site: Any) -> None:
+    first = httpx.get(site.url + "/tracks/gpt2-8xh100", params={"per_page": 3}).text
+    assert len(entry_rows(first)) == 3
+    assert "page 1 of 3" in first
+    next_link = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert next_link is not None
+    second = httpx.get(site.url + unescape(next_link.group(1))).text
+    assert "page 2 of 3" in second
+    assert not set(entry_rows(second)) & set(entry_rows(first))
+    last = httpx.get(site.url + "/tracks/gpt2-8xh100", params={"per_page": 3, "page": 3}).text
+    assert len(entry_rows(last)) == 1 and 'rel="next"' not in last and 'rel="prev"' in last
