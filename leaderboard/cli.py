@@ -217,6 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         port=args.port,
         keep_serving=not args.no_serve,
         run_timeout_s=args.run_timeout,
+        num_iterations=args.num_iterations,
     )
 
 
@@ -244,6 +245,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--port", type=int, default=None, help="port of the site (default: a free one)")
     demo.add_argument("--no-serve", action="store_true", help="stop the site after printing the URL")
     demo.add_argument("--run-timeout", type=float, default=None, help="seconds allowed per verification run")
+    demo.add_argument(
+        "--num-iterations",
+        type=int,
+        default=None,
+        help="train fewer steps than the recipe (a quick look; a short run may not clear the CPU track's bar)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     admin = sub.add_parser("admin", help="Manage users, tokens, tracks and prices")

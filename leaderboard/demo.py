@@ -59,7 +59,12 @@ def _tokens(settings: object) -> tuple[str, str]:
 
 
 def run_demo(
-    *, home: str | None = None, port: int | None = None, keep_serving: bool = True, run_timeout_s: float | None = None
+    *,
+    home: str | None = None,
+    port: int | None = None,
+    keep_serving: bool = True,
+    run_timeout_s: float | None = None,
+    num_iterations: int | None = None,
 ) -> int:
     import httpx
     import uvicorn
@@ -91,6 +96,8 @@ def run_demo(
         run_dir = root / "runs" / f"cpu-smoke-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         _say(f"training {DEMO_RECIPE} into {run_dir} (about a minute on a laptop CPU)")
         cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", DEMO_RECIPE, "--out", str(run_dir)]
+        if num_iterations is not None:  # a shorter run (the verifier reproduces the same override)
+            cmd += ["--num-iterations", str(num_iterations)]
         proc = subprocess.run(cmd, check=False)
         if proc.returncode != 0:
             _say(f"training failed with exit code {proc.returncode}: {' '.join(cmd)}")

@@ -112,6 +112,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        # the traceback is logged by the server; the client gets the one error shape, no internals
+        return JSONResponse(error_body("internal_error", "an unexpected error; it was logged"), status_code=500)
+
     app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
