@@ -347,7 +347,7 @@ def cpu_smoke() -> TrainConfig:
             warmup_steps=10,
             momentum_warmup_steps=50,
         ),
-        horizon=HorizonConfig(num_iterations=300),
+        horizon=HorizonConfig(num_iterations=100),  # ~1 minute on 2 idle cores; loss ~1.3 nats vs unigram 5.2
         data=DataConfig(source="synthetic", synthetic_vocab_size=2048, device_batch_size=16, total_batch_size=4096),
         eval=EvalConfig(
             eval_every_steps=None,

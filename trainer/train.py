@@ -248,6 +248,7 @@ def _evaluate_core(
         max_per_task=config.eval.core_max_per_task,
         rank=env.rank,
         world_size=env.world_size,
+        max_seq_len=model.rope_cos.size(1),  # crop only prompts longer than the RoPE table
         progress=config.log.progress and env.is_main,
     )
 

@@ -133,7 +133,14 @@ def test_cli_train_writes_result_and_fails_clearly(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", "cpu_smoke", "--out", str(out), "--no-progress"]
     overrides = json.dumps(
-        {"depth": 2, "sequence_len": 64, "device_batch_size": 4, "total_batch_size": 256, "num_iterations": 3}
+        {
+            "depth": 2,
+            "sequence_len": 64,
+            "device_batch_size": 4,
+            "total_batch_size": 256,
+            "num_iterations": 3,
+            "core_max_per_task": 11,
+        }
     )
     done = subprocess.run([*cmd, "--overrides", overrides, "--seed", "3"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
