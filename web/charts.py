@@ -209,7 +209,7 @@ def _date_ticks(lo: float, hi: float, narrow: bool = False) -> list[tuple[float,
         step = max(1, math.ceil(span / 8))
         years = range(math.ceil(lo), math.floor(hi) + 1)
         return [(float(y), str(y)) for y in years if (y - math.ceil(lo)) % step == 0]
-    months = []
+    months: list[tuple[float, str]] = []
     names = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     for y in range(math.floor(lo), math.floor(hi) + 1):
         for m in range(1, 13):

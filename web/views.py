@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from leaderboard.db import get_session
 from leaderboard.errors import DomainError, Invalid, NotFound, Unauthorized
@@ -596,11 +597,12 @@ async def submit_form(request: Request, session: SessionDep) -> Response:
     if viewer.principal is None:
         context = _submit_context(login_error="token: sign in with an API token before submitting")
         return _page(request, "submit.html", context, viewer=viewer, status_code=401)
-    text = form.get("body") if isinstance(form.get("body"), str) else ""
+    pasted = form.get("body")
+    text = pasted if isinstance(pasted, str) else ""
     upload = form.get("file")
-    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+    if isinstance(upload, UploadFile) and upload.filename:
         text = (await upload.read()).decode("utf-8", errors="replace")
-    text = (text or "").strip()
+    text = text.strip()
     shown = text if len(text) <= 200_000 else ""  # refill the form, unless it is too large to echo
 
     def failed(errors: list[dict[str, str]], status_code: int = 422) -> HTMLResponse:
