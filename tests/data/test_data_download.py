@@ -30,6 +30,7 @@ class ShardServer:
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.send_sha256 = False
+        self.redirect = False  # like Hugging Face: 302 (with X-Linked-Etag) to a CDN path with its own ETag
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,17 @@ class ShardServer:
                 import hashlib
 
                 name = self.path.lstrip("/")
+                if owner.redirect and not name.startswith("cdn/"):
+                    owner.requests.append(("302:" + name, self.headers.get("Range")))
+                    self.send_response(302)
+                    self.send_header("Location", f"/cdn/{name}")
+                    if owner.send_sha256 and (owner.root / name).is_file():
+                        digest = hashlib.sha256((owner.root / name).read_bytes()).hexdigest()
+                        self.send_header("X-Linked-Etag", f'"{digest}"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                name = name.removeprefix("cdn/")
                 range_header = self.headers.get("Range")
                 owner.requests.append((name, range_header))
                 pending = owner.faults.get(name)
@@ -72,7 +84,9 @@ class ShardServer:
                 self.send_header("Content-Length", str(len(payload)))
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                if owner.send_sha256:
+                if owner.redirect:  # a CDN's own 64-hex hash that is not the content's sha256
+                    self.send_header("ETag", f'"{hashlib.sha256(b"cdn" + body).hexdigest()}"')
+                elif owner.send_sha256:
                     self.send_header("ETag", f'"{digest}"')
                 self.end_headers()
                 if fault == "drop":
@@ -194,6 +208,18 @@ def test_the_servers_sha256_is_checked(
     shard_server.faults[NAMES[2]] = ["corrupt"]
     _download(shard_server, tmp_path / "data")
     assert len(shard_server.requests_for(NAMES[2])) == 2
+    assert "sha256" in capsys.readouterr().err
+    assert _same_files(shard_server, tmp_path / "data")
+
+
+def test_the_linked_sha256_of_a_redirect_is_checked_and_a_cdn_etag_ignored(
+    shard_server: ShardServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shard_server.redirect = shard_server.send_sha256 = True
+    shard_server.faults[NAMES[0]] = ["corrupt"]
+    _download(shard_server, tmp_path / "data")
+    assert len(shard_server.requests_for(NAMES[0])) == 2
+    assert len(shard_server.requests_for(NAMES[1])) == 1  # its CDN ETag is not a content sha256: not used
     assert "sha256" in capsys.readouterr().err
     assert _same_files(shard_server, tmp_path / "data")
 

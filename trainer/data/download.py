@@ -70,10 +70,17 @@ def verify_shard(path: Path) -> int:
 
 
 def _expected_sha256(response: httpx.Response) -> str | None:
-    """The sha256 a server states for the body (Hugging Face sends it as the linked ETag of LFS files)."""
-    for header in ("x-linked-etag", "etag"):
-        value = str(response.headers.get(header, "")).strip()
-        value = value.removeprefix("W/").strip('"').lower()
+    """The sha256 a server states for the body, if it states one.
+
+    Hugging Face answers ``resolve`` for an LFS file with a redirect whose ``X-Linked-Etag`` is the
+    file's sha256; a plain ``ETag`` counts only when the origin served the file itself (a CDN's ETag
+    after a redirect is its own hash, not necessarily a sha256 of the content).
+    """
+    candidates = [str(r.headers.get("x-linked-etag", "")) for r in [*response.history, response]]
+    if not response.history:
+        candidates.append(str(response.headers.get("etag", "")))
+    for value in candidates:
+        value = value.strip().removeprefix("W/").strip('"').lower()
         if _SHA256_RE.match(value):
             return value
     return None
