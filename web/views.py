@@ -142,6 +142,7 @@ def _render(
         "csrf_token": token,
         "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
         "progress_percent": progress_percent,
+        "json_twin": None,
     }
     return render(template, {**shared, **context}), new_nonce
 
@@ -349,9 +350,11 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
         kept = {k: v for k, v in params.items() if v not in (None, "")}
         return f"/tracks/{board.track.slug}" + (f"?{urlencode(kept)}" if kept else "")
 
+    twin = url_with().replace(f"/tracks/{board.track.slug}", f"/api/tracks/{board.track.slug}/leaderboard", 1)
     context = {
         "title": board.track.name,
         "nav": "board",
+        "json_twin": twin,
         "track": board.track,
         "tracks": list_tracks(session),
         "rows": board.rows,
@@ -398,6 +401,7 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
     context = {
         "title": detail.entry.title,
         "nav": "board",
+        "json_twin": f"/api/entries/{entry_id}",
         "entry": detail.entry,
         "track": detail.track_info,
         "description": detail.description,
@@ -470,6 +474,7 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
     context = {
         "title": "Progression",
         "nav": "progression",
+        "json_twin": f"/api/tracks/{data.track.slug}/progression",
         "track": data.track,
         "tracks": list_tracks(session),
         "chart": chart,
@@ -491,6 +496,7 @@ def queue_page(request: Request, session: SessionDep, poll_ms: int = QUEUE_POLL_
     context = {
         "title": "Queue",
         "nav": "queue",
+        "json_twin": "/api/queue",
         "jobs": data.jobs,
         "counts": data.counts,
         "now": datetime.now(UTC),
@@ -504,7 +510,13 @@ def about_page(request: Request, session: SessionDep) -> HTMLResponse:
     from leaderboard.tracks.service import list_prices, list_tracks
 
     viewer = _viewer(request, session)
-    context = {"title": "Rules", "nav": "about", "tracks": list_tracks(session), "prices": list_prices(session)}
+    context = {
+        "title": "Rules",
+        "nav": "about",
+        "json_twin": "/api/tracks",
+        "tracks": list_tracks(session),
+        "prices": list_prices(session),
+    }
     return _page(request, "about.html", context, viewer=viewer, forms=False)
 
 

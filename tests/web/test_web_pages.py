@@ -228,3 +228,15 @@ def test_pagination_walks_the_board(site: Any) -> None:
     assert not set(entry_rows(second)) & set(entry_rows(first))
     last = httpx.get(site.url + "/tracks/gpt2-8xh100", params={"per_page": 3, "page": 3}).text
     assert len(entry_rows(last)) == 1 and 'rel="next"' not in last and 'rel="prev"' in last
+
+
+@pytest.mark.parametrize(
+    "page",
+    ["/", "/tracks/gpt2-cost?sort=cost", "/progression", "/queue", "/about", "/entries/1"],
+)
+def test_every_page_links_its_json_twin(site: Any, page: str) -> None:
+    html = httpx.get(site.url + page).text
+    found = re.search(r'<link rel="alternate" type="application/json" href="([^"]+)">', html)
+    assert found is not None
+    twin = httpx.get(site.url + unescape(found.group(1)))
+    assert twin.status_code == 200 and twin.headers["content-type"].startswith("application/json")
