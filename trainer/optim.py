@@ -6,8 +6,8 @@ Muon (per same-shape group, stacked so the orthogonalization runs batched):
   weight decay (`mask = u * p >= 0; p -= lr * u + lr * wd * p * mask`), LR x sqrt(max(1, m / n)).
 AdamW: decoupled weight decay, bias-corrected moments, per-group LR/betas/WD from the plan.
 
-Multi-process: gradients are averaged inside `step()` (one flat all-reduce per dtype, then every
-rank applies the identical update). Our call: this is the simplest scheme that is exactly equal
+Multi-process: gradients are averaged inside `step()` (one async all-reduce per group and dtype,
+each group updated as soon as its own reduction lands; every rank applies the identical update). Our call: this is the simplest scheme that is exactly equal
 to gradient accumulation, works on gloo (CPU tests) and NCCL alike, and needs no DDP wrapper
 around a model that torch.compile sees. ZeRO-2 (reduce-scatter, sharded update, all-gather)
 would save optimizer memory and overlap the Muon math across ranks; at depth 24 the optimizer
@@ -192,30 +192,52 @@ class MuonAdamW(torch.optim.Optimizer):
         return {"lr_scale": lrm, "muon_momentum": mom, "muon_wd_scale": wdm}
 
     @torch.no_grad()
-    def average_gradients(self) -> None:
-        """All-reduce the gradients across processes (mean); a no-op in a single process."""
+    def _launch_gradient_averaging(self) -> list[Any]:
+        """Start one async all-reduce (sum) per group and dtype; `_finish` divides and copies back."""
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return [None] * len(self.param_groups)
+        pending: list[Any] = []
+        for group in self.param_groups:
+            by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+            for p in group["params"]:
+                if p.grad is not None:
+                    by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+            buckets = []
+            for grads in by_dtype.values():
+                flat = torch.cat([g.reshape(-1) for g in grads])
+                buckets.append((grads, flat, dist.all_reduce(flat, op=dist.ReduceOp.SUM, async_op=True)))
+            pending.append(buckets)
+        return pending
+
+    @staticmethod
+    @torch.no_grad()
+    def _finish_gradient_averaging(buckets: Any) -> None:
+        if buckets is None:
             return
         world = dist.get_world_size()
-        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
-        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
-        for grad in grads:
-            by_dtype.setdefault(grad.dtype, []).append(grad)
-        for bucket in by_dtype.values():
-            flat = torch.cat([t.reshape(-1) for t in bucket])
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        for grads, flat, work in buckets:
+            work.wait()
             flat.div_(world)
             offset = 0
-            for t in bucket:
-                t.copy_(flat[offset : offset + t.numel()].view_as(t))
-                offset += t.numel()
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+    @torch.no_grad()
+    def average_gradients(self) -> None:
+        """All-reduce the gradients across processes (mean); a no-op in a single process."""
+        for buckets in self._launch_gradient_averaging():
+            self._finish_gradient_averaging(buckets)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
         if closure is not None:
             raise ValueError("MuonAdamW.step: closures are not supported")
-        self.average_gradients()
-        for group in self.param_groups:
+        # All reductions start at once; each group waits only for its own before its update, so the
+        # communication of later groups overlaps the (Muon) math of earlier ones.
+        pending = self._launch_gradient_averaging()
+        for group, buckets in zip(self.param_groups, pending, strict=True):
+            self._finish_gradient_averaging(buckets)
             if group["kind"] == "muon":
                 self._muon_step(group)
             else:
