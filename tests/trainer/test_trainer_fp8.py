@@ -64,3 +64,28 @@ def test_fp8_on_gpu_is_close_to_bf16() -> None:
     w = torch.randn(3072, 768, device="cuda")
     ref = x.float() @ w.t()
     assert ((fp8_matmul(x, w).float() - ref).norm() / ref.norm()).item() < 0.05
+
+
+def test_fp8_model_trains_close_to_the_fp32_model() -> None:
+    from trainer.config import build_config
+    from trainer.model import GPTConfig, build_model
+
+    cfg = build_config("cpu_smoke", {"depth": 4, "sequence_len": 32})  # d=128: block matrices qualify for fp8
+    losses = {}
+    for fp8 in (False, True):
+        torch.manual_seed(0)
+        model = build_model(
+            GPTConfig.from_train_config(cfg.replace(**{"runtime.fp8": fp8})), torch.device("cpu"), torch.float32
+        )
+        with torch.no_grad():  # zero-initialized projections would hide the fp8 path in the first forward
+            for block in model.blocks:
+                block.attn.c_proj.weight.normal_(0, 0.02)
+                block.mlp.c_proj.weight.normal_(0, 0.02)
+        assert sum(m.fp8 for m in model.modules() if hasattr(m, "fp8")) == (24 if fp8 else 0)
+        idx = torch.randint(0, 2048, (4, 32), generator=torch.Generator().manual_seed(1))
+        loss = model(idx, idx)
+        loss.backward()
+        losses[fp8] = (loss.item(), model.blocks[0].mlp.c_fc.weight.grad.clone())
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=0.02)
+    g8, g32 = losses[True][1], losses[False][1]
+    assert ((g8 - g32).norm() / g32.norm()).item() < 0.15
