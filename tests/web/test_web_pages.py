@@ -240,3 +240,19 @@ def test_every_page_links_its_json_twin(site: Any, page: str) -> None:
     assert found is not None
     twin = httpx.get(site.url + unescape(found.group(1)))
     assert twin.status_code == 200 and twin.headers["content-type"].startswith("application/json")
+
+
+def test_a_forged_session_cookie_is_just_signed_out(site: Any, owner_token: str) -> None:
+    for value in ("garbage", f"{owner_token}.1.x", ""):
+        html = httpx.get(site.url + "/submit", cookies={"speedrun_session": value}).text
+        assert 'id="login"' in html and "signed in as" not in html.lower()
+
+
+def test_progress_percent_counts_finished_runs_and_steps() -> None:
+    from web.views import progress_percent
+
+    assert progress_percent(None) == 0
+    assert progress_percent({"run_index": 0, "runs": 3}) == 0
+    assert progress_percent({"run_index": 1, "runs": 3, "step": 500, "steps": 1000}) == 50
+    assert progress_percent({"run_index": 2, "runs": 3, "step": 1000, "steps": 1000}) == 100
+    assert progress_percent({"run_index": 9, "runs": 3}) == 100
