@@ -68,7 +68,10 @@ def _plan(args: argparse.Namespace) -> int:
 
     try:
         config = _build_config(args)
-        plan = resolve(config, args.world_size)
+        world_size = args.world_size
+        if world_size is None:
+            world_size = 1 if config.runtime.device == "cpu" else 8
+        plan = resolve(config, world_size)
     except ValueError as exc:
         print(f"speedrun plan: {exc}", file=sys.stderr)
         return 2
@@ -125,7 +128,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Print the resolved plan of a recipe: dims, params, FLOPs, batch, steps, every group's LR.",
     )
     _add_recipe_flags(p)
-    p.add_argument("--world-size", type=int, default=8, help="number of processes (GPUs) in all (default 8)")
+    p.add_argument(
+        "--world-size", type=int, default=None, help="processes (GPUs) in all (default: 8, or 1 for a CPU recipe)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_plan)
 

@@ -342,7 +342,7 @@ def _train(
         sinks.text(f"resumed from the checkpoint after step {resumed}")
 
     # --- untimed compile warm-up, then a full reset of model, optimizer, loader and RNG ---
-    warmup = config.runtime.compile_warmup_steps if config.runtime.compile else 0
+    warmup = config.runtime.compile_warmup_steps  # compilation, autotuning, allocator warm-up
     if warmup > 0:
         snapshot = (
             copy.deepcopy(model.state_dict()),
@@ -359,7 +359,7 @@ def _train(
         from trainer.checkpoint import set_rng_state
 
         set_rng_state(snapshot[3])
-        sinks.text(f"compile warm-up: {warmup} untimed steps, state reset")
+        sinks.text(f"warm-up: {warmup} untimed steps, then model, optimizer, loader and RNG reset")
 
     peak = peak_flops(fingerprint(device))
     flops_per_step = plan.flops_per_token * plan.total_batch_size

@@ -103,7 +103,7 @@ def test_horizon_precedence() -> None:
 
 
 def test_plan_human_table_and_bad_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--recipe", "cpu_smoke", "--world-size", "1"]) == 0
+    assert main(["plan", "--recipe", "cpu_smoke"]) == 0  # a CPU recipe plans for one process
     out = capsys.readouterr().out
     assert "model_dim" in out and "FLOPs per token" in out
     assert main(["plan", "--recipe", "cpu_smoke", "--world-size", "1", "--total-batch-size", "100"]) == 2

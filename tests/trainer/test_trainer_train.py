@@ -116,6 +116,17 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_untimed_warmup_steps_leave_no_trace(tmp_path: Path) -> None:
+    plain = train(tiny_config(tmp_path / "plain", **{"horizon.num_iterations": 3}))
+    warmed = train(tiny_config(tmp_path / "warm", **{"horizon.num_iterations": 3, "runtime.compile_warmup_steps": 2}))
+    assert plain.final_loss == warmed.final_loss and plain.val_bpb == warmed.val_bpb
+    a = torch.load(tmp_path / "plain" / MODEL_FILE, weights_only=True)
+    b = torch.load(tmp_path / "warm" / MODEL_FILE, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "warm-up: 2 untimed steps" in (tmp_path / "warm" / LOG_FILE).read_text()
+
+
+@pytest.mark.slow
 def test_seed_decides_init_and_data(tmp_path: Path) -> None:
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
