@@ -413,6 +413,7 @@ def test_service_healthcheck_probes_the_served_port() -> None:
     assert f"http://127.0.0.1:{port}{health_probe_path()}" in probe, probe
     assert df.final.last("EXPOSE") is not None and df.final.last("EXPOSE").value == port  # type: ignore[union-attr]
     assert health_probe_path().startswith("/api/"), "probe the JSON API (cheap, no page rendering)"
+    assert health_probe_path() in DEPLOY_DOC.read_text(), "docs/deploy.md should name the probed path"
 
 
 def test_the_site_routes_the_probed_health_path(tmp_path: Path) -> None:
