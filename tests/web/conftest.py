@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,18 +245,18 @@ def make_submission() -> Any:
     return submission
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@contextmanager
+def serve(home: Path, database_url: str) -> Iterator[Site]:
+    """The site on a free port of 127.0.0.1 (uvicorn in a thread) over ``database_url``."""
     import uvicorn
 
     from leaderboard.app import create_app
     from leaderboard.settings import Settings
 
-    home: Path = tmp_path_factory.mktemp("site")
     port = _free_port()
     settings = Settings(
         home=home,
-        database_url=f"sqlite:///{home / 'site.db'}",
+        database_url=database_url,
         base_url=f"http://127.0.0.1:{port}",
         secret_key=SECRET,
         cache_ttl_seconds=0,
@@ -274,3 +275,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The site over a fresh SQLite file, seeded on start."""
+    home: Path = tmp_path_factory.mktemp("site")
+    with serve(home, f"sqlite:///{home / 'site.db'}") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pg_site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The site over its own fresh database on the PostgreSQL server of ``postgres_url``."""
+    import uuid
+
+    import psycopg
+
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1).rsplit("/", 1)[0] + "/postgres"
+    name = f"speedrun_web_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with serve(tmp_path_factory.mktemp("pg-site"), postgres_url.rsplit("/", 1)[0] + f"/{name}") as running:
+            yield running
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
