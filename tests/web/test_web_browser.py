@@ -197,4 +197,5 @@ def test_queue_page_follows_a_job_through_lease_progress_and_failure(site: Any, 
         )
         assert r.status_code == 200, r.text
     page.wait_for_selector(f'#queue tr[data-job-id="{job_id}"][data-status="failed"]')
+    assert page.locator('#counts [data-state="failed"]').count() == 1  # the summary follows too
     assert "CUDA error: an illegal memory access <b>" in row.inner_text()  # shown as text, not markup

@@ -6,7 +6,7 @@
   if (!live || !table) return;
   var src = live.getAttribute("data-src");
   var interval = parseInt(live.getAttribute("data-interval-ms"), 10) || 3000;
-  var known = ["queued", "running", "succeeded", "failed", "cancelled"];
+  var known = ["running", "queued", "succeeded", "failed", "cancelled"];
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -64,6 +64,18 @@
     tr.appendChild(el("td", "small", j.failure_reason || ""));
     return tr;
   }
+  function drawCounts(counts) {
+    var box = document.getElementById("counts");
+    if (!box || !counts) return;
+    box.textContent = "";
+    known.forEach(function (state) {
+      if (!counts[state]) return;
+      var b = el("span", "badge badge-" + state, counts[state] + " " + state);
+      b.setAttribute("data-state", state);
+      box.appendChild(b);
+      box.appendChild(document.createTextNode(" "));
+    });
+  }
   function draw(jobs) {
     var body = document.createElement("tbody");
     if (!jobs.length) {
@@ -80,7 +92,7 @@
   function poll() {
     fetch(src, { headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-      .then(function (data) { draw(Array.isArray(data) ? data : (data.jobs || data.items || [])); })
+      .then(function (data) { draw(data.jobs || []); drawCounts(data.counts); })
       .catch(function () { live.textContent = "offline; retrying"; })
       .then(function () { setTimeout(poll, interval); });
   }
