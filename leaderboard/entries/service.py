@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import update
@@ -260,7 +261,8 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     if store is not None:
         for run in [*verified, *claimed]:
             if run.metrics_sha256:
-                points = read_curve(store, run.metrics_sha256)
+                sha = run.metrics_sha256
+                points = cached(session, ("curve", sha), partial(read_curve, store, sha))
                 if points:
                     curves.append(
                         CurvePublic(
