@@ -94,14 +94,30 @@ class LiveSite:
         return data
 
 
-@pytest.fixture
-def live_site(tmp_path: Path) -> Iterator[LiveSite]:
+def _site(home: Path, lease_seconds: int) -> LiveSite:
     pytest.importorskip("leaderboard.app", reason="the leaderboard site is not in this build")
-    site = LiveSite(home=tmp_path / "site", port=_port(), lease_seconds=3)
+    site = LiveSite(home=home, port=_port(), lease_seconds=lease_seconds)
     site.home.mkdir()
     site.create_user("alice", "submitter")
     site.create_user("gpu-node", "worker")
     site.start()
+    return site
+
+
+@pytest.fixture
+def live_site(tmp_path: Path) -> Iterator[LiveSite]:
+    """A site whose leases last 3 s, so that tests can watch one expire."""
+    site = _site(tmp_path / "site", lease_seconds=3)
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture
+def roomy_site(tmp_path: Path) -> Iterator[LiveSite]:
+    """A site with 60 s leases, for jobs of real training on a loaded machine."""
+    site = _site(tmp_path / "site", lease_seconds=60)
     try:
         yield site
     finally:

@@ -67,11 +67,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
-    trained_run: Path, live_site: LiveSite, tmp_path: Path
+    trained_run: Path, roomy_site: LiveSite, tmp_path: Path
 ) -> None:
-    admin = live_site.create_user("admin", "admin")
+    admin = roomy_site.create_user("admin", "admin")
     patch = httpx.patch(
-        f"{live_site.url}/api/admin/tracks/cpu-smoke",
+        f"{roomy_site.url}/api/admin/tracks/cpu-smoke",
         json={"max_per_task": 11, "threshold": -1.0},
         headers={"Authorization": f"Bearer {admin}"},
         timeout=30,
@@ -88,19 +88,19 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
         "--contributor",
         "@alice",
         "--server",
-        live_site.url,
-        env={"SPEEDRUN_TOKEN": live_site.tokens["alice"]},
+        roomy_site.url,
+        env={"SPEEDRUN_TOKEN": roomy_site.tokens["alice"]},
     )
     assert proc.returncode == 0, proc.stderr
     url = proc.stdout.strip()
-    assert url.startswith(f"{live_site.url}/entries/")
+    assert url.startswith(f"{roomy_site.url}/entries/")
     entry_id = int(url.rsplit("/", 1)[1])
 
-    with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
+    with Client(roomy_site.url, roomy_site.tokens["gpu-node"]) as client:
         state = Worker(client, worker_id="cpu-node", work_dir=tmp_path, sandbox_user=None).run_once()
     assert state is not None and state.status == "succeeded"
 
-    entry = httpx.get(f"{live_site.url}/api/entries/{entry_id}", timeout=30).json()
+    entry = httpx.get(f"{roomy_site.url}/api/entries/{entry_id}", timeout=30).json()
     [verification] = entry["verifications"]
     assert verification["reported_verdict"] == "verified", verification["reasons"]
     assert verification["core_n"] == 2 and verification["p_value"] < 0.05
