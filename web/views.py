@@ -21,8 +21,25 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.cache import cached
 from leaderboard.db import get_session
+from leaderboard.entries.schemas import LeaderboardQuery
+from leaderboard.entries.service import (
+    can_request_reverification,
+    entry_detail,
+    leaderboard,
+    progression,
+    request_reverification,
+    submit,
+)
 from leaderboard.errors import DomainError, Invalid, NotFound, Unauthorized
+from leaderboard.jobs.service import queue
+from leaderboard.settings import Settings
+from leaderboard.tracks.service import list_prices, list_tracks
+from leaderboard.users.models import Role, User
+from leaderboard.users.service import Principal, authenticate_principal, require_role
+from submissions.schema import Submission
 from web import charts, security
 from web.render import render
 
@@ -72,19 +89,21 @@ FLASHES = {
 class Viewer:
     """Who is looking: None when signed out, else the principal behind the session cookie."""
 
-    principal: Any | None
+    principal: Principal | None
 
     @property
-    def user(self) -> Any | None:
+    def user(self) -> User | None:
         return None if self.principal is None else self.principal.user
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-def _store(request: Request) -> Any:
-    return getattr(request.app.state, "store", None)
+def _store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
 
 
 def _secret(request: Request) -> str:
@@ -93,7 +112,6 @@ def _secret(request: Request) -> str:
 
 
 def _viewer(request: Request, session: Session) -> Viewer:
-    from leaderboard.users.service import authenticate_principal
 
     signed = request.cookies.get(security.SESSION_COOKIE)
     if not signed:
@@ -160,7 +178,6 @@ def _respond(request: Request, html: str, *, status_code: int = 200, new_nonce: 
 def _shared_html(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> str:
     """Pages without forms look the same to every signed-out visitor: those go through the board's
     read cache (keyed on the board revision, so a change shows at once); signed-in pages do not."""
-    from leaderboard.cache import cached
 
     if viewer.user is not None:
         return compute()
@@ -307,7 +324,6 @@ BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page
 
 
 def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
-    from leaderboard.entries.schemas import LeaderboardQuery
 
     viewer = _viewer(request, session)
     raw = {k: v for k, v in request.query_params.items() if k in BOARD_PARAMS and v}
@@ -330,9 +346,6 @@ def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
 
 
 def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, query: Any) -> str:
-    from leaderboard.entries.schemas import LeaderboardQuery
-    from leaderboard.entries.service import leaderboard
-    from leaderboard.tracks.service import list_tracks
 
     board = leaderboard(session, slug, query)
     default_per_page = LeaderboardQuery().per_page
@@ -386,7 +399,6 @@ def track_board(slug: str, request: Request, session: SessionDep) -> HTMLRespons
 
 @router.get("/entries/{entry_id}", response_class=HTMLResponse)
 def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResponse:
-    from leaderboard.entries.service import can_request_reverification, entry_detail
 
     viewer = _viewer(request, session)
     try:
@@ -431,7 +443,6 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
 
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)
 async def reverify(entry_id: int, request: Request, session: SessionDep) -> Response:
-    from leaderboard.entries.service import request_reverification
 
     viewer = _viewer(request, session)
     form = await _form(request)
@@ -462,8 +473,6 @@ def progression_page(request: Request, session: SessionDep, track: str = DEFAULT
 
 
 def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
-    from leaderboard.entries.service import progression
-    from leaderboard.tracks.service import list_tracks
 
     data = progression(session, track)
     records = data.records
@@ -489,7 +498,6 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(request: Request, session: SessionDep, poll_ms: int = QUEUE_POLL_MS) -> HTMLResponse:
     """The queue; its script polls ``/api/queue`` every ``poll_ms`` (250 ms .. 1 min)."""
-    from leaderboard.jobs.service import queue
 
     viewer = _viewer(request, session)
     data = queue(session)
@@ -507,7 +515,6 @@ def queue_page(request: Request, session: SessionDep, poll_ms: int = QUEUE_POLL_
 
 @router.get("/about", response_class=HTMLResponse)
 def about_page(request: Request, session: SessionDep) -> HTMLResponse:
-    from leaderboard.tracks.service import list_prices, list_tracks
 
     viewer = _viewer(request, session)
     context = {
@@ -534,7 +541,6 @@ def submit_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, session: SessionDep) -> Response:
-    from leaderboard.users.service import authenticate_principal
 
     viewer = _viewer(request, session)
     form = await _form(request)
@@ -597,10 +603,6 @@ def _errors_of(exc: Exception) -> list[dict[str, str]]:
 
 @router.post("/submit", response_class=HTMLResponse)
 async def submit_form(request: Request, session: SessionDep) -> Response:
-    from leaderboard.entries.service import submit
-    from leaderboard.users.models import Role
-    from leaderboard.users.service import require_role
-    from submissions.schema import Submission
 
     viewer = _viewer(request, session)
     form = await _form(request)
