@@ -256,3 +256,28 @@ def test_progress_percent_counts_finished_runs_and_steps() -> None:
     assert progress_percent({"run_index": 1, "runs": 3, "step": 500, "steps": 1000}) == 50
     assert progress_percent({"run_index": 2, "runs": 3, "step": 1000, "steps": 1000}) == 100
     assert progress_percent({"run_index": 9, "runs": 3}) == 100
+
+
+def _run(kind: str, hours: float, core: float, val_bpb: float) -> Any:
+    from datetime import UTC, datetime
+
+    from leaderboard.entries.schemas import RunPublic
+
+    return RunPublic(
+        id=1, kind=kind, run_id=f"{kind}-{hours}", seed=1, training_seconds=hours * 3600, training_hours=hours,
+        wall_seconds=None, steps=None, tokens=None, flops=None, val_bpb=val_bpb, core=core, core_tasks=None,
+        mfu=None, hardware=None, result_sha256=None, metrics_sha256=None, verification_id=None,
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def test_deltas_mark_slower_or_weaker_verified_runs_as_bad() -> None:
+    from web.views import _deltas
+
+    claimed = [_run("claimed", 1.50, 0.262, 0.718), _run("claimed", 1.50, 0.264, 0.718)]
+    verified = [_run("verified", 1.65, 0.265, 0.716)]
+    rows = {d["label"]: d for d in _deltas(claimed, verified)}
+    assert rows["training hours"]["delta"] == "+0.150 (+10.0%)" and rows["training hours"]["css"] == "delta-bad"
+    assert rows["CORE"]["delta"] == "+0.0020" and rows["CORE"]["css"] == "delta-good"
+    assert rows["val_bpb"]["css"] == "delta-good"  # lower bits per byte is better
+    assert _deltas(claimed, []) == []
