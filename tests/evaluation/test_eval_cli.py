@@ -84,7 +84,14 @@ def checkpoint_dir(tmp_path: Path, tokenizer: Tokenizer) -> Path:
     from trainer.model import GPTConfig, build_model
 
     tokenizer.save(tmp_path / "tokenizer")
-    config = cpu_smoke().replace(**{"model.depth": 2, "data.tokenizer_dir": str(tmp_path / "tokenizer")})
+    config = cpu_smoke().replace(
+        **{
+            "model.depth": 2,
+            "model.vocab_size": tokenizer.vocab_size,
+            "data.synthetic_vocab_size": tokenizer.vocab_size,
+            "data.tokenizer_dir": str(tmp_path / "tokenizer"),
+        }
+    )
     torch.manual_seed(0)
     model = build_model(GPTConfig.from_train_config(config), torch.device("cpu"), torch.float32)
     with torch.no_grad():
@@ -105,13 +112,13 @@ def checkpoint_dir(tmp_path: Path, tokenizer: Tokenizer) -> Path:
 
 def test_core_command_scores_a_checkpoint_as_json(checkpoint_dir: Path, synth_bundle_dir: Path, capsys) -> None:
     args = ["eval", "core", "--checkpoint", str(checkpoint_dir), "--bundle", str(synth_bundle_dir)]
-    assert main([*args, "--max-per-task", "12", "--json", "--no-progress"]) == 0
+    assert main([*args, "--max-per-task", "11", "--json", "--no-progress"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"] == "core-v1" and out["bundle_sha256"] == load_bundle(synth_bundle_dir).sha256
     assert list(out["tasks"]) == list(CORE_V1_LABELS)
-    assert all(set(t) == {"accuracy", "centered", "n"} and t["n"] == 12 for t in out["tasks"].values())
+    assert all(set(t) == {"accuracy", "centered", "n"} and t["n"] == 11 for t in out["tasks"].values())
     assert out["core"] == pytest.approx(sum(t["centered"] for t in out["tasks"].values()) / 22)
-    assert out["max_per_task"] == 12
+    assert out["max_per_task"] == 11
 
 
 def test_core_table_lists_every_task_and_the_aggregate() -> None:

@@ -127,9 +127,8 @@ def score_rows(
         targets = x[bi, pi + 1]
         sizes = [rows[i].end - rows[i].start for i in batch]
         if want_losses:
-            losses = F.cross_entropy(span_logits.float(), targets, reduction="none")
-            means = [float(part.mean().item()) for part in torch.split(losses, sizes)]
-            yield batch, means
+            losses = F.cross_entropy(span_logits.float(), targets, reduction="none").cpu()  # one transfer per batch
+            yield batch, [float(part.mean().item()) for part in torch.split(losses, sizes)]
         else:
             hits = (span_logits.argmax(dim=-1) == targets).cpu()
             yield batch, [bool(part.all().item()) for part in torch.split(hits, sizes)]
