@@ -1,7 +1,7 @@
 """HTML routes of the site: thin handlers that call the leaderboard services and render templates.
 
 Every page is server-rendered from the same service functions as its JSON twin under ``/api``.
-Forms (sign in, sign out, submit, re-verify) carry a CSRF token bound to a per-browser nonce
+Forms (sign in, sign out, submit, re-verify, retract) carry a CSRF token bound to a per-browser nonce
 cookie; the signed session cookie holds the API token pasted at sign-in and is never rendered.
 """
 
@@ -31,6 +31,7 @@ from leaderboard.entries.service import (
     leaderboard,
     progression,
     request_reverification,
+    retract,
     submit,
 )
 from leaderboard.errors import DomainError, Invalid, NotFound, Unauthorized
@@ -75,6 +76,7 @@ SECTION_NAMES = {
 # Messages after a redirect, by key: nothing a user typed is ever reflected through the URL.
 FLASHES = {
     "reverify": ("ok", "Re-verification requested: a new job is in the queue."),
+    "retracted": ("info", "Entry retracted: it is off the board and its queued jobs are cancelled."),
     "signed-in": ("ok", "Signed in."),
     "submitted": ("ok", "Submission accepted: its verification job is in the queue."),
     "resubmitted": ("info", "This submission was received before (same idempotency key and body): here is its entry."),
@@ -408,6 +410,7 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
     user = viewer.user
     owner_id = user.id if user is not None and detail.owner is not None and detail.owner == user.name else None
     can_reverify = can_request_reverification(user, detail.entry, owner_id)
+    can_retract = user is not None and user.role == Role.admin and detail.entry.status != "retracted"
     runs = [*detail.claimed_runs, *detail.verified_runs, *detail.reported_runs]
     hardware = sorted((k, v) for k, v in (detail.hardware or {}).items() if v is not None)
     context = {
@@ -437,13 +440,13 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
         "hardware": hardware,
         "artifacts": detail.artifacts,
         "can_reverify": can_reverify,
+        "can_retract": can_retract,
     }
-    return _page(request, "entry.html", context, viewer=viewer, forms=can_reverify)
+    return _page(request, "entry.html", context, viewer=viewer, forms=can_reverify or can_retract)
 
 
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)
 async def reverify(entry_id: int, request: Request, session: SessionDep) -> Response:
-
     viewer = _viewer(request, session)
     form = await _form(request)
     if not _csrf_ok(request, form):
@@ -458,6 +461,29 @@ async def reverify(entry_id: int, request: Request, session: SessionDep) -> Resp
         session.rollback()
         return _error_page(request, viewer, exc.status, "Not possible", _detail_text(exc.detail))
     return _redirect(f"/entries/{entry_id}?done=reverify")
+
+
+@router.post("/entries/{entry_id}/retract", response_class=HTMLResponse)
+async def retract_entry(entry_id: int, request: Request, session: SessionDep) -> Response:
+    """An admin withdraws an entry from the board, saying why (audited by the service)."""
+    viewer = _viewer(request, session)
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        return _csrf_failed(request, viewer)
+    if viewer.principal is None:
+        return _error_page(request, viewer, 401, "Sign in first", "Sign in with your API token on the submit page.")
+    reason = form.get("reason")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason or len(reason) > 2000:
+        return _error_page(
+            request, viewer, 422, "Reason needed", "reason: say in 1 to 2000 characters why it is retracted"
+        )
+    try:
+        retract(session, viewer.principal.user, entry_id, reason)
+    except DomainError as exc:
+        session.rollback()
+        return _error_page(request, viewer, exc.status, "Not possible", _detail_text(exc.detail))
+    return _redirect(f"/entries/{entry_id}?done=retracted")
 
 
 @router.get("/progression", response_class=HTMLResponse)

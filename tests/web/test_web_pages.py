@@ -281,3 +281,25 @@ def test_deltas_mark_slower_or_weaker_verified_runs_as_bad() -> None:
     assert rows["CORE"]["delta"] == "+0.0020" and rows["CORE"]["css"] == "delta-good"
     assert rows["val_bpb"]["css"] == "delta-good"  # lower bits per byte is better
     assert _deltas(claimed, []) == []
+
+
+def test_admin_retracts_an_entry_with_a_reason(site: Any, make_submission: Any) -> None:
+    owner = site.create_user("retract-owner", "submitter")
+    entry_id = site.submit(owner, make_submission("to be withdrawn", "page-test-retract-0001"))["entry_id"]
+    with signed_in_browser(site, owner) as client:
+        assert 'id="retract"' not in client.get(f"/entries/{entry_id}").text  # owners cannot retract
+    with signed_in_browser(site, site.create_user("page-admin", "admin")) as client:
+        html = client.get(f"/entries/{entry_id}").text
+        assert 'id="retract"' in html
+        assert (
+            client.post(f"/entries/{entry_id}/retract", data={"csrf_token": csrf_of(html), "reason": " "}).status_code
+            == 422
+        )
+        r = client.post(
+            f"/entries/{entry_id}/retract", data={"csrf_token": csrf_of(html), "reason": "copied <b>logs</b>"}
+        )
+        assert r.status_code == 303
+        page = client.get(r.headers["location"]).text
+        assert "Retracted: copied &lt;b&gt;logs&lt;/b&gt;" in page
+        assert 'data-status="retracted"' in page and 'id="retract"' not in page
+        assert client.get("/api/queue").json()["counts"].get("cancelled", 0) >= 1
