@@ -421,6 +421,7 @@ def _train(
                     "num_iterations": num_iterations,
                     "loss": last_loss,
                     "lr_scale": multipliers["lr_scale"],
+                    "lr": plan.learning_rates["matrices"] * multipliers["lr_scale"],
                     "muon_momentum": multipliers["muon_momentum"],
                     "tokens_per_s": plan.total_batch_size / step_s,
                     "mfu": None if peak is None else flops_per_step / (step_s * peak * env.world_size),
@@ -429,6 +430,10 @@ def _train(
                     "eta_seconds": mean_step_s * (num_iterations - step),
                 }
             )
+    except BaseException:
+        sinks.text(f"interrupted after step {step}")
+        sinks.close()
+        raise
     finally:
         loader.close()
 
