@@ -272,6 +272,27 @@ def _deltas(claimed: list[Any], verified: list[Any]) -> list[dict[str, str]]:
     return out
 
 
+LOG_TAIL_LINES = 40
+LOG_TAIL_CHARS = 6000
+MAX_INLINE_LOGS = 3
+
+
+def _log_tails(store: ArtifactStore, artifacts: list[Any]) -> list[dict[str, str]]:
+    """The last lines of the entry's text logs, to show inline (escaped by the template like all text)."""
+    out: list[dict[str, str]] = []
+    # human logs before machine-readable JSON lines
+    for a in sorted(artifacts, key=lambda a: a.name.endswith(".jsonl")):
+        if a.kind != "log" or len(out) >= MAX_INLINE_LOGS:
+            continue
+        data = store.read(a.sha256)
+        if data is None:
+            continue
+        text = data[-4 * LOG_TAIL_CHARS :].decode("utf-8", errors="replace")
+        tail = "\n".join(text.splitlines()[-LOG_TAIL_LINES:])[-LOG_TAIL_CHARS:]
+        out.append({"name": a.name, "sha256": a.sha256, "tail": tail})
+    return out
+
+
 def _thin(points: list[tuple[float, float]], limit: int = MAX_CURVE_POINTS) -> list[tuple[float, float]]:
     """At most ``limit`` points, evenly spaced, always keeping the last."""
     if len(points) <= limit:
@@ -439,6 +460,7 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
         "jobs": detail.jobs,
         "hardware": hardware,
         "artifacts": detail.artifacts,
+        "logs": _log_tails(_store(request), detail.artifacts),
         "can_reverify": can_reverify,
         "can_retract": can_retract,
     }

@@ -45,6 +45,7 @@ def owner_token(site: Any) -> str:
 @pytest.fixture(scope="module")
 def evil_entry(site: Any, owner_token: str) -> int:
     body = site.submission(EVIL, "page-test-evil-0001", contributors=[EVIL_NAME, "@ok"], description=EVIL)
+    body["logs"].append({"name": "train.log", "content": f"step 1 loss 9.1\n{EVIL}\nstep 2 loss 8.7\n"})
     return int(site.submit(owner_token, body)["entry_id"])
 
 
@@ -108,6 +109,7 @@ def test_user_text_is_escaped_everywhere(site: Any, evil_entry: int) -> None:
         assert "<img src=x" not in html
         assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in html or "&lt;script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[0]
+    assert "step 2 loss 8.7" in pages[0]  # the log is shown inline, escaped like the rest
 
 
 def test_entry_page_shows_claims_charts_artifacts_and_config(site: Any, evil_entry: int) -> None:
