@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import shutil
 import threading
 import zipfile
@@ -16,6 +17,7 @@ import yaml
 from trainer.evaluation.bundle import (
     COMPLETE_MARKER,
     BundleError,
+    LMItem,
     MCItem,
     SchemaItem,
     ensure_synthetic_bundle,
@@ -274,3 +276,15 @@ def test_fetch_rejects_unsafe_or_malformed_zips_atomically(synth_bundle_dir: Pat
     with pytest.raises(BundleError, match=r"piqa\.jsonl:1: malformed"):
         fetch_bundle(f"{base}/broken.zip", cache2, sha256=None, progress=False)
     assert not (cache2 / "eval_bundle").exists() and not list(cache2.glob(".eval_bundle.tmp-*"))
+
+
+def test_records_split_on_newlines_only_like_a_text_file(bundle_copy: Path) -> None:
+    path = bundle_copy / "eval_data" / "reading_comprehension" / "coqa.jsonl"
+    lines = path.read_text().splitlines()
+    lines[0] = json.dumps(
+        {"context": "A line\u2028separator and\x0ca form feed are text", "continuation": "ok"}, ensure_ascii=False
+    )
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    items = load_bundle(bundle_copy).task("coqa").items
+    assert len(items) == 40
+    assert items[0] == LMItem("A line\u2028separator and\x0ca form feed are text", "ok")

@@ -286,7 +286,8 @@ def _parse_jsonl(raw: bytes, where: str, task_type: TaskType) -> tuple[Item, ...
     except UnicodeDecodeError as exc:
         raise BundleError(f"{where}: not valid UTF-8: {exc}") from None
     items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines split as a text-mode file does (\n, \r\n, \r), not str.splitlines: U+2028 may sit inside a JSON string.
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):
         try:
             items.append(parse_item(json.loads(line), task_type))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
