@@ -90,6 +90,7 @@
     live.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
   }
   function poll() {
+    if (document.hidden) { setTimeout(poll, interval); return; }  // no polling from a background tab
     fetch(src, { headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function (data) { draw(data.jobs || []); drawCounts(data.counts); })
