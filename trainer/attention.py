@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +28,20 @@ def _module(name: str) -> ModuleType | None:
         return None
 
 
+# backend name -> flash_attn_func, filled by `available_backends` (a plain dict: torch.compile-friendly)
+_FLASH_FUNCS: dict[str, Callable[..., Any]] = {}
+
+
 def available_backends(device: torch.device) -> list[str]:
     """Backends usable on this device, fastest first."""
     out: list[str] = []
     if device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
-        if major == 9 and _module("flash_attn_interface") is not None:
-            out.append("fa3")
-        if major >= 8 and _module("flash_attn") is not None:
-            out.append("fa2")
+        for name, module, usable in (("fa3", "flash_attn_interface", major == 9), ("fa2", "flash_attn", major >= 8)):
+            mod = _module(module) if usable else None
+            if mod is not None and hasattr(mod, "flash_attn_func"):
+                _FLASH_FUNCS[name] = mod.flash_attn_func
+                out.append(name)
     out.append("sdpa")
     return out
 
@@ -61,15 +68,9 @@ def sliding_window_mask(t_q: int, t_k: int, window: int, device: torch.device) -
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, backend: str) -> torch.Tensor:
     """Causal attention of q, k, v `[B, T, H, D]` with a sliding window of `window` keys; returns `[B, T, H, D]`."""
     t = q.size(1)
-    if backend == "fa3":
-        mod = _module("flash_attn_interface")
-        assert mod is not None
-        out = mod.flash_attn_func(q, k, v, causal=True, window_size=(window - 1 if window < t else -1, 0))
-        return out[0] if isinstance(out, tuple) else out
-    if backend == "fa2":
-        mod = _module("flash_attn")
-        assert mod is not None
-        return mod.flash_attn_func(q, k, v, causal=True, window_size=(window - 1 if window < t else -1, 0))
+    if backend in ("fa3", "fa2"):
+        out = _FLASH_FUNCS[backend](q, k, v, causal=True, window_size=(window - 1 if window < t else -1, 0))
+        return out[0] if isinstance(out, tuple) else out  # some FA3 builds also return the LSE
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     if window >= t:
         y = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
