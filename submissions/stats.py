@@ -9,7 +9,7 @@ the verifier's own runs; claims are compared beside it (``claim_deltas``) and ne
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from submissions.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
@@ -95,6 +95,28 @@ def hardware_problems(run: RunResult, run_config: RunConfig, track: TrackRules) 
     return problems
 
 
+def _effective_overrides(recipe: str, overrides: Mapping[str, object]) -> dict[str, object] | None:
+    """The overrides under which the reference trainer's config differs from its recipe (None when
+    the reference trainer cannot tell: not installed, unknown recipe or keys, as for a fork)."""
+    try:
+        from trainer.config import build_config, overrides_of
+    except ImportError:
+        return None
+    try:
+        return dict(overrides_of(build_config(recipe, dict(overrides))))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def same_overrides(recipe: str, a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    """Whether two override sets give the same run: equal, or equal once values that repeat the
+    recipe's defaults are dropped (the trainer records only the overrides that change something)."""
+    if dict(a) == dict(b):
+        return True
+    ea, eb = _effective_overrides(recipe, a), _effective_overrides(recipe, b)
+    return ea is not None and ea == eb
+
+
 def run_problems(run: RunResult, run_config: RunConfig, track: TrackRules) -> list[str]:
     """Rule violations of one run (each makes the verdict ``failed``)."""
     problems = list(hardware_problems(run, run_config, track))
@@ -102,7 +124,7 @@ def run_problems(run: RunResult, run_config: RunConfig, track: TrackRules) -> li
         problems.append(f"rules version {run.rules_version}, the track needs {track.rules_version}")
     if run.recipe != run_config.recipe:
         problems.append(f"recipe {run.recipe!r}, the config asks for {run_config.recipe!r}")
-    if dict(run.overrides) != dict(run_config.overrides):
+    if not same_overrides(run_config.recipe, run.overrides, run_config.overrides):
         problems.append(f"overrides {run.overrides} differ from the config's {run_config.overrides}")
     if run.core is None:
         problems.append("no CORE result")

@@ -52,7 +52,7 @@ from submissions.schema import (
     VerificationReport,
     VerifierIdentity,
 )
-from submissions.stats import decide
+from submissions.stats import decide, same_overrides
 from submissions.tracks import TrackRules
 
 REPORT_FILE = "report.json"
@@ -508,7 +508,7 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
                 problems.append(
                     f"claimed_results[{i}].rules_version: {claim.rules_version}, the track needs {track.rules_version}"
                 )
-            if dict(claim.overrides) != dict(config.overrides):
+            if not same_overrides(config.recipe, claim.overrides, config.overrides):
                 problems.append(f"claimed_results[{i}].overrides: differ from run_config.overrides")
             if claim.core is None:
                 problems.append(f"claimed_results[{i}].core: a claim needs a CORE result")

@@ -186,3 +186,18 @@ def test_a_single_run_cannot_be_tested_even_when_the_track_allows_it() -> None:
     d = decide(good_runs(1), track=track, run_config=CONFIG)
     assert d.verdict is Verdict.inconclusive
     assert any("at least 2 runs" in r for r in d.reasons)
+
+
+def test_overrides_that_repeat_the_recipe_defaults_are_the_same_run() -> None:
+    # The trainer records only the overrides that change the recipe.
+    from trainer.config import RECIPES
+
+    default_steps = RECIPES["cpu_smoke"]().horizon.num_iterations
+    config = gpu_config(
+        recipe="cpu_smoke", hardware_class="cpu", gpus_per_node=0, overrides={"num_iterations": default_steps}
+    )
+    runs = [run_result(seed=i + 1, core_score=0.3, hardware=CPU, recipe="cpu_smoke", overrides={}) for i in range(2)]
+    track = BUILTIN_TRACKS["cpu-smoke"]
+    assert decide(runs, track=track, run_config=config).verdict is Verdict.verified
+    other = config.model_copy(update={"overrides": {"num_iterations": 7}})
+    assert decide(runs, track=track, run_config=other).verdict is Verdict.failed
