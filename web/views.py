@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from starlette.datastructures import UploadFile
 
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached
-from leaderboard.db import get_session
+from leaderboard.db import SessionDep
 from leaderboard.entries.schemas import LeaderboardQuery
 from leaderboard.entries.service import (
     can_request_reverification,
@@ -46,9 +46,6 @@ from web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-# scope="function": the session commits before the response is sent, so a redirect after a form
-# post (or any next request) always sees what the post wrote.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 DEFAULT_TRACK = "gpt2-8xh100"
 QUEUE_POLL_MS = 2000

@@ -174,7 +174,6 @@ def test_queue_page_follows_a_job_through_lease_progress_and_failure(site: Any, 
         assert r.status_code == 200, r.text
         lease = r.json()
         assert lease["job_id"] == job_id
-        site.await_job(job_id, "running")
         page.wait_for_selector(f'#queue tr[data-job-id="{job_id}"][data-status="running"]')
         assert "gpu-box-7" in row.inner_text()
 
