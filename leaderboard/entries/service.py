@@ -509,7 +509,8 @@ def submit(
         session.add(_run_row(entry.id, RunKind.claimed, result, art.sha256))
         _link(session, entry.id, None, f"claimed/{result.run_id}/result.json", "result", art.sha256, "submission")
     for name, sha in log_digests.items():
-        _link(session, entry.id, None, f"logs/{name}", "log", sha, "submission")
+        kind = "metrics" if name.endswith(".jsonl") else "log"
+        _link(session, entry.id, None, f"logs/{name}", kind, sha, "submission")
     job = Job(
         entry_id=entry.id,
         track_id=track.id,
@@ -691,11 +692,12 @@ def check_report(track: Track, entry: Entry, report: VerificationReport) -> Veri
         if p is None or p >= rules.alpha or mean <= rules.threshold:
             problems.append(f"mean CORE {mean:.4f} vs threshold {rules.threshold}: p = {p} is not below {rules.alpha}")
     verdict = report.verdict.value
-    if verdict == "verified":
-        if problems:
-            verdict = "failed"
-        elif inconclusive:
-            verdict = "inconclusive"
+    if verdict != "verified":  # the site never upgrades; the verifier's own reasons stand
+        return VerificationChecks(verdict=verdict, reasons=reasons)
+    if problems:
+        verdict = "failed"
+    elif inconclusive:
+        verdict = "inconclusive"
     site_reasons = [f"site check: {m}" for m in [*problems, *inconclusive]]
     return VerificationChecks(verdict=verdict, reasons=reasons + site_reasons)
 
@@ -745,15 +747,9 @@ def apply_verification(
     )
     session.add(verification)
     session.flush()
-    _link(
-        session,
-        entry.id,
-        job.id,
-        f"verification-{verification.id}/report.json",
-        "report",
-        report_art.sha256,
-        "verification",
-    )
+    if not any(a.kind == "report" for a in artifacts):  # else the worker's own report.json is shown
+        name = f"verification-{verification.id}/report.json"
+        _link(session, entry.id, job.id, name, "report", report_art.sha256, "verification")
     for result in runs:
         art = store_bytes(session, store, result.model_dump_json(indent=2).encode(), "result")
         run = _run_row(entry.id, RunKind.verified, result, art.sha256)
