@@ -201,6 +201,30 @@ class OracleLM(nn.Module):
         return logits + 0.0 * self.dummy
 
 
+def depth2_gpt(vocab_size: int, *, seed: int = 0, sequence_len: int = 64) -> nn.Module:
+    """The reference GPT at depth 2 (layer 0 with a sliding window), weights jittered so decisions vary."""
+    from trainer.model import GPTConfig, build_model
+
+    config = GPTConfig(
+        sequence_len=sequence_len,
+        vocab_size=vocab_size,
+        n_layer=2,
+        n_head=2,
+        n_kv_head=2,
+        n_embd=64,
+        head_dim=32,
+        window_sizes=(sequence_len // 2, sequence_len),
+        value_embed_layers=(1,),
+    )
+    torch.manual_seed(seed)
+    model = build_model(config, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        model.lm_head.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
 # -- fixtures -----------------------------------------------------------------------------------
 
 
@@ -236,35 +260,12 @@ class Reference:
     tiny_model: type[TinyCausalLM] = TinyCausalLM
     uniform_model: type[UniformLM] = UniformLM
     oracle_model: type[OracleLM] = OracleLM
+    depth2_gpt: Callable[..., nn.Module] = depth2_gpt
 
 
 @pytest.fixture(scope="session")
 def ref() -> Reference:
     return Reference()
-
-
-def depth2_gpt(vocab_size: int, *, seed: int = 0, sequence_len: int = 64) -> nn.Module:
-    """The reference GPT at depth 2 (layer 0 with a sliding window), weights jittered so decisions vary."""
-    from trainer.model import GPTConfig, build_model
-
-    config = GPTConfig(
-        sequence_len=sequence_len,
-        vocab_size=vocab_size,
-        n_layer=2,
-        n_head=2,
-        n_kv_head=2,
-        n_embd=64,
-        head_dim=32,
-        window_sizes=(sequence_len // 2, sequence_len),
-        value_embed_layers=(1,),
-    )
-    torch.manual_seed(seed)
-    model = build_model(config, torch.device("cpu"), torch.float32)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-        model.lm_head.weight.normal_(0.0, 0.3)
-    return model.eval()
 
 
 @pytest.fixture
