@@ -3,8 +3,8 @@
 `speedrun train` and the entry shows the verdict. (The `speedrun verify` command itself is
 tested in test_cli.py on a fork, to keep real training to three runs.)
 
-The runs are cut to a few steps (overrides) and CORE to 11 examples per task, so the tracks used
-here are copies of cpu-smoke with ``max_per_task`` 11 and a threshold these runs clear."""
+The runs are cut to a few steps (overrides) and CORE to 11 examples per task, so the track used
+here is cpu-smoke with ``max_per_task`` 11, a threshold these runs clear, and 2 runs."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ TINY = {
     "eval_tokens": 1024,
     "core_max_per_task": 11,  # the smallest cut that keeps 10-shot tasks valid
 }
-TEST_TRACK = BUILTIN_TRACKS["cpu-smoke"].model_copy(update={"max_per_task": 11, "threshold": -1.0})
+TEST_TRACK = BUILTIN_TRACKS["cpu-smoke"].model_copy(update={"max_per_task": 11, "threshold": -1.0, "min_runs": 2})
 
 
 def speedrun(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -72,7 +72,7 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     admin = roomy_site.create_user("admin", "admin")
     patch = httpx.patch(
         f"{roomy_site.url}/api/admin/tracks/cpu-smoke",
-        json={"max_per_task": 11, "threshold": -1.0},
+        json={"max_per_task": 11, "threshold": -1.0, "min_runs": 2},
         headers={"Authorization": f"Bearer {admin}"},
         timeout=30,
     )

@@ -196,8 +196,11 @@ def test_overrides_that_repeat_the_recipe_defaults_are_the_same_run() -> None:
     config = gpu_config(
         recipe="cpu_smoke", hardware_class="cpu", gpus_per_node=0, overrides={"num_iterations": default_steps}
     )
-    runs = [run_result(seed=i + 1, core_score=0.3, hardware=CPU, recipe="cpu_smoke", overrides={}) for i in range(2)]
     track = BUILTIN_TRACKS["cpu-smoke"]
+    runs = [
+        run_result(seed=i + 1, core_score=0.3 + i / 100, hardware=CPU, recipe="cpu_smoke", overrides={})
+        for i in range(track.min_runs)
+    ]
     assert decide(runs, track=track, run_config=config).verdict is Verdict.verified
     other = config.model_copy(update={"overrides": {"num_iterations": 7}})
     assert decide(runs, track=track, run_config=other).verdict is Verdict.failed
