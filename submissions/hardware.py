@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import subprocess
@@ -37,8 +38,22 @@ def _nvidia_driver() -> str | None:
 
 
 def local_fingerprint(nodes: int = 1) -> HardwareFingerprint:
-    """What this node offers: all its CUDA devices, or the CPU when there is none."""
+    """What this node offers: all its CUDA devices, or the CPU when there is none.
+
+    Uses the reference trainer's fingerprint when it is installed, so that the worker describes its
+    node exactly as the runs it verifies will; the fallback below is the same recipe without it."""
     import torch
+
+    try:  # imported by name: mypy would otherwise check the trainer's module under this package's strict rules
+        fingerprint = importlib.import_module("trainer.hardware").fingerprint
+    except ImportError:
+        pass
+    else:
+        if torch.cuda.is_available():
+            fp = fingerprint(torch.device("cuda", 0), devices_per_node=torch.cuda.device_count(), nodes=nodes)
+        else:
+            fp = fingerprint(torch.device("cpu"), nodes=nodes)
+        return HardwareFingerprint.model_validate(fp)
 
     cpu_count = os.cpu_count()
     if torch.cuda.is_available():
