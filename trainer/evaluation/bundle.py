@@ -420,7 +420,10 @@ def fetch_bundle(
         digest = h.hexdigest()
         if sha256 is not None and digest != sha256:
             part.unlink(missing_ok=True)
-            raise BundleError(f"{url}: sha256 {digest} does not match the pinned {sha256}")
+            raise BundleError(
+                f"{url}: sha256 {digest} does not match the pinned {sha256} (if upstream changed the bundle on "
+                "purpose, fetch it with `speedrun eval fetch --sha256 <new>` or `--no-verify` and pass --bundle DIR)"
+            )
         os.replace(part, zip_path)
         (cache / "eval_bundle.zip.sha256").write_text(f"{digest}  eval_bundle.zip\n")
         return unpack_bundle_zip(zip_path, dest)
