@@ -658,8 +658,7 @@ def test_site_command_with_compose_environment_serves_health(tmp_path: Path, fre
     site_env["SPEEDRUN_DATABASE_URL"] = ""  # SQLite under SPEEDRUN_HOME: no PostgreSQL needed here
     site_env["SPEEDRUN_HOME"] = str(tmp_path)
     site_env["SPEEDRUN_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
-    base_url = "https://speedrun.example.org"
-    site_env["SPEEDRUN_BASE_URL"] = base_url
+    base_url = env_file["SITE_BASE_URL"]  # what compose makes the public URL, not http://127.0.0.1:<port>
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPEEDRUN_")} | site_env
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -680,4 +679,4 @@ def test_site_command_with_compose_environment_serves_health(tmp_path: Path, fre
             proc.wait(timeout=30)
     text = log.read_text(errors="replace")
     assert status == 200, f"{health_probe_path()} answered {status}; serve output:\n{text[-3000:]}"
-    assert base_url in text, f"serve ignored SPEEDRUN_BASE_URL={base_url}:\n{text[-2000:]}"
+    assert base_url in text, f"serve does not use the public URL {base_url} compose gives it:\n{text[-2000:]}"
