@@ -108,7 +108,7 @@ def report(
     track: TrackRules,
     config: RunConfig,
     *,
-    seeds: tuple[int, ...] = (11, 12),
+    seeds: tuple[int, ...] | None = None,
     hours: tuple[float, ...] | None = None,
     cores: tuple[float, ...] | None = None,
     verdict: str = "verified",
@@ -116,6 +116,7 @@ def report(
     gpus: int = 0,
     metrics_sha256: str | None = None,
 ) -> VerificationReport:
+    seeds = seeds or tuple(11 + i for i in range(track.min_runs))
     hours = hours or tuple(0.01 for _ in seeds)
     cores = cores or tuple(0.2 + 0.01 * i for i, _ in enumerate(seeds))
     runs = [

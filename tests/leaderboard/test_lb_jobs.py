@@ -54,7 +54,8 @@ def test_lease_carries_the_config_track_and_claims(api: Api, users: Users) -> No
     r = _lease(api, users)
     assert r.status_code == 200, r.text
     lease = r.json()
-    assert lease["job_id"] == sub["job_id"] and lease["attempt"] == 1 and lease["runs"] == 2
+    assert lease["job_id"] == sub["job_id"] and lease["attempt"] == 1
+    assert lease["runs"] == BUILTIN_TRACKS["cpu-smoke"].min_runs
     assert lease["track"]["slug"] == "cpu-smoke"
     assert lease["run_config"]["recipe"] == "cpu_smoke"
     assert len(lease["claimed_results"]) == 1
@@ -112,17 +113,19 @@ def test_completion_verifies_and_ranks_the_entry(api: Api, users: Users) -> None
     )
     assert upload.status_code == 201, upload.text
     ref = upload.json()
-    body = _complete_body(lease, hours=(0.02, 0.04), metrics_sha256=ref["sha256"])
+    k = BUILTIN_TRACKS["cpu-smoke"].min_runs
+    hours = tuple(0.02 * (i + 1) for i in range(k))
+    body = _complete_body(lease, hours=hours, metrics_sha256=ref["sha256"])
     body["artifacts"] = [ref]
     r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
     assert r.status_code == 200, r.text
     detail = api.get(f"/api/entries/{sub['entry_id']}").json()
     entry = detail["entry"]
     assert entry["status"] == "verified" and entry["section"] == "verified" and entry["rank"] == 1
-    assert abs(entry["hours"] - 0.03) < 1e-9
+    assert abs(entry["hours"] - sum(hours) / k) < 1e-9  # the mean of the verified runs
     assert entry["cost_usd"] is None  # CPU runs have no reference price
     assert [v["verdict"] for v in detail["verifications"]] == ["verified"]
-    assert len(detail["verified_runs"]) == 2
+    assert len(detail["verified_runs"]) == k
     assert "run-0/metrics.jsonl" in [a["name"] for a in detail["artifacts"]]
     curve = detail["curves"][0]["points"]
     assert [p["val_bpb"] for p in curve] == [None, 1.2]
@@ -134,7 +137,7 @@ def test_completion_verifies_and_ranks_the_entry(api: Api, users: Users) -> None
 def test_site_downgrades_a_verified_report_with_repeated_seeds(api: Api, users: Users) -> None:
     sub = _submit(api, users)
     lease = _lease(api, users).json()
-    body = _complete_body(lease, seeds=(5, 5))
+    body = _complete_body(lease, seeds=(5,) * BUILTIN_TRACKS["cpu-smoke"].min_runs)
     assert api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker).status_code == 200
     detail = api.get(f"/api/entries/{sub['entry_id']}").json()
     assert detail["entry"]["status"] == "inconclusive"

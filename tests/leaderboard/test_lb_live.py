@@ -33,7 +33,7 @@ def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer)
             worker.complete(lease.job_id, JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref]))
         assert exc.value.status == 409
     entry = httpx.get(f"{live_server.base_url}/api/entries/{accepted.entry_id}").json()
-    assert entry["entry"]["status"] == "verified"
+    assert entry["entry"]["status"] == "verified", entry["verifications"]
 
 
 def test_openapi_and_docs_are_served(live_server: LiveServer) -> None:
