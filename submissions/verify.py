@@ -53,7 +53,7 @@ from submissions.schema import (
     VerifierIdentity,
 )
 from submissions.stats import decide, same_overrides
-from submissions.tracks import TrackRules
+from submissions.tracks import BF16_PEAK_FLOPS, TrackRules
 
 REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.txt"
@@ -63,6 +63,9 @@ PREPARE_TIMEOUT_S = 900.0
 LOG_TAIL_LINES = 80
 LOG_TAIL_CHARS = 16_000
 POLL_INTERVAL_S = 0.5
+# A reference config whose plan needs more than this many hours at 100% MFU is refused by the
+# pre-screen (the public record takes 1.65 h on 8xH100; this bounds a verification's GPU bill).
+MAX_HOURS_AT_PEAK = 24.0
 # Environment variables never handed to trainer processes (a fork's code must not see credentials).
 _SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "PRIVATE_KEY")
 
@@ -528,7 +531,30 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
             problems.append(f"run_config: the reference trainer cannot be imported here to check overrides ({exc})")
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(f"run_config.overrides: {exc}")
+        else:
+            problems.extend(_compute_problems(config))
     return problems
+
+
+def _compute_problems(config: RunConfig) -> list[str]:
+    """A reference config whose plan needs more than MAX_HOURS_AT_PEAK even at 100% MFU."""
+    peak = BF16_PEAK_FLOPS.get(config.hardware_class)
+    if peak is None:  # CPU or an SKU without a known peak: the time cap of each run bounds it
+        return []
+    try:
+        from trainer.config import build_config
+        from trainer.plan import resolve
+
+        plan = resolve(build_config(config.recipe, {**config.overrides, "seed": config.seed}), config.world_size)
+    except (ImportError, ValueError) as exc:
+        return [f"run_config: the plan cannot be resolved ({exc})"]
+    hours = plan.total_flops / (config.world_size * peak) / 3600.0
+    if hours > MAX_HOURS_AT_PEAK:
+        return [
+            f"run_config.overrides: the plan needs {plan.total_flops:.3e} FLOPs, {hours:.1f} h at the bf16 peak of "
+            f"{config.world_size} x {config.hardware_class}; a verification run may need at most {MAX_HOURS_AT_PEAK:.0f} h"
+        ]
+    return []
 
 
 # -- the verification ------------------------------------------------------------------------

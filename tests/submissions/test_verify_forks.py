@@ -151,3 +151,14 @@ def test_smoke_run_fails_before_the_full_runs(fork: tuple[str, str], tmp_path: P
     assert report.log_tail is not None and '"num_iterations": 2' in report.log_tail
     assert '"core_max_per_task": 11' in report.log_tail
     assert not (tmp_path / "run-0").exists()
+
+
+def test_prescreen_refuses_a_plan_beyond_the_compute_cap() -> None:
+    from submissions.verify import prescreen
+
+    track = BUILTIN_TRACKS["gpt2-8xh100"]
+    base = {"trainer": "reference@0.1.0", "recipe": "gpt2_speedrun", "hardware_class": "h100-sxm", "gpus_per_node": 8}
+    assert prescreen(RunConfig.model_validate(base), track) == []
+    huge = RunConfig.model_validate({**base, "overrides": {"num_iterations": 10**8}})
+    [problem] = prescreen(huge, track)
+    assert problem.startswith("run_config.overrides: the plan needs") and "at most 24 h" in problem
