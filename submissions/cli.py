@@ -187,6 +187,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _err(str(exc))
     runs = args.runs if args.runs is not None else track.min_runs
+    if runs < track.min_runs:
+        print(f"note: track {track.slug} needs {track.min_runs} runs; {runs} can only be inconclusive", file=sys.stderr)
     bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
     current = {"run": -1}
 
