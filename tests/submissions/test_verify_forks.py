@@ -162,3 +162,36 @@ def test_prescreen_refuses_a_plan_beyond_the_compute_cap() -> None:
     huge = RunConfig.model_validate({**base, "overrides": {"num_iterations": 10**8}})
     [problem] = prescreen(huge, track)
     assert problem.startswith("run_config.overrides: the plan needs") and "at most 24 h" in problem
+
+
+def test_several_gpus_run_under_torchrun(tmp_path: Path) -> None:
+    import sys
+
+    from submissions.verify import PreparedTrainer, VerifyError, train_command
+    from tests.submissions.factories import gpu_config
+
+    trainer = PreparedTrainer(python=sys.executable, cwd=None, label="reference@0.1.0")
+    cmd = train_command(trainer, gpu_config(overrides={"depth": 26}), 7, tmp_path)
+    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=8", "--standalone"]
+    assert cmd[5:] == [
+        "-m",
+        "speedrun",
+        "train",
+        "--recipe",
+        "gpt2_speedrun",
+        "--overrides",
+        '{"depth": 26}',
+        "--seed",
+        "7",
+        "--out",
+        str(tmp_path),
+    ]
+    two_nodes = gpu_config(nodes=2)
+    with pytest.raises(VerifyError, match="rendezvous"):
+        train_command(trainer, two_nodes, 7, tmp_path)
+    cmd = train_command(trainer, two_nodes, 7, tmp_path, rdzv_endpoint="node0:29500")
+    assert "--nnodes=2" in cmd and "--rdzv-endpoint=node0:29500" in cmd and "--rdzv-backend=c10d" in cmd
+    one = RunConfig.model_validate(
+        {"trainer": "reference@0.1.0", "recipe": "cpu_smoke", "hardware_class": "cpu", "gpus_per_node": 0}
+    )
+    assert train_command(trainer, one, 7, tmp_path)[:3] == [sys.executable, "-m", "speedrun"]
