@@ -183,9 +183,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         config, claimed, named = _load_verify_input(Path(args.input))
         track = _resolve_track(args, named, config)
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError as exc:
         return _err(str(exc))
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        return _err(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     runs = args.runs if args.runs is not None else track.min_runs
     if runs < track.min_runs:
         print(f"note: track {track.slug} needs {track.min_runs} runs; {runs} can only be inconclusive", file=sys.stderr)
