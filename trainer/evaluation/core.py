@@ -153,6 +153,11 @@ def evaluate_task(
     import torch
 
     t0 = time.perf_counter()
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_initialized():
+            raise ValueError(f"world_size={world_size} needs an initialized torch.distributed process group")
     dev = torch.device(device)
     budget = default_batch_tokens(dev) if batch_tokens is None else batch_tokens
     spec = task.spec
@@ -185,7 +190,7 @@ def evaluate_task(
                 finished += remaining[rows[i].example] == 0
             if progress is not None:
                 progress.update(finished)
-    correct = torch.zeros(len(items), dtype=torch.float32, device=dev)
+    mine_correct = [0.0] * len(items)
     pos = 0
     for e, ex in enumerate(examples):
         values = per_row[pos : pos + len(ex.rows)]
@@ -194,12 +199,11 @@ def evaluate_task(
             ok = bool(values[0])
         else:
             ok = first_argmin([float(v) for v in values]) == ex.gold
-        correct[mine[e]] = float(ok)
+        mine_correct[mine[e]] = float(ok)
+    correct = torch.tensor(mine_correct, dtype=torch.float32, device=dev)  # other ranks' examples are 0 here
     if world_size > 1:
         import torch.distributed as dist
 
-        if not dist.is_available() or not dist.is_initialized():
-            raise ValueError(f"world_size={world_size} needs an initialized torch.distributed process group")
         dist.all_reduce(correct, op=dist.ReduceOp.SUM)
     flags = tuple(bool(v) for v in correct.cpu().tolist())
     accuracy = sum(flags) / len(flags)
