@@ -13,6 +13,8 @@ from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseReque
 
 def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer) -> None:
     tokens = live_tokens(live_server.settings)
+    board_url = f"{live_server.base_url}/api/tracks/cpu-smoke/leaderboard"
+    assert httpx.get(board_url).json()["total"] == 0  # now cached at this board revision
     sub = submission()
     with Client(live_server.base_url, tokens["alice"], retries=0) as client:
         accepted = client.submit(sub)
@@ -34,6 +36,8 @@ def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer)
         assert exc.value.status == 409
     entry = httpx.get(f"{live_server.base_url}/api/entries/{accepted.entry_id}").json()
     assert entry["entry"]["status"] == "verified", entry["verifications"]
+    rows = httpx.get(board_url).json()["rows"]  # the verification moved the revision: no stale page
+    assert [(r["id"], r["rank"]) for r in rows] == [(accepted.entry_id, 1)]
 
 
 def test_openapi_and_docs_are_served(live_server: LiveServer) -> None:
