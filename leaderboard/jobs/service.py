@@ -75,6 +75,9 @@ def lease(session: Session, principal: Principal, req: LeaseRequest, *, lease_se
         if job.status == JobStatus.running and job.attempts >= job.max_attempts:
             _give_up_expired(session, job)
             continue
+        entry = entries_service.get_entry_row(session, job.entry_id)
+        if entry.hardware_class != fp.sku or int(entry.run_config.get("gpus_per_node", 0)) > fp.device_count:
+            continue  # the track allows this node, but the submitted config asks for other hardware
         token = "lease_" + secrets.token_urlsafe(24)
         expires = now + timedelta(seconds=lease_seconds)
         claimed = repository.try_claim(
@@ -95,7 +98,6 @@ def lease(session: Session, principal: Principal, req: LeaseRequest, *, lease_se
         if not claimed:
             continue  # another worker took it between our read and our update
         session.refresh(job)
-        entry = entries_service.get_entry_row(session, job.entry_id)
         bump_revision(session)
         return JobLease(
             job_id=job.id,

@@ -69,6 +69,17 @@ def test_a_gpu_worker_does_not_get_a_cpu_job(api: Api, users: Users) -> None:
     assert _lease(api, users).status_code == 200
 
 
+def test_a_cost_track_job_goes_only_to_the_submitted_gpu_class(api: Api, users: Users) -> None:
+    _submit(api, users, track="gpt2-cost", sku="h100-sxm", gpus=8)
+    h200 = fingerprint("h200", 8).model_dump(mode="json")
+    four_h100 = fingerprint("h100-sxm", 4).model_dump(mode="json")
+    assert _lease(api, users, fp=h200).status_code == 204  # the track allows an H200, the config does not
+    assert _lease(api, users, fp=four_h100).status_code == 204  # too few GPUs for the config
+    r = _lease(api, users, fp=fingerprint("h100-sxm", 8).model_dump(mode="json"))
+    assert r.status_code == 200, r.text
+    assert r.json()["run_config"]["hardware_class"] == "h100-sxm"
+
+
 def test_heartbeat_records_progress_on_the_queue(api: Api, users: Users) -> None:
     _submit(api, users)
     lease = _lease(api, users).json()
