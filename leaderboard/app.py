@@ -13,13 +13,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine
+from pydantic import BaseModel
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import CACHE_INFO_KEY, ReadCache
-from leaderboard.db import make_engine, make_sessionmaker, session_scope
+from leaderboard.db import SessionDep, make_engine, make_sessionmaker, session_scope
 from leaderboard.errors import install_error_handlers
 from leaderboard.middleware import BodyLimitMiddleware
 from leaderboard.settings import Settings, get_settings
@@ -48,6 +51,23 @@ def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Data
         with session_scope(factory) as session:
             seed_all(session)
     return Database(engine=engine, sessionmaker=factory)
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str
+
+
+def health(session: SessionDep) -> JSONResponse:
+    """Liveness and readiness for load balancers and container health checks: 200 only when the
+    database answers a trivial query, else 503."""
+    try:
+        session.execute(text("SELECT 1"))
+        body, status = Health(status="ok", version=__version__, database="ok"), 200
+    except SQLAlchemyError as exc:
+        body, status = Health(status="unavailable", version=__version__, database=type(exc).__name__), 503
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (tracks_router, entries_router, jobs_router, artifacts_router, users_router):
         app.include_router(router)
     app.include_router(web_router)
+    app.add_api_route("/api/health", health, methods=["GET"], tags=["health"], response_model=Health)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     artifact_limit, body_limit = settings.max_artifact_bytes, settings.max_request_bytes
 

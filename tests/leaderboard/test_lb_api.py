@@ -179,3 +179,9 @@ def test_artifact_files_live_under_their_digest(api: Api, users: Users, settings
     for art in api.get(f"/api/entries/{entry_id}").json()["artifacts"]:
         sha = art["sha256"]
         assert (Path(settings.resolved_artifacts_dir) / sha[:2] / sha[2:4] / sha).is_file()
+
+
+def test_health_reports_the_database(api: Api) -> None:
+    r = api.get("/api/health")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ok" and r.json()["database"] == "ok"
