@@ -38,12 +38,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from leaderboard.app import create_app, open_database
 
-    base_url = args.base_url or f"http://{args.host}:{args.port}"
+    # --base-url wins, then SPEEDRUN_BASE_URL (read by Settings), then the address we listen on
+    base_url = args.base_url or (None if os.environ.get("SPEEDRUN_BASE_URL") else f"http://{args.host}:{args.port}")
     try:
         settings = _settings(args, base_url=base_url)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    base_url = settings.base_url
     db = open_database(settings)  # migrations + seed once, before any worker process starts
     db.engine.dispose()
     print(f"speedrun site on {base_url}  (database: {_safe_url(settings.resolved_database_url)})", file=sys.stderr)

@@ -63,3 +63,20 @@ def test_serve_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> Non
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert "--database-url" in out and "--port" in out and "--host" in out
+
+
+def test_serve_takes_its_public_url_from_the_environment(tmp_path: Path, free_port: int) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SPEEDRUN_BASE_URL": "https://speedrun.example.org", "SPEEDRUN_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "speedrun", "serve", "--host", "127.0.0.1", "--port", str(free_port)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first.startswith("speedrun site on https://speedrun.example.org ")
