@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from submissions.hardware import local_fingerprint
@@ -18,6 +19,6 @@ def test_worker_fingerprint_is_the_trainers() -> None:
 def test_a_cpu_node_fits_only_the_cpu_track() -> None:
     fp = local_fingerprint()
     if fp.sku != "cpu":
-        return  # a GPU machine: the CPU-track property does not apply
+        pytest.skip("a GPU machine: the CPU-track property does not apply")
     assert BUILTIN_TRACKS["cpu-smoke"].allows_hardware(fp.sku, fp.device_count, fp.nodes) is None
     assert BUILTIN_TRACKS["gpt2-cost"].allows_hardware(fp.sku, fp.device_count, fp.nodes) is not None
