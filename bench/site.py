@@ -10,6 +10,13 @@ Fills a fresh database (SQLite, then PostgreSQL when reachable) with 10,000 entr
 - ``closed``: each connection sends its next request as soon as the last one is answered:
   the most requests/s the server gives, with its p50 and p99 (latency ~ 50 / throughput).
 
+Each phase also reports the CPU seconds the load generator (this process: one asyncio loop, on
+uvloop when installed, parsing only the status line and Content-Length) and the server process
+used during it, as ``client_cpu_s`` / ``server_cpu_s`` and as shares of all cores
+(``*_share_of_cores`` = CPU seconds / (wall seconds x cores)): both run on the same cores, so the
+client's share is CPU the server did not get. Latencies use ``time.perf_counter`` (uvloop's own
+clock ticks in whole milliseconds).
+
 Reference in the same run: the same JSON twin with the read cache off (``cache_ttl_seconds=0``),
 and the issue's targets (p99 <= 50 ms at >= 300 requests/s on SQLite). Prints one JSON object.
 
@@ -149,13 +156,15 @@ def populate(database_url: str, home: Path) -> dict[str, int]:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one response off the connection; its status. Kept cheap: the client shares the 2 cores."""
     head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:] if ln)}
-    if b"content-length" in headers:
-        await reader.readexactly(int(headers[b"content-length"]))
-    elif headers.get(b"transfer-encoding") == b"chunked":
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lower.index(b"\r\n", at + 17)
+        await reader.readexactly(int(head[at + 17 : end]))
+    elif b"\r\ntransfer-encoding: chunked" in lower:
         while True:
             size = int((await reader.readuntil(b"\r\n")).strip(), 16)
             await reader.readexactly(size + 2)
@@ -164,14 +173,46 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of process ``pid`` (from /proc)."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_phase(port: int, path: str, args: argparse.Namespace, rate: float | None, server_pid: int) -> dict[str, Any]:
+    """One load phase, with the CPU the client (this process) and the server used during it."""
+    client0, server0, wall0 = _cpu_seconds(), _cpu_seconds(server_pid), time.monotonic()
+    result = _run_loop(_drive(port, path, args.seconds, args.connections, rate))
+    wall = time.monotonic() - wall0
+    client, server = _cpu_seconds() - client0, _cpu_seconds(server_pid) - server0
+    cores = os.cpu_count() or 1
+    result["client_cpu_s"] = round(client, 2)
+    result["server_cpu_s"] = round(server, 2)
+    result["client_share_of_cores"] = round(client / (wall * cores), 3)
+    result["server_share_of_cores"] = round(server / (wall * cores), 3)
+    return result
+
+
+def _run_loop(coro: Any) -> Any:
+    """``asyncio.run`` on uvloop when it is installed (a cheaper client), else the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 async def _drive(port: int, path: str, seconds: float, connections: int, rate: float | None) -> dict[str, Any]:
     """``connections`` keep-alive connections for ``seconds``; open loop at ``rate`` req/s, else closed."""
-    loop = asyncio.get_running_loop()
+    clock = time.perf_counter  # not loop.time(): uvloop's clock ticks in whole milliseconds
     latencies: list[float] = []
     errors = 0
     last_done = 0.0
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
-    start = loop.time() + 0.2
+    start = clock() + 0.2
     stop = start + seconds
 
     async def one(i: int) -> None:
@@ -181,7 +222,7 @@ async def _drive(port: int, path: str, seconds: float, connections: int, rate: f
         scheduled = start + (interval * i / connections if rate else 0.0)
         try:
             while True:
-                now = loop.time()
+                now = clock()
                 if rate:
                     if scheduled > now:
                         await asyncio.sleep(scheduled - now)
@@ -197,7 +238,7 @@ async def _drive(port: int, path: str, seconds: float, connections: int, rate: f
                 status = await _read_response(reader)
                 if status != 200:
                     errors += 1
-                done = loop.time()
+                done = clock()
                 latencies.append(done - t0)
                 last_done = max(last_done, done)
         finally:
@@ -267,8 +308,8 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
             _say(f"{name} {label}: open loop at {args.rate:.0f} req/s, then closed loop, {args.seconds:.0f} s each")
             result[label] = {
                 "path": path,
-                "open": asyncio.run(_drive(port, path, args.seconds, args.connections, args.rate)),
-                "closed": asyncio.run(_drive(port, path, args.seconds, args.connections, None)),
+                "open": _run_phase(port, path, args, args.rate, proc.pid),
+                "closed": _run_phase(port, path, args, None, proc.pid),
             }
     finally:
         _stop(proc)
@@ -278,7 +319,7 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
         _say(f"{name}: reference, the JSON twin with the read cache off (closed loop)")
         result["json_uncached_reference"] = {
             "path": PAGES["json"],
-            "closed": asyncio.run(_drive(port, PAGES["json"], args.seconds, args.connections, None)),
+            "closed": _run_phase(port, PAGES["json"], args, None, proc.pid),
         }
     finally:
         _stop(proc)

@@ -25,6 +25,7 @@ from leaderboard.cache import CACHE_INFO_KEY, ReadCache
 from leaderboard.db import SessionDep, make_engine, make_sessionmaker, session_scope
 from leaderboard.errors import install_error_handlers
 from leaderboard.middleware import BodyLimitMiddleware
+from leaderboard.revision import RevisionReader
 from leaderboard.settings import Settings, get_settings
 from speedrun import __version__
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = open_database(settings, cache=app.state.cache)
         app.state.engine = db.engine
         app.state.sessionmaker = db.sessionmaker
+        app.state.revision_reader = RevisionReader(db.engine)
         # everything loaded so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise show up as the slowest requests
         gc.collect()
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.revision_reader.close()
             db.engine.dispose()
 
     app = FastAPI(

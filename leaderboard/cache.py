@@ -1,7 +1,17 @@
 """A small read cache for board pages, keyed on the board revision (see ``leaderboard.revision``).
 
 The cache object lives in the sessionmaker's ``info`` (one per app), never in a module global.
-A page computed at revision r is served until the revision moves or ``ttl_seconds`` pass.
+A value computed at revision r is served while the board is at revision r:
+
+- **new revision** (a write committed): the first caller computes the value; callers that ask for
+  the same key at the same revision meanwhile wait for that one computation instead of each
+  running it (no thundering herd: 50 connections missing at once used to run the page's queries
+  50 times over, which was the tail of the benchmark);
+- **same revision, older than ``ttl_seconds``** (a safety net only: every ranked change bumps the
+  revision): one caller recomputes, and the others keep getting the value of this same revision
+  until it is done, so the refresh stalls one request, not all of them.
+
+``ttl_seconds=0`` turns the cache off (every call computes).
 """
 
 from __future__ import annotations
@@ -10,8 +20,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from leaderboard.revision import current_revision
@@ -20,31 +32,91 @@ T = TypeVar("T")
 CACHE_INFO_KEY = "read_cache"
 
 
+@dataclass
+class _Flight:
+    """One computation in progress: its revision, and the value once ``done`` is set."""
+
+    revision: int
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    value: Any = None
+
+
 class ReadCache:
     def __init__(self, *, max_items: int = 512, ttl_seconds: float = 5.0) -> None:
         self.max_items = max_items
         self.ttl_seconds = ttl_seconds
         self._items: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_seconds > 0
+
     def get_or_compute(self, key: Hashable, revision: int, compute: Callable[[], T]) -> T:
+        if not self.enabled:
+            self.misses += 1
+            return compute()
         now = time.monotonic()
         with self._lock:
             found = self._items.get(key)
-            if found is not None and found[0] == revision and now - found[1] <= self.ttl_seconds:
+            flight = self._flights.get(key)
+            refreshing = flight is not None and flight.revision == revision
+            if found is not None and found[0] == revision and (now - found[1] <= self.ttl_seconds or refreshing):
+                # fresh, or being refreshed at this same revision by another caller: serve it
                 self._items.move_to_end(key)
                 self.hits += 1
                 return found[2]  # type: ignore[no-any-return]
             self.misses += 1
-        value = compute()
+            leader = not refreshing
+            if flight is None or leader:
+                flight = self._flights[key] = _Flight(revision)
+        if not leader:
+            flight.done.wait()
+            if flight.ok:
+                return flight.value  # type: ignore[no-any-return]
+            return compute()  # the leader failed: its error was raised there; try once here
+        try:
+            value = compute()
+        except BaseException:
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+            flight.done.set()
+            raise
+        flight.value, flight.ok = value, True
         with self._lock:
-            self._items[key] = (revision, now, value)
-            self._items.move_to_end(key)
+            stored = self._items.get(key)
+            if stored is None or stored[0] <= revision:  # never replace a newer revision's value
+                self._items[key] = (revision, now, value)
+                self._items.move_to_end(key)
+            if self._flights.get(key) is flight:
+                del self._flights[key]
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)
+        flight.done.set()
         return value
+
+    def peek(self, key: Hashable, revision: int) -> Any | None:
+        """The value a ``get_or_compute`` at ``revision`` would return without computing, else None
+        (absent, of another revision, or expired with no refresh under way). Never blocks."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != revision:
+                return None
+            if now - found[1] > self.ttl_seconds:
+                flight = self._flights.get(key)
+                if flight is None or flight.revision != revision:
+                    return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return found[2]
 
     def clear(self) -> None:
         with self._lock:
@@ -56,4 +128,22 @@ def cached(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
     cache = session.info.get(CACHE_INFO_KEY)
     if not isinstance(cache, ReadCache) or session.in_nested_transaction() or session.new or session.dirty:
         return compute()
+    if not cache.enabled:
+        return compute()
     return cache.get_or_compute(key, current_revision(session), compute)
+
+
+def peek_current(state: Any, key: Hashable) -> Any | None:
+    """The app's cached value for ``key`` at the board's current revision, read without a Session
+    or a worker thread (``app.state``'s ``revision_reader`` and ``cache``); None when absent or when
+    the revision cannot be read (the caller then takes its ordinary path, which computes or fails
+    in the usual way)."""
+    reader = getattr(state, "revision_reader", None)
+    cache = getattr(state, "cache", None)
+    if reader is None or not isinstance(cache, ReadCache) or not cache.enabled or not reader.healthy():
+        return None
+    try:
+        revision = reader.read()
+    except SQLAlchemyError:
+        return None
+    return cache.peek(key, revision)

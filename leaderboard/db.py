@@ -7,6 +7,7 @@ Services and repositories only ``flush()``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -65,6 +66,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# as many kept connections as sync routes can run at once (anyio's thread limit, 40): a smaller
+# pool opens and closes an overflow connection per request under load (SQLite: 4 PRAGMAs each)
+POOL_SIZE = 40
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
@@ -72,12 +78,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=20,
-            max_overflow=40,
+            pool_size=POOL_SIZE,
+            max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
@@ -110,3 +116,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@contextmanager
+def request_session(request: Request) -> Iterator[Session]:
+    """What ``SessionDep`` gives a route, for an ``async`` route that needs a session only on its
+    slow path (call it in a worker thread): ``get_session``, or the app's override of it (tests
+    override it with a zero-argument generator); committed when the block succeeds."""
+    provider = request.app.dependency_overrides.get(get_session, get_session)
+    takes_request = bool(inspect.signature(provider).parameters)
+    with contextmanager(provider)(*((request,) if takes_request else ())) as session:
+        yield session

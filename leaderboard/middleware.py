@@ -32,8 +32,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, _with_headers(send))
             return
         send = _with_headers(send)
+        declared = _declared_length(scope)
+        if declared is None and scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)  # the hot path: reads carry no body
+            return
         limit = self.limit_for(scope["path"])
-        declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
                 size = int(declared)
@@ -42,9 +45,6 @@ class BodyLimitMiddleware:
             if size > limit:
                 await _too_large(send, limit)
                 return
-            await self.app(scope, receive, send)
-            return
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -71,13 +71,21 @@ class BodyLimitMiddleware:
         await self.app(scope, replay_receive, send)
 
 
+def _declared_length(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":  # ASGI servers give header names in lower case
+            return bytes(value)
+    return None
+
+
 def _with_headers(send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             present = {k.lower() for k, _ in headers}
-            headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in present)
-            message = {**message, "headers": headers}
+            missing = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+            if missing:
+                message = {**message, "headers": headers + missing}
         await send(message)
 
     return wrapped

@@ -7,6 +7,7 @@ cookie; the signed session cookie holds the API token pasted at sign-in and is n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -19,11 +20,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from leaderboard.artifacts.storage import ArtifactStore
-from leaderboard.cache import cached
-from leaderboard.db import SessionDep
+from leaderboard.cache import cached, peek_current
+from leaderboard.db import SessionDep, request_session
 from leaderboard.entries.schemas import LeaderboardQuery
 from leaderboard.entries.service import (
     can_request_reverification,
@@ -174,13 +176,45 @@ def _respond(request: Request, html: str, *, status_code: int = 200, new_nonce: 
     return response
 
 
-def _shared_html(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> str:
+@dataclass(frozen=True)
+class PageBytes:
+    """A rendered page as the bytes that go on the wire, with its entity tag (a digest of them)."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, html: str) -> PageBytes:
+        body = html.encode()
+        return cls(body, '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"')
+
+
+def _shared_page(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> PageBytes:
     """Pages without forms look the same to every signed-out visitor: those go through the board's
-    read cache (keyed on the board revision, so a change shows at once); signed-in pages do not."""
+    read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
+    their ETag, so a hit renders, encodes and hashes nothing; signed-in pages are made per request."""
 
     if viewer.user is not None:
-        return compute()
-    return cached(session, ("web", *key), compute)
+        return PageBytes.of(compute())
+    return cached(session, ("web", *key), lambda: PageBytes.of(compute()))
+
+
+def _page_response(request: Request, page: PageBytes) -> Response:
+    """``page`` as a 200, or a 304 when the browser already holds it (``If-None-Match``)."""
+    headers = {**_PAGE_HEADERS, "etag": page.etag}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and page.etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+# the headers of a page that sets no cookie (what ``_harden`` gives it), built once
+_PAGE_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-cache",
+}
 
 
 def _harden(response: Response) -> None:
@@ -343,26 +377,60 @@ def _core_chart(tasks: list[Any]) -> Any:
 BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page")
 
 
-def _board(request: Request, session: Session, slug: str) -> HTMLResponse:
+def _flash_key(request: Request) -> str:
+    """The flash a page shows (part of a cached page's key: it is in the page's context)."""
+    done = request.query_params.get("done", "")
+    return done if done in FLASHES else ""
+
+
+def _board_query(request: Request) -> LeaderboardQuery:
+    raw = {k: v for k, v in request.query_params.items() if k in BOARD_PARAMS and v}
+    return LeaderboardQuery.model_validate(raw)
+
+
+def _board_key(request: Request, slug: str, query: LeaderboardQuery) -> tuple[Any, ...]:
+    return ("board", slug, query.model_dump_json(), _flash_key(request))
+
+
+async def _board_route(request: Request, slug: str) -> Response:
+    """A signed-out visitor's board straight from the read cache on the event loop when it holds
+    the page at the current revision (one indexed read: no Session, no worker thread); else the
+    ordinary path in a worker thread, in its own transaction, committed before the response."""
+    if security.SESSION_COOKIE not in request.cookies:
+        try:
+            key = _board_key(request, slug, _board_query(request))
+        except ValidationError:
+            key = None
+        page = None if key is None else peek_current(request.app.state, ("web", *key))
+        if isinstance(page, PageBytes):
+            return _page_response(request, page)
+    return await run_in_threadpool(_board_in_session, request, slug)
+
+
+def _board_in_session(request: Request, slug: str) -> Response:
+    with request_session(request) as session:
+        return _board(request, session, slug)
+
+
+def _board(request: Request, session: Session, slug: str) -> Response:
 
     viewer = _viewer(request, session)
-    raw = {k: v for k, v in request.query_params.items() if k in BOARD_PARAMS and v}
     try:
-        query = LeaderboardQuery.model_validate(raw)
+        query = _board_query(request)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         return _error_page(request, viewer, 400, "Bad filter", f"{field}: {err['msg']}")
     try:
-        html = _shared_html(
+        page = _shared_page(
             session,
             viewer,
-            ("board", slug, query.model_dump_json()),
+            _board_key(request, slug, query),
             lambda: _board_html(request, session, viewer, slug, query),
         )
     except NotFound:
         return _error_page(request, viewer, 404, "No such track", f"There is no track {slug!r}.")
-    return _respond(request, html)
+    return _page_response(request, page)
 
 
 def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, query: Any) -> str:
@@ -407,14 +475,14 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep) -> HTMLResponse:
+async def home(request: Request) -> Response:
     """The leaderboard of the default track."""
-    return _board(request, session, DEFAULT_TRACK)
+    return await _board_route(request, DEFAULT_TRACK)
 
 
 @router.get("/tracks/{slug}", response_class=HTMLResponse)
-def track_board(slug: str, request: Request, session: SessionDep) -> HTMLResponse:
-    return _board(request, session, slug)
+async def track_board(slug: str, request: Request) -> Response:
+    return await _board_route(request, slug)
 
 
 @router.get("/entries/{entry_id}", response_class=HTMLResponse)
@@ -506,15 +574,18 @@ async def retract_entry(entry_id: int, request: Request, session: SessionDep) ->
 
 
 @router.get("/progression", response_class=HTMLResponse)
-def progression_page(request: Request, session: SessionDep, track: str = DEFAULT_TRACK) -> HTMLResponse:
+def progression_page(request: Request, session: SessionDep, track: str = DEFAULT_TRACK) -> Response:
     viewer = _viewer(request, session)
     try:
-        html = _shared_html(
-            session, viewer, ("progression", track), lambda: _progression_html(request, session, viewer, track)
+        page = _shared_page(
+            session,
+            viewer,
+            ("progression", track, _flash_key(request)),
+            lambda: _progression_html(request, session, viewer, track),
         )
     except NotFound:
         return _error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")
-    return _respond(request, html)
+    return _page_response(request, page)
 
 
 def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep, SubmitterPrincipal
+from leaderboard.cache import peek_current
+from leaderboard.db import request_session
 from leaderboard.deps import SettingsDep, StoreDep
 from leaderboard.entries import service
 from leaderboard.entries.schemas import (
@@ -38,9 +41,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses={200: {"model": LeaderboardPublic, "content": {"application/json": {}}}, 404: _ERRORS[404]},
 )
-def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], session: SessionDep) -> Response:
-    """The JSON twin of the leaderboard page of a track (``LeaderboardPublic``)."""
-    return Response(service.leaderboard_json(session, slug, query), media_type="application/json")
+async def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], request: Request) -> Response:
+    """The JSON twin of the leaderboard page of a track (``LeaderboardPublic``).
+
+    Served from the event loop when the read cache holds it at the current board revision (one
+    indexed read, no Session, no worker thread); else computed in a worker thread in its own
+    transaction, committed before the response goes out."""
+    body = peek_current(request.app.state, service.leaderboard_json_key(slug, query))
+    if not isinstance(body, bytes):
+        body = await run_in_threadpool(_leaderboard_json, request, slug, query)
+    return Response(body, media_type="application/json")
+
+
+def _leaderboard_json(request: Request, slug: str, query: LeaderboardQuery) -> bytes:
+    with request_session(request) as session:
+        return service.leaderboard_json(session, slug, query)
 
 
 @router.get("/api/tracks/{slug}/progression", response_model=ProgressionPublic)

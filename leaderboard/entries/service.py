@@ -120,12 +120,17 @@ def leaderboard(session: Session, track_slug: str, query: LeaderboardQuery | Non
     )
 
 
+def leaderboard_json_key(track_slug: str, query: LeaderboardQuery | None = None) -> tuple[str, str, str]:
+    """The read-cache key of ``leaderboard_json`` (for ``leaderboard.cache.peek_current``)."""
+    return ("leaderboard.json", track_slug, (query or LeaderboardQuery()).model_dump_json())
+
+
 def leaderboard_json(session: Session, track_slug: str, query: LeaderboardQuery | None = None) -> bytes:
     """``leaderboard()`` serialized once per board revision: the JSON twin's hot path."""
     q = query or LeaderboardQuery()
     return cached(
         session,
-        ("leaderboard.json", track_slug, q.model_dump_json()),
+        leaderboard_json_key(track_slug, q),
         lambda: _leaderboard(session, track_slug, q).model_dump_json().encode(),
     )
 
