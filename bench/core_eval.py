@@ -2,7 +2,9 @@
 
 Both run in this process on the synthetic core-v1 bundle (22 tasks x 40 examples) with a randomly
 initialized GPT of the cpu_smoke recipe's shape (jittered so decisions vary); the per-example
-decisions must be identical (agreement printed per task; exit 1 otherwise). The reference is the harness as the
+decisions must be identical (agreement printed per task; exit 1 otherwise). The batched scorer uses
+the GPT's evaluation extras: an example's options as one token tree (common prefix computed once)
+and the head only at the scored positions. The reference is the harness as the
 tests write it (tests/evaluation/conftest.py). Also printed: the forward FLOPs per example the
 batched scorer spends (padded tokens x forward FLOPs/token), and from them a projection of a full
 CORE pass (91,037 examples) of the gpt2_speedrun model (depth 24) on one H100 at an assumed MFU.
@@ -63,7 +65,7 @@ def main() -> int:
     from trainer.data.synth import SyntheticWorld
     from trainer.data.tokenizer import train_tokenizer
     from trainer.evaluation.bundle import load_bundle, write_synthetic_bundle
-    from trainer.evaluation.core import _rows, evaluate_tasks, pack_batches
+    from trainer.evaluation.core import _rows, _units, evaluate_tasks, forward_options, pack_batches
     from trainer.evaluation.prompts import prepare_examples, task_items
     from trainer.evaluation.protocol import CORE_V1_EXAMPLES, CORE_V1_LABELS
     from trainer.model import GPT, GPTConfig
@@ -127,13 +129,16 @@ def main() -> int:
     examples = sum(o.n for o in outcomes)
     identical = sum(agree.values()) == examples
 
-    # Tokens the batched scorer feeds the model (padded rows) and real tokens, per example.
-    padded = real = 0
+    # Tokens the batched scorer feeds the model (padded batch rows: an example's options as one token tree
+    # when the model takes one), and the tokens of the reference's rows, per example.
+    share_prefix = forward_options(model)[1]
+    padded = real = fed = 0
     for task in bundle.tasks:
         items = task_items(task.items, None)
         rows = _rows(prepare_examples(task.spec, items, range(len(items)), tokenizer))
-        lengths = [len(r.tokens) for r in rows]
-        real += sum(lengths)
+        real += sum(len(r.tokens) for r in rows)
+        lengths = [len(u.tokens) for u in _units(rows, share_prefix)]
+        fed += sum(lengths)
         padded += sum(len(b) * lengths[b[0]] for b in pack_batches(lengths, args.batch_tokens))
     mean_context = real / max(1, sum(len(task.items) for task in bundle.tasks))
     d24 = dims_for(gpt2_speedrun())
@@ -161,6 +166,7 @@ def main() -> int:
         "agreement_per_task": {o.label: f"{agree[o.label]}/{o.n}" for o in outcomes},
         "accuracy_mean": round(sum(o.accuracy for o in outcomes) / len(outcomes), 4),
         "tokens_per_example_real": round(real / examples, 1),
+        "tokens_per_example_shared_prefix": round(fed / examples, 1),
         "tokens_per_example_padded": round(padded / examples, 1),
         "projection_h100": {
             "model": f"gpt2_speedrun depth {d24.n_layer}, dim {d24.model_dim}, vocab {d24.vocab_size}",

@@ -11,6 +11,9 @@
 - Master weights fp32; matmuls in the compute dtype by casting the weight in forward (no autocast);
   wte and value embeddings stored in the compute dtype. Built on the meta device, then
   `to_empty` + `init_weights` on the real one.
+- Evaluation extras of `forward` (both optional, off by default): `logits_at` computes the head only
+  at the selected positions; `tree` runs several sequences that share a prefix in one row (each
+  token sees its own sequence only, at its own RoPE position), so a shared prefix is computed once.
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ from trainer.fp8 import Linear
 from trainer.plan import MLP_EXPANSION, SMEAR_GATE_CHANNELS, VE_GATE_CHANNELS, dims_for
 
 QK_SCALE = 1.2
+
+
+@dataclass(frozen=True)
+class TokenTree:
+    """Sequences sharing a prefix, packed into the rows of one batch (see `GPT.forward`'s ``tree``).
+
+    A row holds a shared prefix followed by the remaining tokens of each sequence, one after the
+    other. ``positions[b, t]``: the position of token t within its own sequence (RoPE, windows);
+    ``previous[b, t]``: the index in the row of the token before it in its sequence (t itself at
+    position 0); ``visible[b, q, k]``: key k belongs to the sequence of query q and is not after it
+    (True on the diagonal, padding included). Sliding windows are applied on ``positions``.
+    """
+
+    positions: torch.Tensor  # [B, T] long
+    previous: torch.Tensor  # [B, T] long
+    visible: torch.Tensor  # [B, T, T] bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,7 @@ class CausalSelfAttention(nn.Module):
         sin: torch.Tensor,
         window: int,
         backend: str,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.c_q(x).view(b, t, self.n_head, self.head_dim)
@@ -114,7 +134,12 @@ class CausalSelfAttention(nn.Module):
             v = v + gate.unsqueeze(-1) * ve.view(b, t, self.n_kv_head, self.head_dim)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         q, k = norm(q) * QK_SCALE, norm(k) * QK_SCALE
-        y = attend(q, k, v, window, backend)
+        if mask is None:
+            y = attend(q, k, v, window, backend)
+        else:  # a token tree: mask [B, 1, T, T] (visible and within the window)
+            y = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
+            ).transpose(1, 2)
         return self.c_proj(y.reshape(b, t, -1))
 
 
@@ -142,8 +167,9 @@ class Block(nn.Module):
         sin: torch.Tensor,
         window: int,
         backend: str,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(norm(x), ve, cos, sin, window, backend)
+        x = x + self.attn(norm(x), ve, cos, sin, window, backend, mask)
         return x + self.mlp(norm(x))
 
 
@@ -232,27 +258,55 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         loss_reduction: str = "mean",
+        *,
+        logits_at: torch.Tensor | None = None,
+        tree: TokenTree | None = None,
     ) -> torch.Tensor:
-        """Logits `[B, T, V]` (fp32, soft-capped) without targets; the loss with them (`ignore_index=-1`)."""
+        """Logits `[B, T, V]` (fp32, soft-capped) without targets; the loss with them (`ignore_index=-1`).
+
+        ``logits_at``: a boolean `[B, T]` mask; the head (lm_head, softcap, loss) then runs only at the
+        selected positions and the logits are `[N, V]` in row-major order (targets, if given, `[N]`).
+        ``tree``: the rows are token trees (`TokenTree`): shared prefixes computed once, each token
+        attending only to its own sequence. Both default to off (the plain causal forward).
+        """
         cfg = self.config
         _, t = idx.shape
-        if t > self.rope_cos.size(1):
-            raise ValueError(f"sequence of {t} tokens is longer than the RoPE table ({self.rope_cos.size(1)})")
-        cos = self.rope_cos[:, :t].to(self.compute_dtype)
-        sin = self.rope_sin[:, :t].to(self.compute_dtype)
+        if tree is None:
+            if t > self.rope_cos.size(1):
+                raise ValueError(f"sequence of {t} tokens is longer than the RoPE table ({self.rope_cos.size(1)})")
+            cos = self.rope_cos[:, :t].to(self.compute_dtype)
+            sin = self.rope_sin[:, :t].to(self.compute_dtype)
+        else:
+            if int(tree.positions.max()) >= self.rope_cos.size(1):
+                raise ValueError(f"a tree position is beyond the RoPE table ({self.rope_cos.size(1)})")
+            cos = self.rope_cos[0][tree.positions].to(self.compute_dtype)  # [B, T, 1, D/2]
+            sin = self.rope_sin[0][tree.positions].to(self.compute_dtype)
 
         x = norm(self.wte(idx).to(self.compute_dtype))
         # Smear: x_t += lambda * sigmoid(W x_t[:24]) * x_{t-1}, for t >= 1 (causal bigram mixing).
-        gate = self.smear_lambda.to(x.dtype) * torch.sigmoid(self.smear_gate(x[:, 1:, :SMEAR_GATE_CHANNELS]))
-        x = torch.cat([x[:, :1], x[:, 1:] + gate * x[:, :-1]], dim=1)
+        if tree is None:
+            gate = self.smear_lambda.to(x.dtype) * torch.sigmoid(self.smear_gate(x[:, 1:, :SMEAR_GATE_CHANNELS]))
+            x = torch.cat([x[:, :1], x[:, 1:] + gate * x[:, :-1]], dim=1)
+        else:
+            gate = self.smear_lambda.to(x.dtype) * torch.sigmoid(self.smear_gate(x[..., :SMEAR_GATE_CHANNELS]))
+            before = torch.gather(x, 1, tree.previous.unsqueeze(-1).expand_as(x))
+            x = torch.where((tree.positions > 0).unsqueeze(-1), x + gate * before, x)
+        masks: dict[int, torch.Tensor] = {}
+        if tree is not None:
+            offset = tree.positions.unsqueeze(2) - tree.positions.unsqueeze(1)  # query position - key position
+            for w in set(cfg.window_sizes):
+                masks[w] = (tree.visible & (offset < w)).unsqueeze(1)
         x0 = x
         x_mid = x
         for i, block in enumerate(self.blocks):
             x = self.resid_lambdas[i].to(x.dtype) * x + self.x0_lambdas[i].to(x.dtype) * x0
             ve = self.value_embeds[str(i)](idx).to(x.dtype) if str(i) in self.value_embeds else None
-            x = block(x, ve, cos, sin, cfg.window_sizes[i], self.attention_backend)
+            w = cfg.window_sizes[i]
+            x = block(x, ve, cos, sin, w, self.attention_backend, masks.get(w))
             if i == self.backout_layer:
                 x_mid = x
+        if logits_at is not None:
+            x, x_mid = x[logits_at], x_mid[logits_at]  # [N, C]
         x = norm(x - self.backout_lambda.to(x.dtype) * x_mid)
         logits = self.lm_head(x).float()
         logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)

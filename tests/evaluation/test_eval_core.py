@@ -120,6 +120,102 @@ def test_mean_span_losses_equal_the_reference(bundle: Bundle, tokenizer: Tokeniz
     assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
 
 
+@pytest.fixture(scope="module")
+def gpt_and_reference(bundle: Bundle, tokenizer: Tokenizer, ref) -> tuple[nn.Module, dict[str, list[bool]]]:
+    """The depth-2 GPT itself (its forward takes logits_at and tree) and the reference's decisions on all 22 tasks."""
+    model = ref.depth2_gpt(tokenizer.vocab_size)
+    expected = {label: ref.task(model, tokenizer, bundle, label, GPT_PER_TASK) for label in CORE_V1_LABELS}
+    assert {flag for flags in expected.values() for flag in flags} == {True, False}
+    return model, expected
+
+
+GPT_PER_TASK = 12
+
+
+@pytest.mark.parametrize(("batch_tokens", "share_prefix"), [(1, True), (900, True), (1 << 16, True), (900, False)])
+def test_prefix_sharing_and_head_at_spans_equal_the_reference_on_every_task(
+    batch_tokens: int,
+    share_prefix: bool,
+    bundle: Bundle,
+    tokenizer: Tokenizer,
+    gpt_and_reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The GPT path: an example's options as one token tree (prefix once), the head only at the spans."""
+    from trainer.evaluation import core
+
+    model, expected = gpt_and_reference
+    assert core.forward_options(model) == (True, True)
+    real = core.score_rows
+    monkeypatch.setattr(core, "score_rows", lambda *a, **k: real(*a, **{**k, "share_prefix": share_prefix}))
+    outcomes = evaluate_tasks(
+        model, tokenizer, bundle, device="cpu", max_per_task=GPT_PER_TASK, batch_tokens=batch_tokens, progress=False
+    )
+    for outcome in outcomes:
+        assert list(outcome.correct) == expected[outcome.label], outcome.label
+
+
+@pytest.mark.parametrize("label", ["hellaswag", "winogrande", "bigbench_language_identification", "squad"])
+def test_tree_span_losses_equal_the_reference(label: str, bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
+    from trainer.evaluation.core import _rows, score_rows
+
+    model = ref.depth2_gpt(tokenizer.vocab_size)  # windows 32 / 64: prompts longer than the first window
+    task = bundle.task(label)
+    items = task_items(task.items, 12)
+    examples = prepare_examples(task.spec, items, range(len(items)), tokenizer)
+    rows = _rows(examples)
+    want_losses = task.spec.task_type is not TaskType.language_modeling
+    got: list[float] = [0.0] * len(rows)
+    with torch.no_grad():
+        for batch, values in score_rows(
+            model, rows, pad_id=tokenizer.bos_id, device=torch.device("cpu"), batch_tokens=2000, want_losses=want_losses
+        ):
+            for i, v in zip(batch, values, strict=True):
+                got[i] = v
+    outcomes = [ref.example(model, tokenizer, task.spec, items, idx) for idx in range(len(items))]
+    if want_losses:
+        expected = [m for o in outcomes for m in o.mean_losses]
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    else:
+        assert got == [o.correct for o in outcomes]
+
+
+def test_units_store_an_examples_common_prefix_once() -> None:
+    from trainer.evaluation.core import _Row, _units
+
+    rows = [_Row(0, 0, (1, 2, 3, 4, 5), 3, 5), _Row(0, 1, (1, 2, 3, 6), 3, 4), _Row(1, 0, (1, 7, 8), 1, 3)]
+    a, b = _units(rows, share_prefix=True)
+    assert a.tokens.tolist() == [1, 2, 3, 4, 5, 6] and a.rows == (0, 1)
+    assert a.positions.tolist() == [0, 1, 2, 3, 4, 3]
+    assert a.previous.tolist() == [0, 0, 1, 2, 3, 2]
+    assert a.segment.tolist() == [0, 0, 0, 1, 1, 2]
+    assert [p.tolist() for p in a.predict_at] == [[2, 3], [2]]  # position 2 (token 3) predicts both first tokens
+    assert [t.tolist() for t in a.targets] == [[4, 5], [6]]
+    assert b.tokens.tolist() == [1, 7, 8] and [p.tolist() for p in b.predict_at] == [[0, 1]]
+    plain = _units(rows, share_prefix=False)
+    assert [u.tokens.tolist() for u in plain] == [list(r.tokens) for r in rows]
+    assert [u.predict_at[0].tolist() for u in plain] == [[2, 3], [2], [0, 1]]
+
+
+def test_share_prefix_needs_a_model_that_takes_a_tree(tokenizer: Tokenizer, tiny_model: nn.Module) -> None:
+    from trainer.evaluation.core import _Row, forward_options, score_rows
+
+    assert forward_options(tiny_model) == (False, False)
+    rows = [_Row(0, 0, (1, 2, 3), 1, 3)]
+    with pytest.raises(ValueError, match="tree="):
+        next(
+            score_rows(
+                tiny_model,
+                rows,
+                pad_id=tokenizer.bos_id,
+                device=torch.device("cpu"),
+                batch_tokens=64,
+                want_losses=True,
+                share_prefix=True,
+            )
+        )
+
+
 def test_oracle_model_scores_centered_one_on_every_task(bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
     for label in CORE_V1_LABELS:
         oracle = ref.oracle_model(tokenizer.vocab_size, gold_rows(bundle, tokenizer, [label], 20))

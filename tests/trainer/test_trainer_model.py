@@ -7,7 +7,7 @@ import torch
 
 from trainer.attention import attend, naive_attention, select_backend, sliding_window_mask
 from trainer.config import build_config
-from trainer.model import GPT, GPTConfig, apply_rotary, build_model
+from trainer.model import GPT, GPTConfig, TokenTree, apply_rotary, build_model
 
 
 def tiny(depth: int = 3, **overrides: object) -> GPT:
@@ -160,3 +160,77 @@ def test_flash_backends_equal_sdpa_on_gpu(window: int) -> None:
         pytest.skip("no flash-attention build on this GPU")
     for backend in others:
         assert torch.allclose(attend(q, k, v, window, backend).float(), ref, atol=2e-2), backend
+
+
+# --- evaluation extras: the head at selected positions, token trees ------------------------------------
+
+
+def test_logits_at_equals_the_full_logits_at_those_positions() -> None:
+    model = tiny().eval()
+    idx = torch.randint(0, 2048, (3, 20))
+    at = torch.rand(3, 20) < 0.3
+    at[0, 0] = at[2, 19] = True
+    with torch.no_grad():
+        full = model(idx)
+        some = model(idx, logits_at=at)
+        assert some.shape == (int(at.sum()), 2048)
+        assert torch.allclose(some, full[at], atol=1e-5)
+        targets = torch.randint(0, 2048, (int(at.sum()),))
+        losses = model(idx, targets, loss_reduction="none", logits_at=at)
+        expected = torch.nn.functional.cross_entropy(full[at], targets, reduction="none")
+        assert torch.allclose(losses, expected, atol=1e-5)
+
+
+def _tree_row(prefix: list[int], tails: list[list[int]]) -> tuple[list[int], TokenTree, list[list[int]]]:
+    """One batch row: the prefix, then each tail; with each sequence's indices in the row."""
+    tokens, positions, previous = list(prefix), list(range(len(prefix))), [0, *range(len(prefix) - 1)]
+    owner = [0] * len(prefix)  # 0: the shared prefix, j + 1: the j-th tail
+    where = []
+    for j, tail in enumerate(tails):
+        idx = list(range(len(prefix)))
+        for k, tok in enumerate(tail):
+            previous.append(idx[-1])
+            idx.append(len(tokens))
+            tokens.append(tok)
+            positions.append(len(prefix) + k)
+            owner.append(j + 1)
+        where.append(idx)
+    n = len(tokens)
+    visible = torch.tensor([[k <= q and (owner[k] == 0 or owner[k] == owner[q]) for k in range(n)] for q in range(n)])
+    tree = TokenTree(torch.tensor([positions]), torch.tensor([previous]), visible[None])
+    return tokens, tree, where
+
+
+@pytest.mark.parametrize("prefix_len", [1, 30])
+def test_a_token_tree_equals_its_sequences_run_one_by_one(prefix_len: int) -> None:
+    model = tiny(depth=3).eval()  # windows 16, 16, 64 at sequence_len 64: sequences longer than a window
+    with torch.no_grad():
+        model.smear_lambda.fill_(0.7)  # smear on: the first token after the prefix mixes in the prefix's last
+    torch.manual_seed(prefix_len)
+    prefix = torch.randint(0, 2048, (prefix_len,)).tolist()
+    tails = [torch.randint(0, 2048, (n,)).tolist() for n in (5, 24, 1)]
+    tokens, tree, where = _tree_row(prefix, tails)
+    with torch.no_grad():
+        packed = model(torch.tensor([tokens]), tree=tree)[0]
+        for j, tail in enumerate(tails):
+            alone = model(torch.tensor([prefix + tail]))[0]
+            assert torch.allclose(packed[where[j]], alone, atol=1e-4), j
+        at = torch.zeros(1, len(tokens), dtype=torch.bool)
+        at[0, where[1][-3:]] = True
+        assert torch.allclose(model(torch.tensor([tokens]), tree=tree, logits_at=at), packed[where[1][-3:]], atol=1e-5)
+
+
+def test_a_token_tree_with_padding_keeps_real_positions() -> None:
+    model = tiny().eval()
+    tokens, tree, _ = _tree_row([5, 6, 7], [[8, 9], [10]])
+    n, width = len(tokens), len(tokens) + 4
+    visible = torch.eye(width, dtype=torch.bool)
+    visible[:n, :n] = tree.visible[0]
+    padded = TokenTree(
+        torch.cat([tree.positions, torch.zeros(1, 4, dtype=torch.long)], 1),
+        torch.cat([tree.previous, torch.arange(n, width)[None]], 1),
+        visible[None],
+    )
+    idx = torch.tensor([tokens + [0] * 4])
+    with torch.no_grad():
+        assert torch.allclose(model(idx, tree=padded)[0, :n], model(torch.tensor([tokens]), tree=tree)[0], atol=1e-5)

@@ -15,15 +15,25 @@ decisions equal those of the one-example-per-forward reference (tested to the ex
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from submissions.schema import CoreResult, CoreTaskResult
 from trainer.evaluation.bundle import Bundle, TaskData
-from trainer.evaluation.prompts import EvalTokenizer, ScoredExample, first_argmin, prepare_examples, task_items
+from trainer.evaluation.prompts import (
+    EvalTokenizer,
+    ScoredExample,
+    common_prefix_length,
+    first_argmin,
+    prepare_examples,
+    task_items,
+)
 from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType, centered_accuracy
 
 if TYPE_CHECKING:
@@ -94,6 +104,80 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def forward_options(model: torch.nn.Module) -> tuple[bool, bool]:
+    """Whether ``model.forward`` takes ``logits_at`` (head at selected positions) and ``tree`` (shared prefixes)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False, False
+    return "logits_at" in params, "tree" in params
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What one batch row holds: one token row, or (prefix sharing) all rows of one example as a token tree.
+
+    ``tokens``: the shared prefix, then each row's tokens after it; ``positions`` / ``previous``: each
+    token's position in its own row and the index of the token before it; ``segment``: 0 for the
+    prefix, j + 1 for the tokens of the unit's j-th row. Per row: its index, the unit indices whose
+    logits predict its span, and the span's tokens.
+    """
+
+    tokens: np.ndarray
+    positions: np.ndarray
+    previous: np.ndarray
+    segment: np.ndarray
+    rows: tuple[int, ...]
+    predict_at: tuple[np.ndarray, ...]
+    targets: tuple[np.ndarray, ...]
+
+
+def _units(rows: Sequence[_Row], share_prefix: bool) -> list[_Unit]:
+    """Rows grouped into batch rows: one unit per row, or one per example with its common prefix stored once."""
+    groups: list[list[int]] = []
+    for i, r in enumerate(rows):
+        if share_prefix and groups and rows[groups[-1][0]].example == r.example:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    units = []
+    for group in groups:
+        toks = [np.asarray(rows[i].tokens, dtype=np.int64) for i in group]
+        p = common_prefix_length([rows[i].tokens for i in group]) if len(group) > 1 else len(toks[0])
+        parts, positions, previous, segment = (
+            [toks[0][:p]],
+            [np.arange(p)],
+            [np.maximum(np.arange(p) - 1, 0)],
+            [np.zeros(p, dtype=np.int64)],
+        )
+        predict_at, targets = [], []
+        offset = p
+        for j, (i, t) in enumerate(zip(group, toks, strict=True)):
+            n = len(t) - p
+            pos = np.arange(p, len(t))
+            where = np.concatenate([np.arange(p), offset + np.arange(n)])  # unit index of each row position
+            parts.append(t[p:])
+            positions.append(pos)
+            previous.append(where[pos - 1] if n else pos)
+            segment.append(np.full(n, j + 1, dtype=np.int64))
+            r = rows[i]
+            predict_at.append(where[r.start - 1 : r.end - 1])  # position t - 1 predicts token t
+            targets.append(t[r.start : r.end])
+            offset += n
+        units.append(
+            _Unit(
+                np.concatenate(parts),
+                np.concatenate(positions),
+                np.concatenate(previous),
+                np.concatenate(segment),
+                tuple(group),
+                tuple(predict_at),
+                tuple(targets),
+            )
+        )
+    return units
+
+
 def score_rows(
     model: torch.nn.Module,
     rows: Sequence[_Row],
@@ -103,35 +187,81 @@ def score_rows(
     batch_tokens: int,
     want_losses: bool,
     autocast_dtype: torch.dtype | None = None,
+    share_prefix: bool | None = None,
 ) -> Iterator[tuple[list[int], list[float] | list[bool]]]:
-    """Yield (row indices, per-row result) per batch: the mean span loss, or whether greedy == span."""
+    """Yield (row indices, per-row result) per batch: the mean span loss, or whether greedy == span.
+
+    ``share_prefix`` (None: when the model takes ``tree``) packs the rows of an example as one token
+    tree, so their common prefix is computed once; the head runs at the span positions only when the
+    model takes ``logits_at``.
+    """
     import torch
     import torch.nn.functional as F
 
-    for batch in pack_batches([len(r.tokens) for r in rows], batch_tokens):
-        width = len(rows[batch[0]].tokens)
-        x = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        b_idx: list[int] = []
-        p_idx: list[int] = []
-        for b, i in enumerate(batch):
-            r = rows[i]
-            x[b, : len(r.tokens)] = torch.tensor(r.tokens, dtype=torch.long)
-            b_idx.extend([b] * (r.end - r.start))
-            p_idx.extend(range(r.start - 1, r.end - 1))  # position t-1 predicts token t
-        x = x.to(device, non_blocking=True)
-        bi = torch.tensor(b_idx, dtype=torch.long, device=device)
-        pi = torch.tensor(p_idx, dtype=torch.long, device=device)
+    head_at, takes_tree = forward_options(model)
+    if share_prefix is None:
+        share_prefix = takes_tree
+    if share_prefix and not takes_tree:
+        raise ValueError("share_prefix needs a model whose forward takes tree=")
+    units = _units(rows, share_prefix)
+    tree_type = None
+    if share_prefix and any(len(u.rows) > 1 for u in units):  # else the plain causal forward is the same
+        from trainer.model import TokenTree
+
+        tree_type = TokenTree
+    for batch in pack_batches([len(u.tokens) for u in units], batch_tokens):
+        width = len(units[batch[0]].tokens)
+        x = np.full((len(batch), width), pad_id, dtype=np.int64)
+        at = np.zeros((len(batch), width), dtype=bool)
+        for b, k in enumerate(batch):
+            u = units[k]
+            x[b, : len(u.tokens)] = u.tokens
+            for pa in u.predict_at:
+                at[b, pa] = True
+        kwargs: dict[str, Any] = {}
+        if tree_type is not None:
+            positions = np.zeros((len(batch), width), dtype=np.int64)
+            previous = np.zeros((len(batch), width), dtype=np.int64)
+            visible = np.zeros((len(batch), width, width), dtype=bool)
+            causal = np.tril(np.ones((width, width), dtype=bool))
+            for b, k in enumerate(batch):
+                u = units[k]
+                n = len(u.tokens)
+                positions[b, :n] = u.positions
+                previous[b, :n] = u.previous
+                previous[b, n:] = np.arange(n, width)
+                seg = u.segment
+                visible[b, :n, :n] = causal[:n, :n] & ((seg[None, :] == 0) | (seg[None, :] == seg[:, None]))
+                visible[b, np.arange(n, width), np.arange(n, width)] = True  # padding sees itself only
+            kwargs["tree"] = tree_type(
+                torch.from_numpy(positions).to(device),
+                torch.from_numpy(previous).to(device),
+                torch.from_numpy(visible).to(device),
+            )
+        # flat index of every span prediction (row by row) among the selected positions / the whole batch
+        flat = np.concatenate([b * width + pa for b, k in enumerate(batch) for pa in units[k].predict_at]).astype(
+            np.int64
+        )
+        targets_np = np.concatenate([t for k in batch for t in units[k].targets])
+        sizes = [len(t) for k in batch for t in units[k].targets]
+        order = [i for k in batch for i in units[k].rows]
+        xt = torch.from_numpy(x).to(device, non_blocking=True)
+        targets = torch.from_numpy(targets_np).to(device, non_blocking=True)
         with _autocast(device, autocast_dtype):
-            logits = model(x)
-        span_logits = logits[bi, pi]  # [span tokens, V]
-        targets = x[bi, pi + 1]
-        sizes = [rows[i].end - rows[i].start for i in batch]
+            if head_at:
+                rank = np.cumsum(at.reshape(-1)) - 1  # selected positions come in row-major order
+                mask = torch.from_numpy(at).to(device, non_blocking=True)
+                logits = model(xt, logits_at=mask, **kwargs)  # [selected, V]
+                span_logits = logits[torch.from_numpy(rank[flat]).to(device)]
+            else:
+                logits = model(xt, **kwargs)
+                span_logits = logits.reshape(-1, logits.size(-1))[torch.from_numpy(flat).to(device)]
         if want_losses:
             losses = F.cross_entropy(span_logits.float(), targets, reduction="none").cpu()  # one transfer per batch
-            yield batch, [float(part.mean().item()) for part in torch.split(losses, sizes)]
+            yield order, [float(part.mean().item()) for part in torch.split(losses, sizes)]
         else:
             hits = (span_logits.argmax(dim=-1) == targets).cpu()
-            yield batch, [bool(part.all().item()) for part in torch.split(hits, sizes)]
+            yield order, [bool(part.all().item()) for part in torch.split(hits, sizes)]
         del logits, span_logits
 
 
