@@ -142,6 +142,50 @@ class CausalSelfAttention(nn.Module):
             ).transpose(1, 2)
         return self.c_proj(y.reshape(b, t, -1))
 
+    def forward_at(
+        self,
+        x: torch.Tensor,
+        ve: torch.Tensor | None,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        window: int,
+        mask: torch.Tensor | None,
+        at: torch.Tensor,
+    ) -> torch.Tensor:
+        """`forward` for the queries at the True positions of ``at`` [B, T] only: `[N, C]` in row-major order.
+
+        Keys and values come from every position; ``mask`` [B, 1, T, T] is a token tree's (None: causal).
+        """
+        b, t, _ = x.shape
+        k = self.c_k(x).view(b, t, self.n_kv_head, self.head_dim)
+        v = self.c_v(x).view(b, t, self.n_kv_head, self.head_dim)
+        if ve is not None:
+            assert self.ve_gate is not None
+            gate = 3 * torch.sigmoid(self.ve_gate(x[..., :VE_GATE_CHANNELS]))
+            v = v + gate.unsqueeze(-1) * ve.view(b, t, self.n_kv_head, self.head_dim)
+        k = norm(apply_rotary(k, cos, sin)) * QK_SCALE
+        # each row's selected positions first, in order (padded with unselected ones, dropped at the end)
+        counts = at.sum(dim=1)
+        n_q = max(int(counts.max()), 1) if b else 1
+        where = torch.argsort((~at).to(torch.int8), dim=1, stable=True)[:, :n_q]  # [B, Q]
+        keep = torch.arange(n_q, device=x.device)[None, :] < counts[:, None]
+        xq = torch.gather(x, 1, where.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+        q = self.c_q(xq).view(b, n_q, self.n_head, self.head_dim)
+        rows = torch.arange(b, device=x.device)[:, None]
+        cos_q = cos.expand(b, -1, -1, -1)[rows, where]
+        sin_q = sin.expand(b, -1, -1, -1)[rows, where]
+        q = norm(apply_rotary(q, cos_q, sin_q)) * QK_SCALE
+        if mask is None:
+            key = torch.arange(t, device=x.device)[None, None, :]
+            qpos = where.unsqueeze(-1)
+            mask_q = ((key <= qpos) & (qpos - key < window)).unsqueeze(1)  # [B, 1, Q, T]
+        else:
+            mask_q = mask[:, 0][rows, where].unsqueeze(1)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask_q
+        ).transpose(1, 2)
+        return self.c_proj(y.reshape(b, n_q, -1)[keep])
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
@@ -170,6 +214,20 @@ class Block(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = x + self.attn(norm(x), ve, cos, sin, window, backend, mask)
+        return x + self.mlp(norm(x))
+
+    def forward_at(
+        self,
+        x: torch.Tensor,
+        ve: torch.Tensor | None,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        window: int,
+        mask: torch.Tensor | None,
+        at: torch.Tensor,
+    ) -> torch.Tensor:
+        """`forward` at the True positions of ``at`` only (the last block when only those logits are needed)."""
+        x = x[at] + self.attn.forward_at(norm(x), ve, cos, sin, window, mask, at)
         return x + self.mlp(norm(x))
 
 
@@ -264,8 +322,9 @@ class GPT(nn.Module):
     ) -> torch.Tensor:
         """Logits `[B, T, V]` (fp32, soft-capped) without targets; the loss with them (`ignore_index=-1`).
 
-        ``logits_at``: a boolean `[B, T]` mask; the head (lm_head, softcap, loss) then runs only at the
-        selected positions and the logits are `[N, V]` in row-major order (targets, if given, `[N]`).
+        ``logits_at``: a boolean `[B, T]` mask; the last block's queries and MLP and the head (lm_head,
+        softcap, loss) then run only at the selected positions, and the logits are `[N, V]` in row-major
+        order (targets, if given, `[N]`).
         ``tree``: the rows are token trees (`TokenTree`): shared prefixes computed once, each token
         attending only to its own sequence. Both default to off (the plain causal forward).
         """
@@ -298,15 +357,19 @@ class GPT(nn.Module):
                 masks[w] = (tree.visible & (offset < w)).unsqueeze(1)
         x0 = x
         x_mid = x
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = self.resid_lambdas[i].to(x.dtype) * x + self.x0_lambdas[i].to(x.dtype) * x0
             ve = self.value_embeds[str(i)](idx).to(x.dtype) if str(i) in self.value_embeds else None
             w = cfg.window_sizes[i]
-            x = block(x, ve, cos, sin, w, self.attention_backend, masks.get(w))
+            if logits_at is not None and i == last:  # the last block only where logits are wanted: [N, C]
+                if self.backout_layer != last:
+                    x_mid = x_mid[logits_at]
+                x = block.forward_at(x, ve, cos, sin, w, masks.get(w), logits_at)
+            else:
+                x = block(x, ve, cos, sin, w, self.attention_backend, masks.get(w))
             if i == self.backout_layer:
                 x_mid = x
-        if logits_at is not None:
-            x, x_mid = x[logits_at], x_mid[logits_at]  # [N, C]
         x = norm(x - self.backout_lambda.to(x.dtype) * x_mid)
         logits = self.lm_head(x).float()
         logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)

@@ -165,11 +165,13 @@ def test_flash_backends_equal_sdpa_on_gpu(window: int) -> None:
 # --- evaluation extras: the head at selected positions, token trees ------------------------------------
 
 
-def test_logits_at_equals_the_full_logits_at_those_positions() -> None:
-    model = tiny().eval()
-    idx = torch.randint(0, 2048, (3, 20))
-    at = torch.rand(3, 20) < 0.3
-    at[0, 0] = at[2, 19] = True
+@pytest.mark.parametrize("depth", [2, 3])  # backout at the last block / before it
+def test_logits_at_equals_the_full_logits_at_those_positions(depth: int) -> None:
+    model = tiny(depth=depth).eval()
+    idx = torch.randint(0, 2048, (3, 100))  # longer than the last block's window (64)
+    at = torch.rand(3, 100) < 0.2
+    at[0, 0] = at[2, 99] = True
+    at[1] = False  # a row with no selected position
     with torch.no_grad():
         full = model(idx)
         some = model(idx, logits_at=at)
