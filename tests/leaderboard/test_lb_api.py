@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Api, Users, make_api
 from lb_factories import submission_json
+from lb_support import Api, Users, make_api
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Api, Users
 from lb_factories import fingerprint, submission_json
+from lb_support import Api, Users
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import TEST_SECRET
 from hypothesis import HealthCheck, settings
+from lb_support import TEST_SECRET
 from schemathesis.checks import not_a_server_error
 
 from leaderboard.app import create_app, open_database

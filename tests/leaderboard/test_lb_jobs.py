@@ -6,8 +6,8 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from conftest import Api, Users, make_api
 from lb_factories import fingerprint, report, run_config, submission_json
+from lb_support import Api, Users, make_api
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 

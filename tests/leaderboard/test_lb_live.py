@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import LiveServer, live_tokens
 from lb_factories import fingerprint, report, submission
+from lb_support import LiveServer, live_tokens
 
 from submissions.client import Client, ClientError
 from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest

@@ -6,8 +6,8 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import Api, Users
 from lb_factories import fingerprint, report, run_config, submission_json
+from lb_support import Api, Users
 from sqlalchemy.orm import Session
 
 from leaderboard.entries.ranking import Rankable, compute_floor_hours, cost_usd, mean_std, one_sided_p_value, rank
