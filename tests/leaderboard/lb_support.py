@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
 
 TEST_SECRET = "leaderboard-tests-secret"
+T = TypeVar("T")
 
 
 class Api:
@@ -26,14 +28,21 @@ class Api:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        # the loop runs in its own thread, so the API can be driven from a test even while another
+        # library (Playwright's sync API) keeps an event loop running in the main thread
         self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="api-loop", daemon=True)
+        self._thread.start()
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def request(self, method: str, url: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return self._loop.run_until_complete(self._client.request(method, url, headers=headers, **kwargs))
+        return self._run(self._client.request(method, url, headers=headers, **kwargs))
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
@@ -45,7 +54,9 @@ class Api:
         return self.request("PATCH", url, **kwargs)
 
     def close(self) -> None:
-        self._loop.run_until_complete(self._client.aclose())
+        self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
         self._loop.close()
 
 
