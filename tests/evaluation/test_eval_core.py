@@ -338,3 +338,34 @@ def test_batched_agrees_with_reference_on_cuda(
         agree += sum(a == b for a, b in zip(outcome.correct, expected, strict=True))
         total += len(expected)
     assert agree / total >= 0.95
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compute_dtype", [torch.float32, torch.bfloat16])
+def test_prefix_sharing_agrees_with_reference_on_cuda(
+    compute_dtype: torch.dtype, bundle: Bundle, tokenizer: Tokenizer, ref
+) -> None:
+    """The GPT path on a GPU (token trees through SDPA with a mask, head at the spans): >= 95% agreement."""
+    from trainer.evaluation.core import forward_options
+
+    model = ref.depth2_gpt(tokenizer.vocab_size).to("cuda")
+    model.compute_dtype = compute_dtype
+    assert forward_options(model) == (True, True)
+    outcomes = evaluate_tasks(
+        model, tokenizer, bundle, device="cuda", labels=MIXED_LABELS, max_per_task=PER_TASK, precision="fp32"
+    )
+
+    class OnDevice(nn.Module):  # the reference feeds CPU tensors
+        def __init__(self) -> None:
+            super().__init__()
+            self.gpt = model
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.gpt(idx.to("cuda")).float().cpu()
+
+    agree = total = 0
+    for outcome in outcomes:
+        expected = ref.task(OnDevice().eval(), tokenizer, bundle, outcome.label, PER_TASK)
+        agree += sum(a == b for a, b in zip(outcome.correct, expected, strict=True))
+        total += len(expected)
+    assert agree / total >= 0.95

@@ -1,15 +1,21 @@
 """CORE, batched: many examples per forward, with the per-example result of the one-at-a-time harness.
 
 Per task: shuffle and cut the records (`prompts.task_items`), take this rank's examples (strided),
-render and tokenize them (`prompts.prepare_examples`), then score every token row of every example:
-rows are sorted by length (longest first) and packed into right-padded batches of at most
-``batch_tokens`` tokens (rows x padded length). Only the scored span positions of each row are
-turned into losses and greedy predictions. An example's decision is the harness's: the first
-argmin of the mean span loss for multiple choice and schema, all greedy tokens equal to the span
-for language modeling. Ranks all-reduce the per-example correctness vector.
+render and tokenize them (`prompts.prepare_examples`), then score every token row of every example.
+Rows go into batch rows ("units"): one row per unit, or, when the model's forward takes ``tree``
+(the reference GPT), all rows of one example as one token tree: their common prefix (the few-shot
+context and the query) once, then each option's remaining tokens, each token attending only to its
+own row at its own position. Units are sorted by length (longest first) and packed into
+right-padded batches of at most ``batch_tokens`` tokens (units x padded length). Only the scored
+span positions of each row are turned into losses and greedy predictions, and when the model's
+forward takes ``logits_at`` its last block and head run at those positions only. An example's
+decision is the harness's: the first argmin of the mean span loss for multiple choice and schema,
+all greedy tokens equal to the span for language modeling. Ranks all-reduce the per-example
+correctness vector.
 
-Causal attention makes a row's logits independent of the rows and padding beside it, so the
-decisions equal those of the one-example-per-forward reference (tested to the example on CPU).
+Causal attention makes a row's logits independent of the rows and padding beside it, and a token
+tree gives each option's tokens exactly the context of its own row, so the decisions equal those of
+the one-example-per-forward reference (tested to the example on CPU, on every task).
 """
 
 from __future__ import annotations
