@@ -197,7 +197,7 @@ def score_rows(
 ) -> Iterator[tuple[list[int], list[float] | list[bool]]]:
     """Yield (row indices, per-row result) per batch: the mean span loss, or whether greedy == span.
 
-    ``share_prefix`` (None: when the model takes ``tree``) packs the rows of an example as one token
+    ``share_prefix`` (None: on CPU, when the model takes ``tree``) packs the rows of an example as one token
     tree, so their common prefix is computed once; the head runs at the span positions only when the
     model takes ``logits_at``.
     """
@@ -206,7 +206,9 @@ def score_rows(
 
     head_at, takes_tree = forward_options(model)
     if share_prefix is None:
-        share_prefix = takes_tree
+        # on CPU the shared prefix saves real work; on GPUs the tree's explicit B x T x T mask would
+        # take attention off the flash kernels, unmeasured at GPU scale, so GPUs keep the causal rows
+        share_prefix = takes_tree and device.type == "cpu"
     if share_prefix and not takes_tree:
         raise ValueError("share_prefix needs a model whose forward takes tree=")
     units = _units(rows, share_prefix)
