@@ -342,10 +342,10 @@ def test_batched_agrees_with_reference_on_cuda(
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("compute_dtype", [torch.float32, torch.bfloat16])
-def test_prefix_sharing_agrees_with_reference_on_cuda(
+def test_gpt_path_agrees_with_reference_on_cuda(
     compute_dtype: torch.dtype, bundle: Bundle, tokenizer: Tokenizer, ref
 ) -> None:
-    """The GPT path on a GPU (token trees through SDPA with a mask, head at the spans): >= 95% agreement."""
+    """The GPT path on a GPU (causal rows by default there, head at the spans): >= 95% agreement."""
     from trainer.evaluation.core import forward_options
 
     model = ref.depth2_gpt(tokenizer.vocab_size).to("cuda")
