@@ -78,19 +78,45 @@ def test_worker_leases_heartbeats_uploads_and_completes(
     assert {"report.json", "summary.txt", "run-0/process.log"} <= names
 
 
-def test_worker_refuses_a_job_for_other_hardware(live_site: LiveSite, tmp_path: Path) -> None:
-    # gpt2-cost allows any NVIDIA GPU, so the site hands an h200 node a job whose config asks for h100-sxm.
+def test_a_node_of_other_hardware_gets_no_job(live_site: LiveSite, tmp_path: Path) -> None:
+    # gpt2-cost allows any NVIDIA GPU, but the config asks for h100-sxm: the site keeps it for such a node.
     config = gpu_config()
     sub = cpu_submission(config, track="gpt2-cost", claimed_results=[run_result(hardware=H100)])
     with Client(live_site.url, live_site.tokens["alice"]) as client:
         job_id = client.submit(sub).job_id
     with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
         w = Worker(client, worker_id="h200-node", work_dir=tmp_path, fingerprint=H200, sandbox_user=None)
-        state = w.run_once()
-    assert state is not None and state.job_id == job_id
-    assert state.status == "queued"  # given back for a matching worker
-    assert state.failure_reason is not None and "needs h100-sxm" in state.failure_reason
+        assert w.run_once() is None
+    assert live_site.job(job_id)["status"] == "queued" and live_site.job(job_id)["attempts"] == 0
     assert not any(tmp_path.glob("job-*"))  # nothing ran
+
+
+def test_worker_refuses_a_lease_for_other_hardware_on_its_own() -> None:
+    # A guard for any server that offers a job anyway: the worker checks the config against its node.
+    from datetime import UTC, datetime
+
+    from submissions.protocol import JobLease
+    from submissions.worker import hardware_mismatch
+
+    config = gpu_config()
+    lease = JobLease(
+        job_id=1,
+        lease_token="t",
+        lease_expires_at=datetime.now(UTC),
+        lease_seconds=60,
+        attempt=1,
+        entry_id=1,
+        track=BUILTIN_TRACKS["gpt2-cost"],
+        run_config=config,
+        runs=3,
+        claimed_results=[],
+    )
+    assert hardware_mismatch(lease, H100) is None
+    reason = hardware_mismatch(lease, H200)
+    assert reason is not None and "needs h100-sxm" in reason
+    four = H100.model_copy(update={"device_count": 4})
+    reason = hardware_mismatch(lease, four)
+    assert reason is not None and "4 GPU(s)" in reason
 
 
 def test_a_busy_node_does_not_lease(live_site: LiveSite, fork: tuple[str, str], tmp_path: Path) -> None:
