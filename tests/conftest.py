@@ -50,6 +50,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+_COUNTED_MARKERS = ("postgres", "browser", "gpu", "slow")
+_marker_outcomes: dict[str, dict[str, int]] = {m: {} for m in _COUNTED_MARKERS}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count outcomes per marker, so a run shows that its PostgreSQL and browser tests really ran."""
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        for marker in _COUNTED_MARKERS:
+            if marker in report.keywords:
+                counts = _marker_outcomes[marker]
+                counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    parts = []
+    for marker, counts in _marker_outcomes.items():
+        if counts:
+            parts.append(f"{marker}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
+    if parts:
+        terminalreporter.write_line("tests by marker -- " + "; ".join(parts))
+
+
 def _required(name: str) -> bool:
     return os.environ.get(name, "") not in {"", "0", "false"}
 
