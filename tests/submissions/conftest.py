@@ -122,3 +122,11 @@ def roomy_site(tmp_path: Path) -> Iterator[LiveSite]:
         yield site
     finally:
         site.stop()
+
+
+@pytest.fixture(scope="module")
+def fork(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A local git repository standing in for a fork of the trainer: (clone URL, commit)."""
+    from tests.submissions.forks import make_fork
+
+    return make_fork(tmp_path_factory.mktemp("fork"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from submissions.schema import RunConfig
+
 MAIN = """
 import argparse, json, os, sys, time
 
@@ -76,3 +78,16 @@ def make_fork(root: Path) -> tuple[str, str]:
         ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
     ).stdout.strip()
     return f"file://{repo}", commit
+
+
+def fork_config(fork: tuple[str, str], recipe: str) -> RunConfig:
+    """A CPU run config that runs ``recipe`` of the fork made by ``make_fork``."""
+    url, commit = fork
+    return RunConfig.model_validate(
+        {
+            "trainer": {"kind": "git", "git_url": url, "commit": commit},
+            "recipe": recipe,
+            "hardware_class": "cpu",
+            "gpus_per_node": 0,
+        }
+    )

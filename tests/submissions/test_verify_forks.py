@@ -12,27 +12,10 @@ import pytest
 from submissions.schema import RunConfig, Verdict, VerificationReport
 from submissions.tracks import BUILTIN_TRACKS
 from submissions.verify import REPORT_FILE, SUMMARY_FILE, verify
-from tests.submissions.forks import make_fork
+from tests.submissions.forks import fork_config
 
 TRACK = BUILTIN_TRACKS["cpu-smoke"]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fork(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    return make_fork(tmp_path_factory.mktemp("fork"))
-
-
-def fork_config(fork: tuple[str, str], recipe: str) -> RunConfig:
-    url, commit = fork
-    return RunConfig.model_validate(
-        {
-            "trainer": {"kind": "git", "git_url": url, "commit": commit},
-            "recipe": recipe,
-            "hardware_class": "cpu",
-            "gpus_per_node": 0,
-        }
-    )
 
 
 def test_crashing_run_is_an_error_with_its_log(fork: tuple[str, str], tmp_path: Path) -> None:

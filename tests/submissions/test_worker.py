@@ -24,26 +24,9 @@ from submissions.tracks import BUILTIN_TRACKS
 from submissions.worker import LOCK_FILE, Worker
 from tests.submissions.conftest import LiveSite
 from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result
-from tests.submissions.forks import make_fork
+from tests.submissions.forks import fork_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fork(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    return make_fork(tmp_path_factory.mktemp("fork"))
-
-
-def fork_config(fork: tuple[str, str], recipe: str) -> RunConfig:
-    url, commit = fork
-    return RunConfig.model_validate(
-        {
-            "trainer": {"kind": "git", "git_url": url, "commit": commit},
-            "recipe": recipe,
-            "hardware_class": "cpu",
-            "gpus_per_node": 0,
-        }
-    )
 
 
 def submit(site: LiveSite, config: RunConfig, key: str = "test-key-0001") -> int:
