@@ -261,6 +261,17 @@ def _csrf_failed(request: Request, viewer: Viewer) -> HTMLResponse:
     )
 
 
+async def _posted(request: Request, session: Session) -> tuple[Viewer, dict[str, Any], Response | None]:
+    """The viewer and form of a POST, and the page refusing it when its CSRF token does not match."""
+    viewer = _viewer(request, session)
+    form = await _form(request)
+    return viewer, form, None if _csrf_ok(request, form) else _csrf_failed(request, viewer)
+
+
+def _sign_in_first(request: Request, viewer: Viewer) -> HTMLResponse:
+    return _error_page(request, viewer, 401, "Sign in first", "Sign in with your API token on the submit page.")
+
+
 # ---------------------------------------------------------------------------- number helpers
 
 
@@ -534,12 +545,11 @@ def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResp
 
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)
 async def reverify(entry_id: int, request: Request, session: SessionDep) -> Response:
-    viewer = _viewer(request, session)
-    form = await _form(request)
-    if not _csrf_ok(request, form):
-        return _csrf_failed(request, viewer)
+    viewer, _, refused = await _posted(request, session)
+    if refused is not None:
+        return refused
     if viewer.principal is None:
-        return _error_page(request, viewer, 401, "Sign in first", "Sign in with your API token on the submit page.")
+        return _sign_in_first(request, viewer)
     try:
         request_reverification(
             session, viewer.principal.user, entry_id, max_attempts=int(_settings(request).max_job_attempts)
@@ -553,12 +563,11 @@ async def reverify(entry_id: int, request: Request, session: SessionDep) -> Resp
 @router.post("/entries/{entry_id}/retract", response_class=HTMLResponse)
 async def retract_entry(entry_id: int, request: Request, session: SessionDep) -> Response:
     """An admin withdraws an entry from the board, saying why (audited by the service)."""
-    viewer = _viewer(request, session)
-    form = await _form(request)
-    if not _csrf_ok(request, form):
-        return _csrf_failed(request, viewer)
+    viewer, form, refused = await _posted(request, session)
+    if refused is not None:
+        return refused
     if viewer.principal is None:
-        return _error_page(request, viewer, 401, "Sign in first", "Sign in with your API token on the submit page.")
+        return _sign_in_first(request, viewer)
     reason = form.get("reason")
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason or len(reason) > 2000:
@@ -657,11 +666,9 @@ def submit_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, session: SessionDep) -> Response:
-
-    viewer = _viewer(request, session)
-    form = await _form(request)
-    if not _csrf_ok(request, form):
-        return _csrf_failed(request, viewer)
+    _, form, refused = await _posted(request, session)
+    if refused is not None:
+        return refused
     token = form.get("token")
     token = token.strip() if isinstance(token, str) else ""
     try:
@@ -686,10 +693,9 @@ async def login(request: Request, session: SessionDep) -> Response:
 
 @router.post("/logout", response_class=HTMLResponse)
 async def logout(request: Request, session: SessionDep) -> Response:
-    viewer = _viewer(request, session)
-    form = await _form(request)
-    if not _csrf_ok(request, form):
-        return _csrf_failed(request, viewer)
+    _, _, refused = await _posted(request, session)
+    if refused is not None:
+        return refused
     response = _redirect("/submit?done=signed-out")
     response.delete_cookie(security.SESSION_COOKIE, path="/")
     response.delete_cookie(security.CSRF_COOKIE, path="/")
@@ -719,11 +725,9 @@ def _errors_of(exc: Exception) -> list[dict[str, str]]:
 
 @router.post("/submit", response_class=HTMLResponse)
 async def submit_form(request: Request, session: SessionDep) -> Response:
-
-    viewer = _viewer(request, session)
-    form = await _form(request)
-    if not _csrf_ok(request, form):
-        return _csrf_failed(request, viewer)
+    viewer, form, refused = await _posted(request, session)
+    if refused is not None:
+        return refused
     if viewer.principal is None:
         context = _submit_context(login_error="token: sign in with an API token before submitting")
         return _page(request, "submit.html", context, viewer=viewer, status_code=401)
