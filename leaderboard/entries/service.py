@@ -516,17 +516,7 @@ def submit(
     for name, sha in log_digests.items():
         kind = "metrics" if name.endswith(".jsonl") else "log"
         _link(session, entry.id, None, f"logs/{name}", kind, sha, "submission")
-    job = Job(
-        entry_id=entry.id,
-        track_id=track.id,
-        status=JobStatus.queued,
-        reason="submission",
-        requested_by_id=user.id,
-        runs=track.min_runs,
-        max_attempts=max_attempts,
-    )
-    session.add(job)
-    session.flush()
+    job = _queue_job(session, entry, track, user, "submission", max_attempts)
     bump_revision(session)
     accepted = SubmissionAccepted(
         submission_id=submission_id,
@@ -542,6 +532,22 @@ def _replay(session: Session, existing: Submission, digest: str, base_url: str) 
     if existing.body_sha256 != digest:
         raise Conflict("this idempotency key was used for a different submission; use a new key")
     return SubmitOutcome(accepted=_accepted(session, existing, base_url), created=False)
+
+
+def _queue_job(session: Session, entry: Entry, track: Track, user: User, reason: str, max_attempts: int) -> Job:
+    """A queued verification job of ``entry``: the track's min_runs runs, up to ``max_attempts`` leases."""
+    job = Job(
+        entry_id=entry.id,
+        track_id=track.id,
+        status=JobStatus.queued,
+        reason=reason,
+        requested_by_id=user.id,
+        runs=track.min_runs,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    return job
 
 
 def _link(session: Session, entry_id: int, job_id: int | None, name: str, kind: str, sha: str, source: str) -> None:
@@ -579,17 +585,7 @@ def request_reverification(
         raise Conflict("a verification of this entry is already queued or running")
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None
-    job = Job(
-        entry_id=entry.id,
-        track_id=track.id,
-        status=JobStatus.queued,
-        reason="reverify",
-        requested_by_id=user.id,
-        runs=track.min_runs,
-        max_attempts=max_attempts,
-    )
-    session.add(job)
-    session.flush()
+    job = _queue_job(session, entry, track, user, "reverify", max_attempts)
     record(session, user, "entry.reverify", "entry", entry.id, job_id=job.id, reason=reason)
     bump_revision(session)
     return job_public(job, entry, track.slug)
