@@ -48,6 +48,17 @@ def test_momentum_schedule_definition() -> None:
     assert muon_momentum(n, n, CFG) == pytest.approx(0.90)
 
 
+def test_momentum_warmup_takes_precedence_over_an_early_warmdown() -> None:
+    # N=100: the warmdown starts at step 35 (100 - round(65)), inside the 400-step warm-up.
+    # The record checks the warm-up first: 0.85 + 35/400 * (0.97 - 0.85) = 0.8605 (warmdown-first gave 0.97).
+    assert muon_momentum(35, 100, CFG) == pytest.approx(0.8605, abs=1e-12)
+    assert muon_momentum(99, 100, CFG) == pytest.approx(0.85 + 99 / 400 * 0.12, abs=1e-12)
+    # past the warm-up the warmdown applies as before
+    short = OptimConfig(momentum_warmup_steps=10)
+    assert muon_momentum(35, 100, short) == pytest.approx(0.97, abs=1e-12)
+    assert muon_momentum(100, 100, short) == pytest.approx(0.90, abs=1e-12)
+
+
 def test_weight_decay_is_a_cosine_to_zero() -> None:
     assert muon_weight_decay_multiplier(0, 100) == pytest.approx(1.0)
     assert muon_weight_decay_multiplier(50, 100) == pytest.approx(0.5)
