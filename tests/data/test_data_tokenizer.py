@@ -98,6 +98,20 @@ def test_max_chars_and_doc_cap_bound_the_training_text() -> None:
     assert all(b"b" not in tok.id_to_bytes(i) for i in range(256, 268 - 9))
 
 
+def test_max_chars_includes_the_crossing_document_whole() -> None:
+    from trainer.data.tokenizer import _capped_texts
+
+    docs = ["aaaa", "bbbbbbbbbbbbbbbb" + "x" * 20, "cccc"]
+    # caps at 16: 4 chars, then 16 more (total 20 > 10): stop after the crossing document, kept whole
+    assert list(_capped_texts(docs, 10, 16, progress=False)) == ["aaaa", "b" * 16]
+    # a total that only reaches the limit does not stop the stream (the record stops once it *passes*)
+    assert list(_capped_texts(docs, 20, 16, progress=False)) == ["aaaa", "b" * 16, "cccc"]
+    # merges: with max_chars=5 the record sees "bbbbbb" whole, so a "bb" merge exists (a cut at 5 chars saw one "b")
+    tok = train_tokenizer(["aaaa", "bbbbbb"], vocab_size=256 + 9 + 2, max_chars=5, progress=False)
+    learned = {tok.id_to_bytes(i) for i in range(256, 256 + 2)}
+    assert b"bb" in learned
+
+
 def test_too_small_a_corpus_for_the_vocab_is_an_error() -> None:
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["tiny text"], vocab_size=5000, max_chars=1000, progress=False)

@@ -191,12 +191,12 @@ def _capped_texts(texts: Iterable[str], max_chars: int, doc_cap_chars: int, prog
     seen = 0
     try:
         for text in texts:
-            if seen >= max_chars:
-                break
-            doc = text[:doc_cap_chars][: max_chars - seen]
+            doc = text[:doc_cap_chars]
             seen += len(doc)
             bar.update(len(doc))
             yield doc
+            if seen > max_chars:  # the record's rule: the document that crosses the limit is included whole
+                return
     finally:
         bar.close()
 
@@ -204,7 +204,10 @@ def _capped_texts(texts: Iterable[str], max_chars: int, doc_cap_chars: int, prog
 def train_tokenizer(
     texts: Iterable[str], *, vocab_size: int, max_chars: int, doc_cap_chars: int = 10_000, progress: bool = True
 ) -> Tokenizer:
-    """Train a BPE on the first ``max_chars`` characters of ``texts`` (each document cut to ``doc_cap_chars``).
+    """Train a BPE on whole documents of ``texts``, each cut to ``doc_cap_chars``, until more than ``max_chars``.
+
+    As the record: capped documents are yielded whole and the stream stops right after the running
+    total passes ``max_chars`` (the document that crosses the limit is included whole, never cut).
 
     ``vocab_size`` includes the 256 byte tokens and the 9 special tokens. Raises ValueError if the
     text is too small to learn that many merges.
