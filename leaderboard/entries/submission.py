@@ -1,0 +1,186 @@
+"""Submitting: the pre-screen before any GPU time, the idempotent insert of a submission, its entry,
+claimed runs and logs, and its first verification job."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from leaderboard.artifacts.service import store_bytes
+from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.db import utcnow
+from leaderboard.entries import repository
+from leaderboard.entries.board import entry_url
+from leaderboard.entries.models import Entry, EntryStatus, RunKind, Submission
+from leaderboard.entries.records import link_artifact, mean_of_present, queue_job, run_row
+from leaderboard.errors import Conflict, Forbidden, Invalid, RateLimited
+from leaderboard.jobs import repository as jobs_repository
+from leaderboard.revision import bump_revision
+from leaderboard.tracks import repository as tracks_repository
+from leaderboard.tracks.models import Track
+from leaderboard.tracks.service import track_rules
+from leaderboard.users.models import Role
+from leaderboard.users.service import Principal
+from submissions.protocol import SubmissionAccepted
+from submissions.schema import Submission as SubmissionModel
+
+
+def body_digest(submission: SubmissionModel) -> str:
+    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    accepted: SubmissionAccepted
+    created: bool  # False: an idempotent replay of an earlier submission
+
+
+def _accepted(session: Session, submission: Submission, base_url: str) -> SubmissionAccepted:
+    entry = repository.entry_of_submission(session, submission.id)
+    assert entry is not None, "a submission always has its entry"
+    job = jobs_repository.first_job_of_entry(session, entry.id)
+    return SubmissionAccepted(
+        submission_id=submission.id,
+        entry_id=entry.id,
+        job_id=None if job is None else job.id,
+        status=entry.status.value,
+        url=base_url + entry_url(entry.id),
+    )
+
+
+def _prescreen(track: Track, sub: SubmissionModel) -> None:
+    """The checks that run before any GPU time is spent; each failure names its field (422)."""
+    rules = track_rules(track)
+    cfg = sub.run_config
+    why = rules.allows_hardware(cfg.hardware_class, cfg.gpus_per_node, cfg.nodes)
+    if why is not None:
+        raise Invalid("run_config.hardware_class", why)
+    for i, result in enumerate(sub.claimed_results):
+        if result.rules_version != rules.rules_version:
+            raise Invalid(
+                f"claimed_results.{i}.rules_version",
+                f"track {track.slug} uses rules {rules.rules_version}, this run was timed under {result.rules_version}",
+            )
+        why = rules.allows_hardware(result.hardware.sku, result.hardware.device_count, result.hardware.nodes)
+        if why is not None:
+            raise Invalid(f"claimed_results.{i}.hardware", why)
+        if rules.bundle_sha256 and result.core is not None and result.core.bundle_sha256 != rules.bundle_sha256:
+            raise Invalid(f"claimed_results.{i}.core.bundle_sha256", "not the eval bundle this track pins")
+    try:
+        cfg.validate_overrides()
+    except ValueError as exc:
+        raise Invalid("run_config.overrides", str(exc)) from exc
+    except ImportError:  # the reference trainer is not installed with this site: the verifier checks it
+        pass
+
+
+def submit(
+    session: Session,
+    principal: Principal,
+    sub: SubmissionModel,
+    *,
+    store: ArtifactStore,
+    base_url: str,
+    max_attempts: int = 3,
+    rate_per_minute: int | None = None,
+) -> SubmitOutcome:
+    """Store a submission, its entry, claimed runs and logs, and queue its verification.
+
+    The same idempotency key with the same body replays the first reply (``created=False``);
+    with another body it is a Conflict (409). Nothing is stored when a check fails.
+    """
+    user = principal.user
+    if user.role not in (Role.submitter, Role.admin):
+        raise Forbidden(f"this action needs the role submitter or admin; your token has the role {user.role.value}")
+    digest = body_digest(sub)
+    existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
+    if existing is not None:
+        return _replay(session, existing, digest, base_url)
+    if rate_per_minute is not None:
+        recent = repository.submissions_since(session, principal.token_id, utcnow() - timedelta(minutes=1))
+        if recent >= rate_per_minute:
+            raise RateLimited(
+                f"at most {rate_per_minute} submissions per minute per token; try again in a minute",
+                headers={"Retry-After": "60"},
+            )
+    track = tracks_repository.by_slug(session, sub.track)
+    if track is None:
+        raise Invalid("track", f"no track {sub.track!r}")
+    _prescreen(track, sub)
+
+    log_digests: dict[str, str] = {}
+    for log in sub.logs:
+        log_digests[log.name] = store_bytes(session, store, log.content.encode(), "log").sha256
+    body = sub.model_dump(mode="json")
+    body["logs"] = [{"name": name, "sha256": sha} for name, sha in log_digests.items()]
+
+    submission_id = repository.insert_submission_once(
+        session,
+        user_id=user.id,
+        token_id=principal.token_id,
+        idempotency_key=sub.idempotency_key,
+        body_sha256=digest,
+        body=body,
+    )
+    if submission_id is None:  # a concurrent request with this key won the insert
+        existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
+        assert existing is not None
+        return _replay(session, existing, digest, base_url)
+
+    claimed = sub.claimed_results
+    cfg = sub.run_config
+    first = claimed[0]
+    entry = Entry(
+        track_id=track.id,
+        submission_id=submission_id,
+        owner_id=user.id,
+        status=EntryStatus.pending,
+        title=sub.title,
+        description=sub.description,
+        contributors=list(sub.contributors),
+        run_config=cfg.model_dump(mode="json"),
+        plan=first.plan,
+        trainer=cfg.trainer.label(),
+        recipe=cfg.recipe,
+        hardware_class=cfg.hardware_class,
+        gpus_per_node=cfg.gpus_per_node,
+        nodes=cfg.nodes,
+        rules_version=track.rules_version,
+        commit=first.trainer_commit or cfg.trainer.commit,
+        record_date=utcnow().date(),
+        claimed_hours=mean_of_present(r.training_hours for r in claimed),
+        claimed_core=mean_of_present(r.core_score for r in claimed),
+        claimed_val_bpb=mean_of_present(r.val_bpb for r in claimed),
+        claimed_runs=len(claimed),
+        flops=first.flops,
+    )
+    session.add(entry)
+    session.flush()
+    for result in claimed:
+        art = store_bytes(session, store, result.model_dump_json(indent=2).encode(), "result")
+        session.add(run_row(entry.id, RunKind.claimed, result, art.sha256))
+        link_artifact(
+            session, entry.id, None, f"claimed/{result.run_id}/result.json", "result", art.sha256, "submission"
+        )
+    for name, sha in log_digests.items():
+        kind = "metrics" if name.endswith(".jsonl") else "log"
+        link_artifact(session, entry.id, None, f"logs/{name}", kind, sha, "submission")
+    job = queue_job(session, entry, track, user, "submission", max_attempts)
+    bump_revision(session)
+    accepted = SubmissionAccepted(
+        submission_id=submission_id,
+        entry_id=entry.id,
+        job_id=job.id,
+        status=entry.status.value,
+        url=base_url + entry_url(entry.id),
+    )
+    return SubmitOutcome(accepted=accepted, created=True)
+
+
+def _replay(session: Session, existing: Submission, digest: str, base_url: str) -> SubmitOutcome:
+    if existing.body_sha256 != digest:
+        raise Conflict("this idempotency key was used for a different submission; use a new key")
+    return SubmitOutcome(accepted=_accepted(session, existing, base_url), created=False)
