@@ -72,14 +72,14 @@ def health(session: SessionDep) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The site: ``/api`` (JSON), the HTML pages of ``web.views``, ``/static``, ``/docs``."""
+    """The site: ``/api`` (JSON), the HTML pages of ``web.pages``, ``/static``, ``/docs``."""
     import web
     from leaderboard.artifacts.routes import router as artifacts_router
     from leaderboard.entries.routes import router as entries_router
     from leaderboard.jobs.routes import router as jobs_router
     from leaderboard.tracks.routes import router as tracks_router
     from leaderboard.users.routes import router as users_router
-    from web.views import router as web_router
+    from web.pages import router as web_router
 
     settings = settings or get_settings()
     if not settings.secret_key:

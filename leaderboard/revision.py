@@ -35,7 +35,7 @@ def bump_revision(session: Session) -> None:
 class RevisionReader:
     """Reads the revision on one dedicated autocommit connection, without a Session.
 
-    For the event loop's fast path of cached pages (``web.views``): one indexed read of one row,
+    For the event loop's fast path of cached pages (``web.pages``): one indexed read of one row,
     no ORM, no pool checkout, no thread hop. A failed read closes the connection (the next read
     opens a new one) and is raised; callers then take the ordinary path.
     """

@@ -251,7 +251,7 @@ def test_a_forged_session_cookie_is_just_signed_out(site: Any, owner_token: str)
 
 
 def test_progress_percent_counts_finished_runs_and_steps() -> None:
-    from web.views import progress_percent
+    from web.pages.common import progress_percent
 
     assert progress_percent(None) == 0
     assert progress_percent({"run_index": 0, "runs": 3}) == 0
@@ -274,7 +274,7 @@ def _run(kind: str, hours: float, core: float, val_bpb: float) -> Any:
 
 
 def test_deltas_mark_slower_or_weaker_verified_runs_as_bad() -> None:
-    from web.views import _deltas
+    from web.pages.entry import _deltas
 
     claimed = [_run("claimed", 1.50, 0.262, 0.718), _run("claimed", 1.50, 0.264, 0.718)]
     verified = [_run("verified", 1.65, 0.265, 0.716)]

@@ -1,0 +1,61 @@
+"""Sign in and sign out: the session cookie (signed API token) is set and cleared here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from leaderboard.db import SessionDep
+from leaderboard.errors import Unauthorized
+from leaderboard.users.service import authenticate_principal
+from web import security
+from web.pages.common import (
+    Viewer,
+    detail_text,
+    is_secure,
+    posted,
+    redirect,
+    render_page,
+    secret_of,
+)
+from web.pages.submit import submit_context
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: SessionDep) -> Response:
+    _, form, refused = await posted(request, session)
+    if refused is not None:
+        return refused
+    token = form.get("token")
+    token = token.strip() if isinstance(token, str) else ""
+    try:
+        authenticate_principal(session, token)
+    except Unauthorized as exc:
+        context = submit_context(login_error=f"token: {detail_text(exc.detail)}")
+        return render_page(request, "submit.html", context, viewer=Viewer(None), status_code=401)
+    response = redirect("/submit?done=signed-in")
+    response.set_cookie(
+        security.SESSION_COOKIE,
+        security.sign(token, secret=secret_of(request), purpose="session"),
+        max_age=security.SESSION_MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=is_secure(request),
+        path="/",
+    )
+    # a new CSRF nonce on sign-in, so a token planted before sign-in is useless after it
+    response.delete_cookie(security.CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request, session: SessionDep) -> Response:
+    _, _, refused = await posted(request, session)
+    if refused is not None:
+        return refused
+    response = redirect("/submit?done=signed-out")
+    response.delete_cookie(security.SESSION_COOKIE, path="/")
+    response.delete_cookie(security.CSRF_COOKIE, path="/")
+    return response

@@ -1,0 +1,175 @@
+"""The leaderboard pages (``/``, ``/tracks/{slug}``) and the rules page (``/about``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from leaderboard.cache import peek_current
+from leaderboard.db import SessionDep, request_session
+from leaderboard.entries.schemas import LeaderboardQuery
+from leaderboard.entries.service import (
+    leaderboard,
+)
+from leaderboard.errors import NotFound
+from leaderboard.tracks.service import list_prices, list_tracks
+from web import security
+from web.pages.common import (
+    DEFAULT_TRACK,
+    PageBytes,
+    Viewer,
+    bytes_response,
+    error_page,
+    flash_key,
+    render_html,
+    render_page,
+    shared_page,
+    viewer_of,
+)
+
+router = APIRouter(include_in_schema=False)
+
+STATUS_OPTIONS = [
+    ("ranked", "ranked (verified + reported)"),
+    ("all", "all"),
+    ("verified", "verified"),
+    ("reported", "reported"),
+    ("pending", "pending"),
+    ("failed", "failed"),
+    ("inconclusive", "inconclusive"),
+    ("error", "error"),
+    ("retracted", "retracted"),
+]
+SECTION_NAMES = {
+    "verified": "verified on this site",
+    "reported": "reported history (imported, not verified here; ranked among themselves under their rules)",
+    "unranked": "not ranked (pending, failed or withdrawn)",
+}
+# Messages after a redirect, by key: nothing a user typed is ever reflected through the URL.
+
+# ---------------------------------------------------------------------------- pages
+
+
+BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page")
+
+
+def _board_query(request: Request) -> LeaderboardQuery:
+    raw = {k: v for k, v in request.query_params.items() if k in BOARD_PARAMS and v}
+    return LeaderboardQuery.model_validate(raw)
+
+
+def _board_key(request: Request, slug: str, query: LeaderboardQuery) -> tuple[Any, ...]:
+    return ("board", slug, query.model_dump_json(), flash_key(request))
+
+
+async def _board_route(request: Request, slug: str) -> Response:
+    """A signed-out visitor's board straight from the read cache on the event loop when it holds
+    the page at the current revision (one indexed read: no Session, no worker thread); else the
+    ordinary path in a worker thread, in its own transaction, committed before the response."""
+    if security.SESSION_COOKIE not in request.cookies:
+        try:
+            key = _board_key(request, slug, _board_query(request))
+        except ValidationError:
+            key = None
+        page = None if key is None else peek_current(request.app.state, ("web", *key))
+        if isinstance(page, PageBytes):
+            return bytes_response(request, page)
+    return await run_in_threadpool(_board_in_session, request, slug)
+
+
+def _board_in_session(request: Request, slug: str) -> Response:
+    with request_session(request) as session:
+        return _board(request, session, slug)
+
+
+def _board(request: Request, session: Session, slug: str) -> Response:
+
+    viewer = viewer_of(request, session)
+    try:
+        query = _board_query(request)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        return error_page(request, viewer, 400, "Bad filter", f"{field}: {err['msg']}")
+    try:
+        page = shared_page(
+            session,
+            viewer,
+            _board_key(request, slug, query),
+            lambda: _board_html(request, session, viewer, slug, query),
+        )
+    except NotFound:
+        return error_page(request, viewer, 404, "No such track", f"There is no track {slug!r}.")
+    return bytes_response(request, page)
+
+
+def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, query: Any) -> str:
+
+    board = leaderboard(session, slug, query)
+    default_per_page = LeaderboardQuery().per_page
+
+    def url_with(**changes: Any) -> str:
+        params: dict[str, Any] = {
+            "sort": board.sort,
+            "hardware": board.hardware,
+            "status": None if board.status == "ranked" else board.status,
+            "rules_version": board.rules_version,
+            "page": board.page if board.page > 1 else None,
+            "per_page": board.per_page if board.per_page != default_per_page else None,
+        }
+        params.update(changes)
+        kept = {k: v for k, v in params.items() if v not in (None, "")}
+        return f"/tracks/{board.track.slug}" + (f"?{urlencode(kept)}" if kept else "")
+
+    twin = url_with().replace(f"/tracks/{board.track.slug}", f"/api/tracks/{board.track.slug}/leaderboard", 1)
+    context = {
+        "title": board.track.name,
+        "nav": "board",
+        "json_twin": twin,
+        "track": board.track,
+        "tracks": list_tracks(session),
+        "rows": board.rows,
+        "sort": board.sort,
+        "filters": {"hardware": board.hardware, "status": board.status, "rules_version": board.rules_version},
+        "filtered": bool(board.hardware or board.rules_version or board.status != "ranked"),
+        "hardware_options": board.hardware_options,
+        "rules_options": board.rules_versions,
+        "status_options": STATUS_OPTIONS,
+        "section_names": SECTION_NAMES,
+        "page": board.page,
+        "pages": max(1, board.pages),
+        "total": board.total,
+        "url_with": url_with,
+    }
+    return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)[0]
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    """The leaderboard of the default track."""
+    return await _board_route(request, DEFAULT_TRACK)
+
+
+@router.get("/tracks/{slug}", response_class=HTMLResponse)
+async def track_board(slug: str, request: Request) -> Response:
+    return await _board_route(request, slug)
+
+
+@router.get("/about", response_class=HTMLResponse)
+def about_page(request: Request, session: SessionDep) -> HTMLResponse:
+
+    viewer = viewer_of(request, session)
+    context = {
+        "title": "Rules",
+        "nav": "about",
+        "json_twin": "/api/tracks",
+        "tracks": list_tracks(session),
+        "prices": list_prices(session),
+    }
+    return render_page(request, "about.html", context, viewer=viewer, forms=False)

@@ -1,0 +1,269 @@
+"""What every page shares: the viewer behind the session cookie, rendering with the CSRF token,
+safe headers, cached page bytes with ETags, error pages, redirects and the POST preamble.
+
+Forms (sign in, sign out, submit, re-verify, retract) carry a CSRF token bound to a per-browser nonce
+cookie; the signed session cookie holds the API token pasted at sign-in and is never rendered."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.cache import cached
+from leaderboard.errors import DomainError, Invalid, Unauthorized
+from leaderboard.settings import Settings
+from leaderboard.users.models import User
+from leaderboard.users.service import Principal, authenticate_principal
+from web import security
+from web.render import render
+
+DEFAULT_TRACK = "gpt2-8xh100"
+QUEUE_POLL_MS = 2000
+MAX_CURVE_POINTS = 400
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+FLASHES = {
+    "reverify": ("ok", "Re-verification requested: a new job is in the queue."),
+    "retracted": ("info", "Entry retracted: it is off the board and its queued jobs are cancelled."),
+    "signed-in": ("ok", "Signed in."),
+    "submitted": ("ok", "Submission accepted: its verification job is in the queue."),
+    "resubmitted": ("info", "This submission was received before (same idempotency key and body): here is its entry."),
+    "signed-out": ("info", "Signed out."),
+}
+
+
+# ---------------------------------------------------------------------------- request helpers
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: None when signed out, else the principal behind the session cookie."""
+
+    principal: Principal | None
+
+    @property
+    def user(self) -> User | None:
+        return None if self.principal is None else self.principal.user
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def store_of(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+def secret_of(request: Request) -> str:
+    settings = settings_of(request)
+    return str(settings.secret_key or settings.resolved_secret_key())
+
+
+def viewer_of(request: Request, session: Session) -> Viewer:
+
+    signed = request.cookies.get(security.SESSION_COOKIE)
+    if not signed:
+        return Viewer(None)
+    token = security.unsign(signed, secret=secret_of(request), purpose="session", max_age_s=security.SESSION_MAX_AGE_S)
+    if token is None:
+        return Viewer(None)
+    try:
+        return Viewer(authenticate_principal(session, token))
+    except Unauthorized:  # revoked since sign-in: treat as signed out
+        return Viewer(None)
+
+
+def is_secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def render_page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    viewer: Viewer,
+    status_code: int = 200,
+    forms: bool = True,
+) -> HTMLResponse:
+    """Render ``template`` with the shared context (viewer, flash, and for pages with forms the
+    CSRF token of this browser, whose nonce cookie is set here when missing) and safe headers."""
+    html, nonce = render_html(request, template, context, viewer=viewer, forms=forms)
+    return respond(request, html, status_code=status_code, new_nonce=nonce)
+
+
+def render_html(
+    request: Request, template: str, context: dict[str, Any], *, viewer: Viewer, forms: bool
+) -> tuple[str, str | None]:
+    """The page's HTML, and the CSRF nonce to set as a cookie when this browser had none."""
+    token, new_nonce = "", None
+    if forms:
+        nonce = request.cookies.get(security.CSRF_COOKIE)
+        if not nonce or len(nonce) > 100:
+            nonce = new_nonce = security.new_csrf_nonce()
+        token = security.csrf_token(nonce, secret=secret_of(request))
+    flash = FLASHES.get(request.query_params.get("done", ""))
+    shared = {
+        "user": viewer.user,
+        "csrf_token": token,
+        "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
+        "progress_percent": progress_percent,
+        "json_twin": None,
+    }
+    return render(template, {**shared, **context}), new_nonce
+
+
+def respond(request: Request, html: str, *, status_code: int = 200, new_nonce: str | None = None) -> HTMLResponse:
+    response = HTMLResponse(html, status_code=status_code)
+    if new_nonce is not None:
+        response.set_cookie(
+            security.CSRF_COOKIE, new_nonce, httponly=True, samesite="lax", secure=is_secure(request), path="/"
+        )
+    harden(response)
+    return response
+
+
+@dataclass(frozen=True)
+class PageBytes:
+    """A rendered page as the bytes that go on the wire, with its entity tag (a digest of them)."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, html: str) -> PageBytes:
+        body = html.encode()
+        return cls(body, '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"')
+
+
+def shared_page(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> PageBytes:
+    """Pages without forms look the same to every signed-out visitor: those go through the board's
+    read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
+    their ETag, so a hit renders, encodes and hashes nothing; signed-in pages are made per request."""
+
+    if viewer.user is not None:
+        return PageBytes.of(compute())
+    return cached(session, ("web", *key), lambda: PageBytes.of(compute()))
+
+
+def bytes_response(request: Request, page: PageBytes) -> Response:
+    """``page`` as a 200, or a 304 when the browser already holds it (``If-None-Match``)."""
+    headers = {**PAGE_HEADERS, "etag": page.etag}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and page.etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+# the headers of a page that sets no cookie (what ``harden`` gives it), built once
+PAGE_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-cache",
+}
+
+
+def harden(response: Response) -> None:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store" if "set-cookie" in response.headers else "no-cache"
+
+
+def error_page(request: Request, viewer: Viewer, status_code: int, title: str, message: str) -> HTMLResponse:
+    context = {"title": title, "status_code": status_code, "message": message, "nav": ""}
+    return render_page(request, "error.html", context, viewer=viewer, status_code=status_code, forms=False)
+
+
+def redirect(url: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    harden(response)
+    return response
+
+
+async def read_form(request: Request) -> dict[str, Any]:
+    limit = int(settings_of(request).max_request_bytes)
+    form = await request.form(max_files=1, max_fields=20, max_part_size=limit)
+    return dict(form.items())
+
+
+def form_csrf_ok(request: Request, form: dict[str, Any]) -> bool:
+    token = form.get(security.CSRF_FIELD)
+    return security.csrf_ok(
+        request.cookies.get(security.CSRF_COOKIE),
+        token if isinstance(token, str) else None,
+        secret=secret_of(request),
+    )
+
+
+def csrf_failed(request: Request, viewer: Viewer) -> HTMLResponse:
+    return error_page(
+        request,
+        viewer,
+        403,
+        "Form expired",
+        "This form's security token did not match (the page was open too long, or cookies are blocked). "
+        "Reload the page and try again.",
+    )
+
+
+async def posted(request: Request, session: Session) -> tuple[Viewer, dict[str, Any], Response | None]:
+    """The viewer and form of a POST, and the page refusing it when its CSRF token does not match."""
+    viewer = viewer_of(request, session)
+    form = await read_form(request)
+    return viewer, form, None if form_csrf_ok(request, form) else csrf_failed(request, viewer)
+
+
+def sign_in_first(request: Request, viewer: Viewer) -> HTMLResponse:
+    return error_page(request, viewer, 401, "Sign in first", "Sign in with your API token on the submit page.")
+
+
+def flash_key(request: Request) -> str:
+    """The flash a page shows (part of a cached page's key: it is in the page's context)."""
+    done = request.query_params.get("done", "")
+    return done if done in FLASHES else ""
+
+
+def detail_text(detail: Any) -> str:
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{d.get('field') or 'body'}: {d.get('msg')}" if isinstance(d, dict) else str(d) for d in detail
+        )
+    return str(detail)
+
+
+def errors_of(exc: Exception) -> list[dict[str, str]]:
+    """Validation failures as ``{"field", "msg"}`` items, each naming the field it is about."""
+    if isinstance(exc, ValidationError):
+        return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "msg": str(e["msg"])} for e in exc.errors()]
+    if isinstance(exc, Invalid) and isinstance(exc.detail, list):
+        return [{"field": str(d.get("field") or "body"), "msg": str(d.get("msg"))} for d in exc.detail]
+    if isinstance(exc, DomainError):
+        return [{"field": "", "msg": detail_text(exc.detail)}]
+    return [{"field": "body", "msg": str(exc)}]
+
+
+def progress_percent(progress: dict[str, Any] | None) -> int:
+    """How far a job is: finished runs plus the running one's share of steps, 0..100."""
+    if not progress:
+        return 0
+    runs = max(1, int(progress.get("runs") or 1))
+    steps = progress.get("steps") or 0
+    within = min(1.0, (progress.get("step") or 0) / steps) if steps else 0.0
+    return max(0, min(100, round(100 * (int(progress.get("run_index") or 0) + within) / runs)))

@@ -1,0 +1,91 @@
+"""The submit page and its form handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from leaderboard.db import SessionDep
+from leaderboard.entries.service import (
+    submit,
+)
+from leaderboard.errors import DomainError
+from leaderboard.users.models import Role
+from leaderboard.users.service import require_role
+from submissions.schema import Submission
+from web.pages.common import (
+    errors_of,
+    posted,
+    redirect,
+    render_page,
+    settings_of,
+    store_of,
+    viewer_of,
+)
+
+router = APIRouter(include_in_schema=False)
+
+# ---------------------------------------------------------------------------- sign in and submit
+
+
+def submit_context(**extra: Any) -> dict[str, Any]:
+    return {"title": "Submit", "nav": "submit", "errors": [], "body": "", "login_error": None, **extra}
+
+
+@router.get("/submit", response_class=HTMLResponse)
+def submit_page(request: Request, session: SessionDep) -> HTMLResponse:
+    return render_page(request, "submit.html", submit_context(), viewer=viewer_of(request, session))
+
+
+@router.post("/submit", response_class=HTMLResponse)
+async def submit_form(request: Request, session: SessionDep) -> Response:
+    viewer, form, refused = await posted(request, session)
+    if refused is not None:
+        return refused
+    if viewer.principal is None:
+        context = submit_context(login_error="token: sign in with an API token before submitting")
+        return render_page(request, "submit.html", context, viewer=viewer, status_code=401)
+    pasted = form.get("body")
+    text = pasted if isinstance(pasted, str) else ""
+    upload = form.get("file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        text = (await upload.read()).decode("utf-8", errors="replace")
+    text = text.strip()
+    shown = text if len(text) <= 200_000 else ""  # refill the form, unless it is too large to echo
+
+    def failed(errors: list[dict[str, str]], status_code: int = 422) -> HTMLResponse:
+        session.rollback()
+        return render_page(
+            request, "submit.html", submit_context(errors=errors, body=shown), viewer=viewer, status_code=status_code
+        )
+
+    if not text:
+        return failed([{"field": "body", "msg": "paste a submission JSON or choose a file"}])
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return failed([{"field": "body", "msg": f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"}])
+    try:
+        require_role(viewer.principal.user, Role.submitter, Role.admin)
+        submission = Submission.model_validate(payload)
+        settings = settings_of(request)
+        outcome = submit(
+            session,
+            viewer.principal,
+            submission,
+            store=store_of(request),
+            base_url=settings.base_url,
+            max_attempts=settings.max_job_attempts,
+            rate_per_minute=settings.submit_rate_per_minute,
+        )
+    except ValidationError as exc:
+        return failed(errors_of(exc))
+    except DomainError as exc:
+        return failed(errors_of(exc), status_code=exc.status)
+    done = "submitted" if outcome.created else "resubmitted"
+    return redirect(f"/entries/{outcome.accepted.entry_id}?done={done}")
