@@ -25,8 +25,16 @@ LOG_FILE = "train.log"
 # What is timed. `speedrun-v1`: every training step, device-synchronized, after an untimed and
 # reset compile warm-up. `nanochat-2026`: nanochat's rule (steps 0-10 not timed), used only by
 # imported public history.
-RulesVersion = Literal["speedrun-v1", "nanochat-2026"]
-RULES_VERSION: RulesVersion = "speedrun-v1"
+# `speedrun-v2`: the verifier's own clock over the sealed training process (launch to its final
+# checkpoint), CORE/val_bpb re-scored by the verifier's code, the worker's hardware (RULES.md).
+RulesVersion = Literal["speedrun-v1", "speedrun-v2", "nanochat-2026"]
+RULES_VERSION: RulesVersion = "speedrun-v1"  # what a trainer's own result.json is timed under
+VERIFIER_RULES_VERSION: RulesVersion = "speedrun-v2"
+# speedrun-v2: the trainer's self-reported timed region (v1) is flagged when it differs from the
+# verifier's clock by more than CLOCK_TOLERANCE_S + CLOCK_TOLERANCE_REL x the verifier's clock
+# (the clock also holds process start-up, data loading, compile warm-up and in-process eval).
+CLOCK_TOLERANCE_REL = 0.5
+CLOCK_TOLERANCE_S = 120.0
 # How CORE is computed: the nanochat harness with the v1 random baselines.
 EvalProtocol = Literal["core-v1"]
 EVAL_PROTOCOL: EvalProtocol = "core-v1"
@@ -206,6 +214,14 @@ class RunResult(Contract):
     digests: Digests = Field(default_factory=Digests)
     started_at: datetime
     finished_at: datetime
+    # Set by the verifier only (a trainer leaves them out; whatever a run writes there is replaced):
+    sealed: bool | None = Field(default=None, description="the run ran in the verifier's sandbox (bwrap)")
+    self_reported_training_seconds: NonNegFloat | None = Field(
+        default=None, description="speedrun-v2: the trainer's own timed region (v1), beside the verifier's clock"
+    )
+    clock_disagrees: bool | None = Field(
+        default=None, description="speedrun-v2: self-reported and verifier time differ beyond the tolerance"
+    )
 
     @field_validator("started_at", "finished_at")
     @classmethod
@@ -288,6 +304,26 @@ class ClaimDeltas(Contract):
     notes: list[str] = Field(default_factory=list)
 
 
+class ForkDiffFile(Contract):
+    path: str = Field(min_length=1, max_length=500)
+    insertions: int = Field(ge=0)
+    deletions: int = Field(ge=0)
+
+
+class ForkDiff(Contract):
+    """A fork's diff against the reference trainer at the commit it branched from (for review)."""
+
+    base_commit: GitSha = Field(description="the reference commit the fork branched from (merge base)")
+    files_changed: int = Field(ge=0)
+    insertions: int = Field(ge=0)
+    deletions: int = Field(ge=0)
+    files: list[ForkDiffFile] = Field(default_factory=list, max_length=1000)
+    artifact: str = Field(default="fork.diff", max_length=200, description="artifact name of the unified diff")
+    sha256: Sha256 = Field(description="sha256 of the uploaded diff artifact")
+    size_bytes: int = Field(ge=0)
+    truncated: bool = Field(default=False, description="the artifact was cut at its size cap")
+
+
 class VerifierIdentity(Contract):
     id: str = Field(min_length=1, max_length=100)
     version: str = Field(max_length=64)
@@ -315,3 +351,5 @@ class VerificationReport(Contract):
     reasons: list[str] = Field(default_factory=list)
     log_tail: str | None = Field(default=None, max_length=64_000)
     created_at: datetime
+    sealed: bool | None = Field(default=None, description="every step ran in the sandbox; None: older reports")
+    fork_diff: ForkDiff | None = None
