@@ -4,9 +4,9 @@ from leaderboard.artifacts.models import Artifact, EntryArtifact
 from leaderboard.audit.models import AuditEvent
 from leaderboard.db import Base
 from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind, Submission, Verification
-from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.jobs.models import Job, JobStatus, LeaseRecord, WorkerAccount
 from leaderboard.tracks.models import Price, Track
-from leaderboard.users.models import ApiToken, Role, User
+from leaderboard.users.models import ApiToken, RateCounter, Role, User, WebSession
 
 __all__ = [
     "ApiToken",
@@ -19,7 +19,9 @@ __all__ = [
     "EntryStatus",
     "Job",
     "JobStatus",
+    "LeaseRecord",
     "Price",
+    "RateCounter",
     "Role",
     "Run",
     "RunKind",
@@ -27,4 +29,6 @@ __all__ = [
     "Track",
     "User",
     "Verification",
+    "WebSession",
+    "WorkerAccount",
 ]

@@ -37,6 +37,7 @@ class Job(Base):
     lease_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     lease_token_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    leased_at: Mapped[datetime | None] = mapped_column(default=None, doc="when the current lease began")
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -45,3 +46,40 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LeaseOutcome(StrEnum):
+    completed = "completed"
+    failed = "failed"  # the worker reported a failure (retryable or not)
+    abandoned = "abandoned"  # the lease expired without a word from the worker
+    timed_out = "timed_out"  # the job ran past its track's maximum duration
+
+
+class LeaseRecord(Base):
+    """One lease of a job: who held it and how it ended (the job's attempt history)."""
+
+    __tablename__ = "job_leases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    worker_id: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    leased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[LeaseOutcome | None] = mapped_column(
+        Enum(LeaseOutcome, native_enum=False, length=20, validate_strings=True), default=None
+    )
+
+
+class WorkerAccount(Base):
+    """A worker token's standing in the queue: abandoned leases, and the pause admins can lift."""
+
+    __tablename__ = "worker_accounts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    abandoned: Mapped[int] = mapped_column(default=0, doc="leases that expired without a word")
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    paused_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    last_worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -30,6 +30,7 @@ class Track(Base):
     ranking: Mapped[str] = mapped_column(String(10))
     bundle_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     max_per_task: Mapped[int | None] = mapped_column(default=None)
+    max_job_seconds: Mapped[int | None] = mapped_column(default=None, doc="a verification job's longest run time")
     position: Mapped[int] = mapped_column(default=0, doc="display order")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,3 +41,31 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="raise")
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random session id, stored here only as its digest.
+
+    A session is bound to the API token the user signed in with: revoking that token, disabling
+    the user or signing out (``ended_at``) ends it on the next request.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RateCounter(Base):
+    """A fixed window of requests per key (e.g. ``submit:<token id>``), counted by one atomic upsert."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime]
+    count: Mapped[int] = mapped_column(default=0)
