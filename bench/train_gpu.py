@@ -40,7 +40,7 @@ def measure(depth: int, dbs: int, fp8: bool, steps: int, warmup: int, compiled: 
     torch.manual_seed(0)
     torch.cuda.reset_peak_memory_stats(dev)
     model = build_model(GPTConfig.from_train_config(cfg), dev, torch.bfloat16)
-    model.attention_backend = select_backend(dev)
+    model.attention_backend = select_backend(dev).name
     opt = build_optimizer(
         model.param_groups(),
         plan.learning_rates,

@@ -19,12 +19,12 @@ from typing import Any, Literal
 DataSource = Literal["climbmix", "synthetic"]
 BundleSource = Literal["official", "synthetic"]
 DeviceKind = Literal["auto", "cpu", "cuda"]
-AttentionChoice = Literal["auto", "fa3", "fa2", "sdpa"]
+AttentionChoice = Literal["auto", "fa3_hub", "fa3", "fa2", "flex", "sdpa"]
 
 _DATA_SOURCES = ("climbmix", "synthetic")
 _BUNDLE_SOURCES = ("official", "synthetic")
 _DEVICES = ("auto", "cpu", "cuda")
-_ATTENTION = ("auto", "fa3", "fa2", "sdpa")
+_ATTENTION = ("auto", "fa3_hub", "fa3", "fa2", "flex", "sdpa")
 
 
 def _check(cond: bool, name: str, msg: str, value: object) -> None:

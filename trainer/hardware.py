@@ -11,8 +11,20 @@ import torch
 
 from submissions.schema import HardwareFingerprint
 from submissions.tracks import BF16_PEAK_FLOPS, sku_from_device_name
+from trainer.attention import BackendChoice
 
-SOFTWARE_PACKAGES = ("speedrun", "torch", "numpy", "pyarrow", "tiktoken", "rustbpe", "flash-attn", "triton")
+SOFTWARE_PACKAGES = (
+    "speedrun",
+    "torch",
+    "numpy",
+    "pyarrow",
+    "tiktoken",
+    "rustbpe",
+    "flash-attn",
+    "flash_attn_3",
+    "kernels",
+    "triton",
+)
 
 
 def cpu_model() -> str | None:
@@ -88,4 +100,16 @@ def software_versions() -> dict[str, str]:
     out["torch"] = torch.__version__
     if torch.version.cuda:
         out["cuda"] = torch.version.cuda
+    return out
+
+
+def run_software(attention: BackendChoice) -> dict[str, str]:
+    """`software_versions` plus what the run result must say about how it computed: the attention
+    backend (name, version, why it was chosen) and the val_bpb byte convention."""
+    from trainer.evaluation.bpb import VAL_BPB_NOTE
+
+    out = software_versions()
+    out["attention"] = f"{attention.name} {attention.version}"
+    out["attention_reason"] = attention.reason
+    out["val_bpb"] = VAL_BPB_NOTE
     return out

@@ -2,7 +2,9 @@
 
 - Pre-norm blocks; RMSNorm without weights (embedding, block inputs, QK, final); no biases, no dropout.
 - Attention: separate q/k/v/proj; RoPE (base 1e5, half-split) then QK-norm, q and k scaled by 1.2;
-  sliding windows per layer (SSSL tiled, last layer full) through `trainer.attention`.
+  sliding windows per layer (SSSL tiled, last layer full) through `trainer.attention`; a window `w`
+  is the record's: `w` keys to the left plus the query itself (`0 <= q_pos - k_pos <= w`), in training,
+  in `forward_at` and in token trees alike.
 - MLP 4x with ReLU^2. Value embeddings on alternating layers (always the last), added to v through
   a per-head gate `3 * sigmoid(W_gate @ x[..., :12])`.
 - Per-layer scalars `x = resid[i] * x + x0[i] * x0`; smear (bigram mixing of the previous token);
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.attention import attend
+from trainer.attention import attend, window_allows
 from trainer.config import TrainConfig
 from trainer.fp8 import Linear
 from trainer.plan import MLP_EXPANSION, SMEAR_GATE_CHANNELS, VE_GATE_CHANNELS, dims_for
@@ -41,7 +43,8 @@ class TokenTree:
     other. ``positions[b, t]``: the position of token t within its own sequence (RoPE, windows);
     ``previous[b, t]``: the index in the row of the token before it in its sequence (t itself at
     position 0); ``visible[b, q, k]``: key k belongs to the sequence of query q and is not after it
-    (True on the diagonal, padding included). Sliding windows are applied on ``positions``.
+    (True on the diagonal, padding included). Sliding windows are applied on ``positions``: a key is
+    within window ``w`` of its query when ``positions[q] - positions[k] <= w``.
     """
 
     positions: torch.Tensor  # [B, T] long
@@ -178,7 +181,7 @@ class CausalSelfAttention(nn.Module):
         if mask is None:
             key = torch.arange(t, device=x.device)[None, None, :]
             qpos = where.unsqueeze(-1)
-            mask_q = ((key <= qpos) & (qpos - key < window)).unsqueeze(1)  # [B, 1, Q, T]
+            mask_q = window_allows(qpos, key, window).unsqueeze(1)  # [B, 1, Q, T]
         else:
             mask_q = mask[:, 0][rows, where].unsqueeze(1)
         y = F.scaled_dot_product_attention(
@@ -354,7 +357,7 @@ class GPT(nn.Module):
         if tree is not None:
             offset = tree.positions.unsqueeze(2) - tree.positions.unsqueeze(1)  # query position - key position
             for w in set(cfg.window_sizes):
-                masks[w] = (tree.visible & (offset < w)).unsqueeze(1)
+                masks[w] = (tree.visible & (offset <= w)).unsqueeze(1)  # w keys to the left plus the query
         x0 = x
         x_mid = x
         last = len(self.blocks) - 1

@@ -49,7 +49,7 @@ class Dims:
     n_kv_head: int
     vocab_size: int
     sequence_len: int
-    window_sizes: tuple[int, ...]  # keys visible to a query (itself included), per layer
+    window_sizes: tuple[int, ...]  # keys to the left a query sees besides itself (the record's), per layer
     value_embed_layers: tuple[int, ...]
 
 
@@ -186,7 +186,11 @@ def matmul_params(d: Dims) -> int:
 
 
 def flops_per_token(d: Dims) -> float:
-    """6 N_matmul + sum over layers of 12 * n_head * head_dim * min(window, T) (forward + backward)."""
+    """6 N_matmul + sum over layers of 12 * n_head * head_dim * min(window, T) (forward + backward).
+
+    The record's count: ``window`` is the left extent of the window (a query sees ``window`` keys plus
+    itself), so an S layer at T=2048 counts 512 keys, exactly as the record's FLOPs and MFU do.
+    """
     attn = sum(12 * d.n_head * d.head_dim * min(w, d.sequence_len) for w in d.window_sizes)
     return float(6 * matmul_params(d) + attn)
 

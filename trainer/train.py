@@ -26,11 +26,11 @@ import torch.distributed as dist
 
 import speedrun
 from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, CoreResult, Digests, RunResult
-from trainer.attention import select_backend
+from trainer.attention import BackendChoice, select_backend
 from trainer.checkpoint import latest_step, load_checkpoint, mark_latest, rng_state, save_checkpoint, save_model
 from trainer.clock import Clock, WallClock
 from trainer.config import TrainConfig, overrides_of
-from trainer.hardware import fingerprint, peak_flops, software_versions
+from trainer.hardware import fingerprint, peak_flops, run_software
 from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
 from trainer.plan import Plan, resolve
@@ -298,7 +298,8 @@ def _train(
     dtype = compute_dtype_for(device)
     torch.manual_seed(config.seed)
     model = build_model(GPTConfig.from_train_config(config), device, dtype)
-    model.attention_backend = select_backend(device, config.runtime.attention)
+    attention = select_backend(device, config.runtime.attention)
+    model.attention_backend = attention.name
     optimizer = build_optimizer(
         model.param_groups(),
         plan.learning_rates,
@@ -337,7 +338,8 @@ def _train(
         start_step = resumed = found
     sinks = _make_sinks(config, out_dir, extra_sink, resumed, env.is_main)
     sinks.text(f"speedrun {speedrun.__version__}: recipe {config.recipe}, seed {config.seed}, device {device}")
-    sinks.text(f"attention {model.attention_backend}, dtype {dtype}, compile {config.runtime.compile}")
+    sinks.text(f"attention {attention.name} {attention.version} ({attention.reason}), dtype {dtype}")
+    sinks.text(f"compile {config.runtime.compile}")
     if resumed is not None:
         sinks.text(f"resumed from the checkpoint after step {resumed}")
 
@@ -443,7 +445,7 @@ def _train(
     sinks.text(f"done: {clock.training_seconds:.2f}s timed, {wall.seconds:.2f}s wall")
     sinks.close()
     result = _run_result(
-        config, plan, inputs, env, device, clock, wall, started_at, last_loss, val_bpb, core, model.attention_backend
+        config, plan, inputs, env, device, clock, wall, started_at, last_loss, val_bpb, core, attention
     )
     if env.is_main:
         tmp = out_dir / f".{RESULT_FILE}.tmp"
@@ -465,7 +467,7 @@ def _run_result(
     final_loss: float | None,
     val_bpb: float | None,
     core: CoreResult | None,
-    attention_backend: str,
+    attention: BackendChoice,
 ) -> RunResult:
     out_dir = Path(str(config.out_dir))
     hw = fingerprint(device, devices_per_node=env.local_world_size, nodes=env.nodes)
@@ -501,9 +503,9 @@ def _run_result(
         val_bpb=val_bpb,
         core=core,
         mfu=mfu,
-        attention_backend=attention_backend,
+        attention_backend=attention.name,
         hardware=hw,
-        software=software_versions(),
+        software=run_software(attention),
         digests=digests,
         started_at=started_at,
         finished_at=finished_at,

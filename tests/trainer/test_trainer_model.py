@@ -131,16 +131,48 @@ def test_sdpa_sliding_window_equals_naive(t: int, window: int) -> None:
 
 
 def test_window_mask_definition() -> None:
+    # the record's convention: window 2 = two keys to the left plus the query itself (0 <= row - col <= 2)
     m = sliding_window_mask(5, 5, 2, torch.device("cpu"))
     expected = torch.tensor(
-        [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=torch.bool
+        [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1]], dtype=torch.bool
     )
     assert torch.equal(m, expected)
 
 
+def test_short_window_sees_513_keys_at_the_record_shape() -> None:
+    m = sliding_window_mask(2048, 2048, 512, torch.device("cpu"))
+    assert int(m.sum(dim=1).max()) == 513 and int(m.sum(dim=1)[600]) == 513 and int(m.sum(dim=1)[511]) == 512
+
+
+def test_window_convention_changes_logits_only_from_the_first_query_with_w_plus_2_candidates() -> None:
+    # window 4: queries 0..4 see every earlier key either way; query 5 is the first with 6 candidates, of which
+    # the record's window keeps 5 (the old `w - 1` convention kept 4)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 8, 2, 8, dtype=torch.float64) for _ in range(3))
+    causal = naive_attention(q, k, v, 8)
+    ours = attend(q, k, v, 4, "sdpa")
+    assert torch.allclose(ours[:, :5], causal[:, :5], atol=1e-12)
+    assert not torch.allclose(ours[:, 5], causal[:, 5], atol=1e-6)
+    # query 5 with the record's window: the softmax over keys 1..5, computed by hand
+    scores = torch.einsum("hd,khd->hk", q[0, 5], k[0, 1:6]) / 8**0.5
+    by_hand = torch.einsum("hk,khd->hd", scores.softmax(-1), v[0, 1:6])
+    assert torch.allclose(ours[0, 5], by_hand, atol=1e-12)
+
+
+@pytest.mark.parametrize(("t", "window"), [(32, 8), (33, 1), (64, 17), (40, 39), (40, 100)])
+def test_flex_attention_equals_sdpa_on_cpu(t: int, window: int) -> None:
+    # forward only: PyTorch runs FlexAttention's backward on GPUs only (the GPU test checks gradients)
+    torch.manual_seed(t * window)
+    q, k, v = (torch.randn(2, t, 2, 16) for _ in range(3))
+    assert torch.allclose(attend(q, k, v, window, "flex"), naive_attention(q, k, v, window), atol=1e-5)
+    assert torch.allclose(attend(q, k, v, window, "flex"), attend(q, k, v, window, "sdpa"), atol=1e-5)
+
+
 def test_backend_choice_on_cpu() -> None:
     cpu = torch.device("cpu")
-    assert select_backend(cpu) == "sdpa"
+    chosen = select_backend(cpu)
+    assert chosen.name == "sdpa" and chosen.version == torch.__version__ and "auto" in chosen.reason
+    assert select_backend(cpu, "flex").name == "flex"
     with pytest.raises(ValueError, match="fa2 is not available"):
         select_backend(cpu, "fa2")
     with pytest.raises(ValueError, match="unknown backend"):
@@ -153,13 +185,15 @@ def test_flash_backends_equal_sdpa_on_gpu(window: int) -> None:
     from trainer.attention import available_backends
 
     dev = torch.device("cuda")
-    q, k, v = (torch.randn(2, 1024, 4, 128, device=dev, dtype=torch.bfloat16) for _ in range(3))
-    ref = attend(q, k, v, window, "sdpa").float()
-    others = [b for b in available_backends(dev) if b != "sdpa"]
-    if not others:
-        pytest.skip("no flash-attention build on this GPU")
-    for backend in others:
-        assert torch.allclose(attend(q, k, v, window, backend).float(), ref, atol=2e-2), backend
+    q, k, v = (torch.randn(2, 1024, 4, 128, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    ref = attend(q, k, v, window, "sdpa")
+    grad = torch.randn_like(ref)
+    g_ref = torch.autograd.grad(ref, (q, k, v), grad)
+    for backend in [b for b in available_backends(dev) if b != "sdpa"]:
+        out = attend(q, k, v, window, backend)
+        assert torch.allclose(out.float(), ref.float(), atol=2e-2), backend
+        for a, b in zip(torch.autograd.grad(out, (q, k, v), grad), g_ref, strict=True):
+            assert torch.allclose(a.float(), b.float(), atol=5e-2), backend
 
 
 # --- evaluation extras: the head at selected positions, token trees ------------------------------------
