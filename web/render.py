@@ -27,14 +27,41 @@ def hours(v: float | None, digits: int = 2) -> str:
 
 
 def usd(v: float | None) -> str:
-    """Dollars: '$39.60', '$43,000', '$0.004'."""
+    """Dollars, with cents under $1000: '$39.60', '$0.04', '<$0.01', '$43,008'."""
     if v is None:
         return "—"
     if v >= 1000:
         return f"${v:,.0f}"
-    if v >= 0.01:
-        return f"${v:,.2f}"
-    return f"${v:.2g}"
+    if 0 < v < 0.005:
+        return "<$0.01"
+    return f"${v:,.2f}"
+
+
+def hms(v: float | None, *, seconds: bool = False) -> str:
+    """A duration as h:mm:ss: hours (or ``seconds=True``) -> '1:39:00', '0:02:24', '168:00:00'."""
+    if v is None:
+        return "—"
+    total = round(abs(v) * (1 if seconds else 3600))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{'-' if v < 0 else ''}{h}:{m:02d}:{s:02d}"
+
+
+def signed_hms(v: float | None) -> str:
+    """A signed difference of hours as h:mm:ss: '+0:02:42', '-1:05:00', '±0:00:00'."""
+    if v is None:
+        return "—"
+    text = hms(abs(v))
+    return ("±" if text == "0:00:00" else "+" if v > 0 else "-") + text
+
+
+def minutes(seconds: float | None) -> str:
+    """A remaining time in minutes with one decimal: '6.7 min' (h:mm:ss from 10 h on)."""
+    if seconds is None:
+        return "—"
+    if seconds >= 36_000:
+        return hms(seconds, seconds=True)
+    return f"{max(0.0, seconds) / 60:.1f} min"
 
 
 def num(v: float | None, digits: int = 4) -> str:
@@ -135,6 +162,9 @@ def environment() -> Environment:
     )
     env.filters.update(
         hours=hours,
+        hms=hms,
+        signed_hms=signed_hms,
+        minutes=minutes,
         usd=usd,
         num=num,
         pvalue=pvalue,

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leaderboard.auth import SessionDep, WorkerPrincipal
 from leaderboard.deps import SettingsDep, StoreDep
-from leaderboard.jobs import service
+from leaderboard.jobs import listing, service
 from leaderboard.jobs.models import JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
 from submissions import protocol
@@ -42,8 +42,8 @@ def queue(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> QueuePublic:
-    """The JSON twin of the queue page: running jobs with progress, queued, finished."""
-    return service.queue(session, status=status_filter, limit=limit)
+    """The JSON twin of the queue page: running jobs with progress, queued, finished (with verdicts)."""
+    return listing.queue_listing(session, status=status_filter, limit=limit)
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from leaderboard.jobs.models import JobStatus
 from leaderboard.schemas import Schema
 
@@ -28,6 +30,9 @@ class JobPublic(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    verdict: str | None = Field(default=None, description="the site's verdict on this job's verification, once done")
+    verdict_p_value: float | None = Field(default=None, description="the p-value of that verification")
+    duration_seconds: float | None = Field(default=None, description="started to finished, for a finished job")
 
 
 class QueuePublic(Schema):

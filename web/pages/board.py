@@ -51,7 +51,6 @@ SECTION_NAMES = {
     "reported": "reported history (imported, not verified here; ranked among themselves under their rules)",
     "unranked": "not ranked (pending, failed or withdrawn)",
 }
-# Messages after a redirect, by key: nothing a user typed is ever reflected through the URL.
 
 # ---------------------------------------------------------------------------- pages
 

@@ -17,15 +17,22 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.storage import ArtifactStore
-from leaderboard.cache import cached
+from starlette.concurrency import run_in_threadpool
+
+from leaderboard.cache import cached, peek_current
+from leaderboard.db import request_session
 from leaderboard.errors import DomainError, Invalid, Unauthorized
 from leaderboard.settings import Settings
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal, authenticate_principal
 from web import security
-from web.render import render
+from web.render import hms, minutes, pvalue, render
 
 DEFAULT_TRACK = "gpt2-8xh100"
+DEFAULT_DESCRIPTION = (
+    "Time to GPT-2: the least training time (and dollars) to beat GPT-2 XL's CORE score, "
+    "with every ranked number verified by rerunning the submission."
+)
 QUEUE_POLL_MS = 2000
 MAX_CURVE_POINTS = 400
 CSP = (
@@ -33,6 +40,7 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
+# Messages after a redirect, by key: nothing a user typed is ever reflected through the URL.
 FLASHES = {
     "reverify": ("ok", "Re-verification requested: a new job is in the queue."),
     "retracted": ("info", "Entry retracted: it is off the board and its queued jobs are cancelled."),
@@ -90,6 +98,12 @@ def is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def absolute_url(request: Request, path: str) -> str:
+    """``path`` on this site as an absolute URL (the configured base URL, else the request's)."""
+    base = str(settings_of(request).base_url or "").rstrip("/") or str(request.base_url).rstrip("/")
+    return base + path
+
+
 def render_page(
     request: Request,
     template: str,
@@ -110,7 +124,7 @@ def render_html(
 ) -> tuple[str, str | None]:
     """The page's HTML, and the CSRF nonce to set as a cookie when this browser had none."""
     token, new_nonce = "", None
-    if forms:
+    if forms or viewer.user is not None:  # a signed-in page has the sign-out form in its header
         nonce = request.cookies.get(security.CSRF_COOKIE)
         if not nonce or len(nonce) > 100:
             nonce = new_nonce = security.new_csrf_nonce()
@@ -121,7 +135,12 @@ def render_html(
         "csrf_token": token,
         "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
         "progress_percent": progress_percent,
+        "job_view": job_view,
         "json_twin": None,
+        "page_description": DEFAULT_DESCRIPTION,
+        "og_image": None,
+        "absolute": lambda path: absolute_url(request, path),
+        "path": request.url.path,
     }
     return render(template, {**shared, **context}), new_nonce
 
@@ -157,6 +176,24 @@ def shared_page(session: Session, viewer: Viewer, key: tuple[Any, ...], compute:
     if viewer.user is not None:
         return PageBytes.of(compute())
     return cached(session, ("web", *key), lambda: PageBytes.of(compute()))
+
+
+async def cached_route(
+    request: Request, key: tuple[Any, ...] | None, slow: Callable[[Request, Session], Response]
+) -> Response:
+    """A signed-out visitor's page straight from the read cache on the event loop when it holds
+    the page under ``key`` at the current revision (one indexed read: no Session, no worker
+    thread); else ``slow`` in a worker thread, in its own transaction, committed before the response."""
+    if key is not None and security.SESSION_COOKIE not in request.cookies:
+        page = peek_current(request.app.state, ("web", *key))
+        if isinstance(page, PageBytes):
+            return bytes_response(request, page)
+    return await run_in_threadpool(_in_session, request, slow)
+
+
+def _in_session(request: Request, slow: Callable[[Request, Session], Response]) -> Response:
+    with request_session(request) as session:
+        return slow(request, session)
 
 
 def bytes_response(request: Request, page: PageBytes) -> Response:
@@ -267,3 +304,42 @@ def progress_percent(progress: dict[str, Any] | None) -> int:
     steps = progress.get("steps") or 0
     within = min(1.0, (progress.get("step") or 0) / steps) if steps else 0.0
     return max(0, min(100, round(100 * (int(progress.get("run_index") or 0) + within) / runs)))
+
+
+# what a job's state cell says: the verdict of a finished job decides its colour, never the job state
+VERDICT_TEXT = {"verified": "verified", "failed": "failed", "inconclusive": "inconclusive", "error": "error"}
+
+
+def job_view(job: Any) -> dict[str, Any]:
+    """How a job (a ``JobPublic``) is shown: its state, its verdict with p, its bar and the line
+    under it. Mirrored by static/queue.js for the live redraw (same words, same numbers)."""
+    status = str(job.status)
+    p = job.progress or {}
+    verdict = job.verdict
+    finished = status in ("succeeded", "failed", "cancelled")
+    percent = 100 if status == "succeeded" else progress_percent(p)
+    parts: list[str] = []
+    if status == "running" and p:
+        parts.append(f"run {int(p.get('run_index') or 0) + 1}/{p.get('runs') or job.runs}")
+        if p.get("step") is not None and p.get("steps"):
+            parts.append(f"step {p['step']}/{p['steps']}")
+        if p.get("eta_seconds") is not None:
+            parts.append(f"ETA {minutes(float(p['eta_seconds']))}")
+        message = str(p.get("message") or "")
+        if message and not message.startswith("run "):
+            parts.append(message)
+    elif finished and job.duration_seconds is not None:
+        parts.append(("took " if status == "succeeded" else "stopped after ") + hms(job.duration_seconds, seconds=True))
+    verdict_text = None
+    if verdict:
+        verdict_text = VERDICT_TEXT.get(verdict, verdict)
+        if job.verdict_p_value is not None:
+            verdict_text += f" (p = {pvalue(job.verdict_p_value)})"
+    return {
+        "state": "finished" if status == "succeeded" else status,
+        "verdict": verdict,
+        "verdict_text": verdict_text,
+        "percent": percent,
+        "bar": status in ("running", "succeeded"),
+        "line": " · ".join(parts),
+    }

@@ -1,4 +1,5 @@
 // Live queue: poll the page's JSON twin and redraw the table. Text goes in with textContent only.
+// The words and numbers mirror web/pages/common.py job_view(), so a redraw never changes what a row says.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -6,7 +7,7 @@
   if (!live || !table) return;
   var src = live.getAttribute("data-src");
   var interval = parseInt(live.getAttribute("data-interval-ms"), 10) || 3000;
-  var known = ["running", "queued", "succeeded", "failed", "cancelled"];
+  var known = ["running", "queued", "finished", "failed", "cancelled", "verified", "inconclusive", "error"];
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -14,35 +15,63 @@
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
+  function badge(status, extraClass, text) {
+    var b = el("span", "badge badge-" + (known.indexOf(status) >= 0 ? status : "other") + (extraClass ? " " + extraClass : ""), text || status);
+    b.setAttribute(extraClass ? "data-verdict" : "data-status", status);
+    return b;
+  }
   function moment(iso) {
     if (!iso) return "—";
     var d = new Date(iso);
     return isNaN(d) ? String(iso) : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
-  // Same formula as the server's progress_percent: finished runs plus the running one's step share.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function hms(seconds) {
+    var t = Math.round(Math.abs(seconds));
+    return (seconds < 0 ? "-" : "") + Math.floor(t / 3600) + ":" + pad(Math.floor((t % 3600) / 60)) + ":" + pad(t % 60);
+  }
+  function minutes(seconds) {
+    return seconds >= 36000 ? hms(seconds) : (Math.max(0, seconds) / 60).toFixed(1) + " min";
+  }
+  function pvalue(v) {
+    return v < 1e-4 ? v.toExponential(1) : v.toFixed(4);
+  }
   function percent(p) {
     var runs = p.runs || 1;
     var within = p.steps ? Math.min(1, (p.step || 0) / p.steps) : 0;
     return Math.max(0, Math.min(100, Math.round(100 * ((p.run_index || 0) + within) / runs)));
   }
-  function progressCell(p) {
-    var td = el("td", "progress-cell");
-    if (!p) { td.textContent = "—"; return td; }
-    var bar = el("progress");
-    bar.max = 100;
-    bar.value = percent(p);
-    bar.title = bar.value + "%";
-    td.appendChild(bar);
-    var parts = ["run " + (p.run_index + 1) + "/" + p.runs];
-    if (p.step !== null && p.step !== undefined && p.steps) parts.push("step " + p.step + "/" + p.steps);
-    if (p.message) parts.push(p.message);
-    td.appendChild(el("div", "small muted", parts.join(" · ")));
-    return td;
+  function view(j) {
+    var p = j.progress || {};
+    var finished = ["succeeded", "failed", "cancelled"].indexOf(j.status) >= 0;
+    var parts = [];
+    if (j.status === "running" && j.progress) {
+      parts.push("run " + ((p.run_index || 0) + 1) + "/" + (p.runs || j.runs));
+      if (p.step !== null && p.step !== undefined && p.steps) parts.push("step " + p.step + "/" + p.steps);
+      if (p.eta_seconds !== null && p.eta_seconds !== undefined) parts.push("ETA " + minutes(p.eta_seconds));
+      if (p.message && String(p.message).indexOf("run ") !== 0) parts.push(String(p.message));
+    } else if (finished && j.duration_seconds !== null && j.duration_seconds !== undefined) {
+      parts.push((j.status === "succeeded" ? "took " : "stopped after ") + hms(j.duration_seconds));
+    }
+    var verdictText = null;
+    if (j.verdict) {
+      verdictText = j.verdict;
+      if (j.verdict_p_value !== null && j.verdict_p_value !== undefined) verdictText += " (p = " + pvalue(j.verdict_p_value) + ")";
+    }
+    return {
+      state: j.status === "succeeded" ? "finished" : j.status,
+      percent: j.status === "succeeded" ? 100 : percent(p),
+      bar: j.status === "running" || j.status === "succeeded",
+      line: parts.join(" · "),
+      verdictText: verdictText
+    };
   }
   function row(j) {
+    var v = view(j);
     var tr = el("tr");
     tr.setAttribute("data-job-id", j.id);
     tr.setAttribute("data-status", j.status);
+    if (j.verdict) tr.setAttribute("data-verdict", j.verdict);
     tr.appendChild(el("td", "num", "#" + j.id));
     var entry = el("td");
     var a = el("a", null, j.entry_title);
@@ -51,14 +80,28 @@
     entry.appendChild(document.createTextNode(" "));
     entry.appendChild(el("span", "small muted", j.reason));
     tr.appendChild(entry);
-    tr.appendChild(el("td", "wide", j.track));
     var state = el("td", "state");
-    var badge = el("span", "badge badge-" + (known.indexOf(j.status) >= 0 ? j.status : "other"), j.status);
-    badge.setAttribute("data-status", j.status);
-    state.appendChild(badge);
+    state.appendChild(badge(v.state));
+    if (j.verdict) {
+      state.appendChild(document.createTextNode(" "));
+      state.appendChild(badge(j.verdict, "verdict", v.verdictText));
+    }
     tr.appendChild(state);
-    tr.appendChild(el("td", "num", j.attempts + " / " + j.max_attempts));
-    tr.appendChild(progressCell(j.progress));
+    var td = el("td", "progress-cell");
+    if (v.bar) {
+      var bar = el("progress");
+      bar.max = 100;
+      bar.value = v.percent;
+      bar.setAttribute("aria-label", "job " + j.id + " progress");
+      td.appendChild(bar);
+      td.appendChild(document.createTextNode(" "));
+      td.appendChild(el("span", "small", v.percent + "%"));
+    }
+    if (v.line) td.appendChild(el("div", "small muted eta", v.line));
+    else if (!v.bar) td.textContent = "—";
+    tr.appendChild(td);
+    tr.appendChild(el("td", "num wide", j.attempts + " / " + j.max_attempts));
+    tr.appendChild(el("td", "wide", j.track));
     tr.appendChild(el("td", "wide mono small", j.lease_owner || "—"));
     tr.appendChild(el("td", "wide small", moment(j.created_at)));
     tr.appendChild(el("td", "small", j.failure_reason || ""));
@@ -68,9 +111,10 @@
     var box = document.getElementById("counts");
     if (!box || !counts) return;
     box.textContent = "";
-    known.forEach(function (state) {
+    ["running", "queued", "succeeded", "failed", "cancelled"].forEach(function (state) {
       if (!counts[state]) return;
-      var b = el("span", "badge badge-" + state, counts[state] + " " + state);
+      var shown = state === "succeeded" ? "finished" : state;
+      var b = el("span", "badge badge-" + shown, counts[state] + " " + shown);
       b.setAttribute("data-state", state);
       box.appendChild(b);
       box.appendChild(document.createTextNode(" "));

@@ -1,0 +1,67 @@
+"""Reading the queue for the site: each job with the verdict of its verification and its duration,
+in a fixed number of queries whatever the number of jobs (the jobs with their entries and tracks,
+the status counts, the verifications of the listed jobs), cached for at most a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from leaderboard.cache import cached
+from leaderboard.entries.board import job_public
+from leaderboard.entries.models import Verification
+from leaderboard.jobs import repository
+from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.jobs.schemas import JobPublic, QueuePublic
+
+# heartbeats (progress) do not move the board revision, so a cached queue lives one second at most
+QUEUE_FRESH_S = 1.0
+
+
+def job_verdicts(session: Session, job_ids: Sequence[int]) -> dict[int, tuple[str, float | None]]:
+    """The latest verification's (verdict, p-value) of each job that has one: one query."""
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(Verification.job_id, Verification.verdict, Verification.p_value)
+        .where(Verification.job_id.in_(list(job_ids)))
+        .order_by(Verification.id)
+    ).all()
+    return {int(job_id): (str(verdict), p) for job_id, verdict, p in rows if job_id is not None}
+
+
+def with_verdict(public: JobPublic, job: Job, verdicts: dict[int, tuple[str, float | None]]) -> JobPublic:
+    """``public`` with its verdict, p-value and (finished jobs) duration filled in."""
+    verdict, p = verdicts.get(job.id, (None, None))
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = max(0.0, (job.finished_at - job.started_at).total_seconds())
+    return public.model_copy(update={"verdict": verdict, "verdict_p_value": p, "duration_seconds": duration})
+
+
+def queue_listing(session: Session, *, status: JobStatus | None = None, limit: int = 100) -> QueuePublic:
+    """The visible queue (running, queued, then finished jobs), each with its verdict."""
+    bucket = int(time.monotonic() / QUEUE_FRESH_S)
+    key = ("queue", None if status is None else status.value, limit, bucket)
+    return cached(session, key, lambda: _queue(session, status, limit))
+
+
+def _queue(session: Session, status: JobStatus | None, limit: int) -> QueuePublic:
+    rows = repository.queue_rows(session, None if status is None else [status], limit)
+    counts = repository.status_counts(session)
+    verdicts = job_verdicts(session, [job.id for job, _, _ in rows])
+    return QueuePublic(
+        jobs=[with_verdict(job_public(job, entry, slug), job, verdicts) for job, entry, slug in rows],
+        counts=counts,
+        total=sum(counts.values()),
+    )
+
+
+def entry_jobs(session: Session, jobs: Sequence[JobPublic]) -> list[JobPublic]:
+    """An entry page's jobs with their verdicts and durations (one query for the verdicts)."""
+    rows = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_([p.id for p in jobs])))} if jobs else {}
+    verdicts = job_verdicts(session, list(rows))
+    return [with_verdict(p, rows[p.id], verdicts) if p.id in rows else p for p in jobs]
