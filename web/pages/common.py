@@ -15,10 +15,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-
-from leaderboard.artifacts.storage import ArtifactStore
 from starlette.concurrency import run_in_threadpool
 
+from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached, peek_current
 from leaderboard.db import request_session
 from leaderboard.errors import DomainError, Invalid, Unauthorized
