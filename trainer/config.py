@@ -109,6 +109,8 @@ class OptimConfig:
     momentum_warmup_steps: int = 400
     adam_eps: float = 1e-10
     normuon_beta2: float = 0.9
+    muon_eq: bool = False  # MuonEq row equilibration before Polar Express (nanochat, July 2026; not the record)
+    muon_plus: bool = False  # Muon+: update renormalized to Frobenius sqrt(min(m, n)) (July 2026; not the record)
 
     def __post_init__(self) -> None:
         for name in (
@@ -140,6 +142,8 @@ class OptimConfig:
         for name in ("momentum_start", "momentum_peak", "momentum_end", "normuon_beta2"):
             _finite_float(f"optim.{name}", getattr(self, name), low=0.0, high=0.9999)
         _finite_float("optim.adam_eps", self.adam_eps, low=0.0)
+        for name in ("muon_eq", "muon_plus"):
+            _check(isinstance(getattr(self, name), bool), f"optim.{name}", "must be true or false", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,12 @@ def gpt2_speedrun() -> TrainConfig:
     )
 
 
+def gpt2_speedrun_muoneq() -> TrainConfig:
+    """The record recipe with nanochat's July 2026 Muon additions on: MuonEq and Muon+."""
+    base = gpt2_speedrun()
+    return base.replace(recipe="gpt2_speedrun_muoneq", **{"optim.muon_eq": True, "optim.muon_plus": True})
+
+
 def d12() -> TrainConfig:
     """The quick research scale: depth 12, ratio 12, bf16."""
     return TrainConfig(
@@ -362,6 +372,7 @@ def cpu_smoke() -> TrainConfig:
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "gpt2_speedrun": gpt2_speedrun,
+    "gpt2_speedrun_muoneq": gpt2_speedrun_muoneq,
     "d12": d12,
     "cpu_smoke": cpu_smoke,
 }

@@ -1,9 +1,14 @@
 """One optimizer object: Muon for the block matrices, AdamW for everything else; the three schedules.
 
-Muon (per same-shape group, stacked so the orthogonalization runs batched):
-  Nesterov momentum -> row equilibration -> Polar Express (5 steps) -> renormalize to Frobenius
-  norm sqrt(min(m, n)) -> NorMuon (factored second moment, total norm preserved) -> cautious
-  weight decay (`mask = u * p >= 0; p -= lr * u + lr * wd * p * mask`), LR x sqrt(max(1, m / n)).
+Muon (per same-shape group, stacked so the orthogonalization runs batched), the record's (a825e63):
+  Nesterov momentum -> Polar Express (5 steps) -> NorMuon (factored second moment, total norm
+  preserved) -> cautious weight decay (`mask = u * p >= 0; p -= lr * u + lr * wd * p * mask`),
+  LR x sqrt(max(1, m / n)). With ``ortho_dtype=bfloat16`` (GPUs) the record's dtype flow: the
+  Nesterov gradient is cast to bf16 before Polar Express and stays bf16 through NorMuon's scaling
+  and ``lr * u`` (lr and wd rounded to bf16 too); the sum with the fp32 decay term lands in fp32.
+  Two later nanochat additions (July 2026, "very slight improvements"), off by default, named:
+  ``muon_eq`` (row equilibration before Polar Express) and ``muon_plus`` (renormalize the
+  orthogonalized update to Frobenius norm sqrt(min(m, n))); recipe ``gpt2_speedrun_muoneq``.
 AdamW: decoupled weight decay, bias-corrected moments, per-group LR/betas/WD from the plan.
 
 Multi-process: gradients are averaged inside `step()` (one async all-reduce per group and dtype,
@@ -86,7 +91,9 @@ def row_equilibrate(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 
 def polar_express(g: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Approximate the orthogonal polar factor of g [..., m, n] (5 Polar Express iterations)."""
+    """Approximate the orthogonal polar factor of g [..., m, n] (5 Polar Express iterations), in ``dtype``.
+
+    The result stays in ``dtype`` (the record keeps the bf16 factor through to the update)."""
     x = g.to(dtype)
     tall = x.size(-2) > x.size(-1)
     if tall:
@@ -98,7 +105,7 @@ def polar_express(g: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
         x = a * x + poly @ x
     if tall:
         x = x.mT
-    return x.to(g.dtype)
+    return x
 
 
 def renormalize(u: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -110,16 +117,18 @@ def renormalize(u: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 def normuon(u: torch.Tensor, second_moment: torch.Tensor, beta2: float, eps: float = 1e-10) -> torch.Tensor:
     """Factored second moment (per row when m >= n, per column otherwise), total norm preserved.
 
-    `second_moment` is updated in place: EMA of the mean square along the reduced dimension.
+    `second_moment` is updated in place: EMA of the mean square along the reduced dimension. The
+    scale is computed in fp32 (or wider) and applied in ``u``'s dtype, as the record does in bf16.
     """
     red_dim = -1 if u.size(-2) >= u.size(-1) else -2
-    uf = u.to(torch.promote_types(u.dtype, torch.float32))
-    mean_sq = uf.square().mean(dim=red_dim, keepdim=True)
-    second_moment.lerp_(mean_sq, 1.0 - beta2)
-    scaled = uf * second_moment.clamp_min(eps).rsqrt()
-    before = uf.norm(dim=(-2, -1), keepdim=True)
-    after = scaled.norm(dim=(-2, -1), keepdim=True).clamp_min(eps)
-    return (scaled * (before / after)).to(u.dtype)
+    size = u.size(red_dim)
+    mean_sq = u.to(torch.promote_types(u.dtype, torch.float32)).square().mean(dim=red_dim, keepdim=True)
+    second_moment.lerp_(mean_sq.to(second_moment.dtype), 1.0 - beta2)
+    step = second_moment.clamp_min(eps).rsqrt()
+    before = (mean_sq.sum(dim=(-2, -1), keepdim=True) * size).sqrt()
+    after = (mean_sq * size * step.to(mean_sq.dtype).square()).sum(dim=(-2, -1), keepdim=True).sqrt()
+    scale = step * (before / after.clamp_min(eps))
+    return u * scale.to(u.dtype)
 
 
 def shape_lr_factor(m: int, n: int) -> float:
@@ -149,6 +158,8 @@ class MuonAdamW(torch.optim.Optimizer):
         adam_eps: float = 1e-10,
         normuon_beta2: float = 0.9,
         ortho_dtype: torch.dtype = torch.float32,
+        muon_eq: bool = False,
+        muon_plus: bool = False,
     ) -> None:
         groups: list[dict[str, Any]] = []
         for spec in specs:
@@ -168,6 +179,8 @@ class MuonAdamW(torch.optim.Optimizer):
         self.adam_eps = adam_eps
         self.normuon_beta2 = normuon_beta2
         self.ortho_dtype = ortho_dtype
+        self.muon_eq = muon_eq
+        self.muon_plus = muon_plus
 
     @staticmethod
     def _group(spec: GroupSpec, params: list[nn.Parameter], *, name: str, momentum: float = 0.0) -> dict[str, Any]:
@@ -263,15 +276,18 @@ class MuonAdamW(torch.optim.Optimizer):
         momentum = group["momentum"]
         buf.lerp_(grads, 1.0 - momentum)
         update = grads.lerp(buf, momentum)  # Nesterov
-        update = row_equilibrate(update)
-        update = polar_express(update, self.ortho_dtype)
-        update = renormalize(update)
+        if self.muon_eq:
+            update = row_equilibrate(update)
+        update = polar_express(update, self.ortho_dtype)  # stays in ortho_dtype (bf16 on GPUs) to the update
+        if self.muon_plus:
+            update = renormalize(update)
         update = normuon(update, state["second_moment"], self.normuon_beta2)
-        lr = group["lr"] * shape_lr_factor(m, n)
-        wd = group["weight_decay"]
+        # lr and wd as tensors of the update's dtype (the record rounds them to bf16 on GPUs)
+        lr = torch.tensor(group["lr"] * shape_lr_factor(m, n), dtype=update.dtype, device=update.device)
+        wd = torch.tensor(group["weight_decay"], dtype=update.dtype, device=update.device)
         stacked = torch.stack([p.detach() for p in params]).to(dtype)
         mask = (update * stacked) >= 0
-        new = stacked - lr * update - (lr * wd) * stacked * mask
+        new = stacked - (lr * update + lr * wd * stacked * mask)
         for p, value in zip(params, new.unbind(0), strict=True):
             p.copy_(value)
 
@@ -315,4 +331,11 @@ def build_optimizer(
         kind = "muon" if name == "matrices" else "adamw"
         betas = adam_betas.get(name, (0.9, 0.95))
         specs.append(GroupSpec(name, kind, params, learning_rates[name], weight_decays[name], tuple(betas)))  # type: ignore[arg-type]
-    return MuonAdamW(specs, adam_eps=cfg.adam_eps, normuon_beta2=cfg.normuon_beta2, ortho_dtype=ortho_dtype)
+    return MuonAdamW(
+        specs,
+        adam_eps=cfg.adam_eps,
+        normuon_beta2=cfg.normuon_beta2,
+        ortho_dtype=ortho_dtype,
+        muon_eq=cfg.muon_eq,
+        muon_plus=cfg.muon_plus,
+    )

@@ -42,7 +42,7 @@ def test_override_keys_are_pinned() -> None:
 
 
 def test_every_recipe_builds_and_names_itself() -> None:
-    assert set(RECIPES) == {"gpt2_speedrun", "d12", "cpu_smoke"}
+    assert set(RECIPES) == {"gpt2_speedrun", "gpt2_speedrun_muoneq", "d12", "cpu_smoke"}
     for name, fn in RECIPES.items():
         cfg = fn()
         assert cfg.recipe == name

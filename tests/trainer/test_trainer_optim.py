@@ -107,13 +107,24 @@ def test_normuon_preserves_the_total_norm() -> None:
 
 
 def plain_muon_step(
-    p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor, v: torch.Tensor, lr: float, wd: float, mom: float
+    p: torch.Tensor,
+    g: torch.Tensor,
+    buf: torch.Tensor,
+    v: torch.Tensor,
+    lr: float,
+    wd: float,
+    mom: float,
+    *,
+    muon_eq: bool = False,
+    muon_plus: bool = False,
 ) -> torch.Tensor:
-    """The Muon update written out for one matrix, line by line from REFERENCE_TRAINER.md."""
+    """The Muon update written out for one matrix, line by line from REFERENCE_TRAINER.md (the record's;
+    MuonEq and Muon+, the July 2026 additions, only when asked)."""
     buf.mul_(mom).add_((1 - mom) * g)
     u = (1 - mom) * g + mom * buf  # Nesterov
-    rn = u.norm(dim=1, keepdim=True)
-    u = u * rn.mean() / rn
+    if muon_eq:
+        rn = u.norm(dim=1, keepdim=True)
+        u = u * rn.mean() / rn
     x = u.T if u.shape[0] > u.shape[1] else u
     x = x / (x.norm() * 1.01 + 1e-6)
     for a, b, c in POLAR_EXPRESS_COEFFS:
@@ -121,7 +132,8 @@ def plain_muon_step(
         x = a * x + (b * A + c * A @ A) @ x
     u = x.T if u.shape[0] > u.shape[1] else x
     m, n = u.shape
-    u = u * math.sqrt(min(m, n)) / u.norm()
+    if muon_plus:
+        u = u * math.sqrt(min(m, n)) / u.norm()
     dim = 1 if m >= n else 0
     ms = u.square().mean(dim=dim, keepdim=True)
     v.mul_(0.9).add_(0.1 * ms)
@@ -132,15 +144,22 @@ def plain_muon_step(
     return p - eff * u - eff * wd * p * mask
 
 
+@pytest.mark.parametrize("flags", [(False, False), (True, True), (True, False)])
 @pytest.mark.parametrize("shape", [(48, 16), (16, 48), (32, 32)])
-def test_muon_step_equals_the_plain_restatement(shape: tuple[int, int]) -> None:
+def test_muon_step_equals_the_plain_restatement(shape: tuple[int, int], flags: tuple[bool, bool]) -> None:
+    muon_eq, muon_plus = flags
     torch.manual_seed(1)
     params = [nn.Parameter(torch.randn(*shape, dtype=torch.float64)) for _ in range(3)]
     ref = [p.detach().clone() for p in params]
     bufs = [torch.zeros(shape, dtype=torch.float64) for _ in params]
     m, n = shape
     vs = [torch.zeros((m, 1) if m >= n else (1, n), dtype=torch.float64) for _ in params]
-    opt = MuonAdamW([GroupSpec("matrices", "muon", params, lr=0.02, weight_decay=0.3)], ortho_dtype=torch.float64)
+    opt = MuonAdamW(
+        [GroupSpec("matrices", "muon", params, lr=0.02, weight_decay=0.3)],
+        ortho_dtype=torch.float64,
+        muon_eq=muon_eq,
+        muon_plus=muon_plus,
+    )
     for step in range(3):
         grads = [torch.randn(*shape, dtype=torch.float64) for _ in params]
         for p, g in zip(params, grads, strict=True):
@@ -148,9 +167,62 @@ def test_muon_step_equals_the_plain_restatement(shape: tuple[int, int]) -> None:
         opt.param_groups[0]["momentum"] = 0.9
         opt.step()
         for i, g in enumerate(grads):
-            ref[i] = plain_muon_step(ref[i], g, bufs[i], vs[i], 0.02, 0.3, 0.9)
+            ref[i] = plain_muon_step(ref[i], g, bufs[i], vs[i], 0.02, 0.3, 0.9, muon_eq=muon_eq, muon_plus=muon_plus)
         for p, r in zip(params, ref, strict=True):
             assert torch.allclose(p.detach(), r, rtol=0, atol=1e-10), step
+
+
+def _one_muon_step(muon_eq: bool, muon_plus: bool, ortho_dtype: torch.dtype) -> torch.Tensor:
+    torch.manual_seed(3)
+    p = nn.Parameter(torch.randn(24, 8))
+    grad = torch.randn(24, 8) * torch.linspace(0.1, 4.0, 24).view(24, 1)  # uneven rows: MuonEq matters
+    opt = MuonAdamW(
+        [GroupSpec("matrices", "muon", [p], lr=0.05, weight_decay=0.2)],
+        ortho_dtype=ortho_dtype,
+        muon_eq=muon_eq,
+        muon_plus=muon_plus,
+    )
+    before = p.detach().clone()
+    p.grad = grad
+    opt.step()
+    return p.detach() - before
+
+
+def test_the_record_muon_is_the_default_and_the_later_additions_are_named_options() -> None:
+    from trainer.config import RECIPES, build_config
+
+    assert not CFG.muon_eq and not CFG.muon_plus
+    assert not RECIPES["gpt2_speedrun"]().optim.muon_eq and not RECIPES["gpt2_speedrun"]().optim.muon_plus
+    later = RECIPES["gpt2_speedrun_muoneq"]()
+    assert later.optim.muon_eq and later.optim.muon_plus and later.model == build_config("gpt2_speedrun", {}).model
+    record = _one_muon_step(False, False, torch.float32)
+    with_both = _one_muon_step(True, True, torch.float32)
+    rel = ((record - with_both).norm() / record.norm()).item()
+    assert rel > 0.05  # not a no-op: MuonEq + Muon+ change the update substantially
+
+
+def test_bf16_flow_keeps_the_update_in_bf16_as_the_record() -> None:
+    # The record: X = g.bfloat16() before Polar Express; NorMuon's scale applied in bf16; lr and wd cast
+    # to bf16; p -= lr * g + lr * wd * p * mask (the bf16 product lr * g, then the fp32 sum).
+    torch.manual_seed(3)
+    p0 = torch.randn(24, 8)
+    grad = torch.randn(24, 8) * torch.linspace(0.1, 4.0, 24).view(24, 1)
+    g = grad.unsqueeze(0)
+    nesterov = g.lerp(torch.zeros_like(g).lerp_(g, 1 - 0.95), 0.95)  # first step, momentum 0.95, in fp32
+    u = polar_express(nesterov, torch.bfloat16)
+    assert u.dtype == torch.bfloat16
+    u = normuon(u, torch.zeros(1, 24, 1), 0.9)
+    assert u.dtype == torch.bfloat16
+    lr = torch.tensor(0.05 * math.sqrt(3), dtype=torch.bfloat16)
+    wd = torch.tensor(0.2, dtype=torch.bfloat16)
+    mask = (u[0] * p0) >= 0
+    expected = -(lr * u[0] + lr * wd * p0 * mask)
+    got = _one_muon_step(False, False, torch.bfloat16)
+    assert torch.equal(got, (p0 + expected) - p0)
+    fp32 = _one_muon_step(False, False, torch.float32)
+    rel = ((got - fp32).norm() / fp32.norm()).item()
+    # the bf16 tail: near, not equal to, the fp32 update (8% for this small uneven matrix, ~2.3% at 768x3072)
+    assert 1e-3 < rel < 0.15
 
 
 def test_cautious_weight_decay_only_where_update_agrees_with_the_weight() -> None:
