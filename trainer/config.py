@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DataSource = Literal["climbmix", "synthetic"]
+DataOrder = Literal["record", "seeded"]
 BundleSource = Literal["official", "synthetic"]
 DeviceKind = Literal["auto", "cpu", "cuda"]
 AttentionChoice = Literal["auto", "fa3_hub", "fa3", "fa2", "flex", "sdpa"]
 
 _DATA_SOURCES = ("climbmix", "synthetic")
+_DATA_ORDERS = ("record", "seeded")
 _BUNDLE_SOURCES = ("official", "synthetic")
 _DEVICES = ("auto", "cpu", "cuda")
 _ATTENTION = ("auto", "fa3_hub", "fa3", "fa2", "flex", "sdpa")
@@ -170,10 +172,14 @@ class DataConfig:
     synthetic_vocab_size: int = 2048
     device_batch_size: int = 16  # sequences per device per micro-step
     total_batch_size: int | None = None  # tokens per optimizer step; None: from the depth (plan step 3)
-    buffer_docs: int = 1000
+    buffer_docs: int = 1000  # the packing buffer is topped up to >= this, 128 documents at a time
+    # "record": rank r reads row groups r, r+W, ... of each shard in file order, the same every run (the
+    # record's; the verifier's seeds then vary the init only). "seeded": row groups permuted per epoch by the seed.
+    order: DataOrder = "record"
 
     def __post_init__(self) -> None:
         _choice("data.source", self.source, _DATA_SOURCES)
+        _choice("data.order", self.order, _DATA_ORDERS)
         _positive_int("data.device_batch_size", self.device_batch_size)
         _optional_positive_int("data.total_batch_size", self.total_batch_size)
         _positive_int("data.buffer_docs", self.buffer_docs)

@@ -318,6 +318,7 @@ def _train(
         device=device,
         buffer_docs=config.data.buffer_docs,
         seed=config.seed,
+        order=config.data.order,
     )
     step_model: Any = torch.compile(model, dynamic=False) if config.runtime.compile else model
     clock = Clock(synchronizer(device))

@@ -153,9 +153,56 @@ def test_two_ranks_cover_one_rank_without_overlap(small_data: Path, small_tokeni
 
 
 def test_seed_changes_the_order_not_the_content(small_data: Path, small_tokenizer: Tokenizer) -> None:
-    a = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=0))
-    b = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=1))
+    a = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=0, order="seeded"))
+    b = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=1, order="seeded"))
     assert a != b and sorted(a) == sorted(b)
+
+
+def test_record_order_is_each_shards_row_groups_of_the_rank_in_file_order(
+    small_data: Path, small_tokenizer: Tokenizer
+) -> None:
+    # 2 train shards x 3 row groups. The record: rank r reads row groups r, r+W, ... of each shard in turn.
+    # (A stride over the concatenated list would give rank 0 (0,0), (0,2), (1,1) instead.)
+    rank0 = _loader(small_data, small_tokenizer, rank=0, world_size=2)
+    rank1 = _loader(small_data, small_tokenizer, rank=1, world_size=2)
+    assert rank0._rank_order(0) == [(0, 0), (0, 2), (1, 0), (1, 2)] == rank0._rank_order(5)
+    assert rank1._rank_order(0) == [(0, 1), (1, 1)]
+    # the seed plays no part in the record's order
+    a = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=0))
+    b = _first_epoch_refs(_loader(small_data, small_tokenizer, seed=7))
+    assert a == b and a[:3] == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]
+
+
+def test_ties_take_the_oldest_document() -> None:
+    buffer = BestFitBuffer()
+    for i, n in enumerate([3, 5, 3, 2, 2]):  # docs 0 and 2 tie at length 3, docs 3 and 4 at length 2
+        buffer.add(np.full(n, i, dtype=np.int32), (0, 0, i))
+    row = np.zeros(4, dtype=np.int32)
+    fill_row(buffer, row, lambda: None)
+    # space 4: the longest fit is length 3, the oldest of docs 0 and 2 -> doc 0; space 1: nothing fits,
+    # crop the shortest (length 2), the oldest of docs 3 and 4 -> doc 3
+    assert row.tolist() == [0, 0, 0, 3]
+    assert [ref[2] for ref in buffer.refs] == [4, 2, 1]
+
+
+def test_refill_tops_up_in_whole_chunks_of_a_row_group(small_data: Path, small_tokenizer: Tokenizer) -> None:
+    # row group 0 of shard 0 holds 1024 documents. buffer_docs=5, chunks of 4: the first top-up takes
+    # docs 0-3 (4 < 5) then 4-7 -> 8 held (one at a time would stop at exactly 5)
+    with _loader(small_data, small_tokenizer, buffer_docs=5, refill_docs=4) as loader:
+        loader._refill()
+        assert sorted(ref[2] for ref in loader._buffer.refs) == list(range(8))
+        loader._buffer.pop(0)
+        loader._buffer.pop(0)
+        loader._buffer.pop(0)
+        loader._refill()  # 5 held: nothing to do; after one more pick it takes docs 8-11
+        assert len(loader._buffer) == 5
+        loader._buffer.pop(0)
+        loader._refill()
+        assert len(loader._buffer) == 8 and max(ref[2] for ref in loader._buffer.refs) == 11
+    # the record's sizes: 1000 wanted, 128 at a time -> 1024 held after the first top-up
+    with _loader(small_data, small_tokenizer, buffer_docs=1000) as loader:
+        loader._refill()
+        assert len(loader._buffer) == 1024
 
 
 def test_cropped_fraction_counts_dropped_tokens(small_data: Path, small_tokenizer: Tokenizer) -> None:

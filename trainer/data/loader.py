@@ -1,17 +1,20 @@
 """The training loader: BOS-aligned best-fit crop packing over parquet shards, resumable exactly.
 
-The document stream of one rank: the row groups of the split's shards, in an order permuted per
-epoch from ``(seed, epoch)`` (the validation split keeps file order), of which rank ``r`` of ``W``
-reads positions ``r, r + W, r + 2W, ...`` - so ranks read disjoint row groups and together cover
-every one. A background thread reads row groups and tokenizes them (tiktoken, several threads)
-into a bounded queue; the consumer packs.
+The document stream of one rank, ``order="record"`` (the default, the record's): rank ``r`` of
+``W`` reads row groups ``r, r + W, r + 2W, ...`` of each shard, shard after shard in file order,
+every epoch the same (the seed plays no part). ``order="seeded"``: the row groups of all shards
+permuted per epoch from ``(seed, epoch)``, rank ``r`` taking positions ``r, r + W, ...`` (the
+validation split always keeps file order). Either way ranks read disjoint row groups and together
+cover every one. A background thread reads row groups and tokenizes them (tiktoken, several
+threads) into a bounded queue; the consumer packs.
 
-Packing (the reference trainer's rule): each document is ``[BOS] + tokens``; a buffer holds
-``buffer_docs`` documents, kept sorted by length. A row of ``seq_len + 1`` tokens is filled by
-repeatedly taking the *longest document that fits* the remaining space (a bisect over the sorted
-lengths, not a scan); when none fits, the *shortest* document is cropped to fill the row and its
-rest is dropped. Every row starts at a document start; there is no padding. inputs = row[:-1],
-targets = row[1:].
+Packing (the record's rule, bit for bit): each document is ``[BOS] + tokens``. Before every pick
+the buffer is topped up, ``refill_docs`` (128) documents of a row group at a time, until it holds
+at least ``buffer_docs`` (1000), so it holds 1000-1127. A row of ``seq_len + 1`` tokens is filled
+by repeatedly taking the *longest document that fits* the remaining space, the oldest among equal
+lengths (a bisect over the sorted lengths, not a scan); when none fits, the *shortest* document
+(again the oldest among equals) is cropped to fill the row and its rest is dropped. Every row
+starts at a document start; there is no padding. inputs = row[:-1], targets = row[1:].
 
 State: the stream cursor (epoch, row-group position, document offset), the buffered documents as
 references (shard, row group, document index) in buffer order, and the counters. A resumed loader
@@ -40,7 +43,9 @@ from trainer.data.tokenizer import Tokenizer
 if TYPE_CHECKING:
     import torch
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: record refill (whole 128-document chunks) and ties (oldest first)
+REFILL_DOCS = 128  # the record tokenizes this many documents of a row group per refill
+ORDERS = ("record", "seeded")
 DocRef = tuple[int, int, int]  # (shard index in the split, row group, document index in the row group)
 
 
@@ -66,9 +71,12 @@ class BestFitBuffer:
         return self.docs.pop(i), self.refs.pop(i)
 
     def longest_fitting_index(self, space: int) -> int | None:
-        """Index of the longest document with length <= ``space`` (the newest among equal lengths), or None."""
+        """Index of the longest document with length <= ``space`` (the oldest among equal lengths), or None.
+
+        Equal lengths sit in insertion order (``add`` inserts after its equals), so the oldest is the first.
+        """
         i = bisect.bisect_right(self.lengths, space) - 1
-        return i if i >= 0 else None
+        return bisect.bisect_left(self.lengths, self.lengths[i]) if i >= 0 else None
 
 
 def fill_row(buffer: BestFitBuffer, row: np.ndarray, refill: Callable[[], None]) -> tuple[int, int]:
@@ -123,6 +131,8 @@ class DataLoader:
         device: str | torch.device = "cpu",
         buffer_docs: int = 1000,
         seed: int = 0,
+        order: str = "record",
+        refill_docs: int = REFILL_DOCS,
         split: Literal["train", "val"] = "train",
         tokenizer_threads: int | None = None,
         prefetch_row_groups: int = 4,
@@ -135,12 +145,15 @@ class DataLoader:
             ("world_size", world_size, 1),
             ("buffer_docs", buffer_docs, 1),
             ("prefetch_row_groups", prefetch_row_groups, 1),
+            ("refill_docs", refill_docs, 1),
             ("seed", seed, 0),
         ):
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         if tokenizer_threads is not None and tokenizer_threads < 1:
@@ -151,6 +164,7 @@ class DataLoader:
         self.rank, self.world_size = rank, world_size
         self.device = device
         self.buffer_docs, self.seed, self.split = buffer_docs, seed, split
+        self.order, self.refill_docs = order, refill_docs
         self.tokenizer_threads = tokenizer_threads or min(4, os.cpu_count() or 1)
         self.prefetch_row_groups = prefetch_row_groups
 
@@ -160,14 +174,19 @@ class DataLoader:
         if not self.shards:
             raise ValueError(f"{self.data_dir}: the manifest has no {split} shards")
         self._row_groups: list[tuple[int, int]] = []  # (shard index, row group) in file order
+        most = 0
         for s, name in enumerate(self.shards):
             meta = pq.ParquetFile(self.data_dir / name).metadata
             if "text" not in meta.schema.names:
                 raise ValueError(f"shard {name} has no 'text' column (columns: {', '.join(meta.schema.names)})")
             self._row_groups += [(s, g) for g in range(meta.num_row_groups)]
-        if len(self._row_groups) < world_size:
+            most = max(most, meta.num_row_groups)
+        # every rank needs a row group: the record's order strides within each shard
+        groups = most if order == "record" else len(self._row_groups)
+        if groups < world_size:
             raise ValueError(
-                f"the {split} split has {len(self._row_groups)} row groups, fewer than world_size={world_size}"
+                f"the {split} split has {groups} row groups {'in its largest shard' if order == 'record' else ''}"
+                f", fewer than world_size={world_size}"
             )
 
         # consumer state
@@ -186,9 +205,11 @@ class DataLoader:
     # -- the stream --------------------------------------------------------------------------------
 
     def _rank_order(self, epoch: int) -> list[tuple[int, int]]:
+        """The (shard, row group) this rank reads in ``epoch``, in reading order."""
+        if self.order == "record" or self.split == "val":
+            return [(s, g) for s, g in self._row_groups if g % self.world_size == self.rank]
         order = list(self._row_groups)
-        if self.split == "train":
-            random.Random(f"speedrun-loader-{self.seed}-{epoch}").shuffle(order)
+        random.Random(f"speedrun-loader-{self.seed}-{epoch}").shuffle(order)
         return order[self.rank :: self.world_size]
 
     def _read_texts(self, shard: int, row_group: int) -> list[str]:
@@ -254,7 +275,7 @@ class DataLoader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _next_doc(self) -> tuple[np.ndarray, DocRef]:
+    def _current_item(self) -> _RowGroupDocs:
         while self._item is None or self._item_index >= len(self._item.docs):
             if self._queue is None:
                 self._start()
@@ -264,7 +285,10 @@ class DataLoader:
                 self.close()
                 raise got.error
             self._item, self._item_index = got, 0
-        item = self._item
+        return self._item
+
+    def _next_doc(self) -> tuple[np.ndarray, DocRef]:
+        item = self._current_item()
         doc = item.docs[self._item_index]
         index_in_group = item.first_doc + self._item_index
         self._item_index += 1
@@ -278,9 +302,14 @@ class DataLoader:
             yield ref, doc
 
     def _refill(self) -> None:
+        """Top the buffer up to >= buffer_docs in whole chunks: a row group's documents [0, k), [k, 2k), ..."""
         while len(self._buffer) < self.buffer_docs:
-            doc, ref = self._next_doc()
-            self._buffer.add(doc, ref)
+            item = self._current_item()
+            index_in_group = item.first_doc + self._item_index
+            chunk_end = (index_in_group // self.refill_docs + 1) * self.refill_docs  # in the row group
+            for _ in range(min(chunk_end, item.first_doc + len(item.docs)) - index_in_group):
+                doc, ref = self._next_doc()
+                self._buffer.add(doc, ref)
 
     # -- batches -----------------------------------------------------------------------------------
 
@@ -323,6 +352,8 @@ class DataLoader:
             "split": self.split,
             "shards": list(self.shards),
             "seed": self.seed,
+            "order": self.order,
+            "refill_docs": self.refill_docs,
             "rank": self.rank,
             "world_size": self.world_size,
             "epoch": self._epoch,
@@ -337,7 +368,7 @@ class DataLoader:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"loader state version {state.get('version')!r} is not {STATE_VERSION}")
-        for key in ("split", "shards", "seed", "rank", "world_size"):
+        for key in ("split", "shards", "seed", "order", "refill_docs", "rank", "world_size"):
             mine = getattr(self, key)
             if state[key] != mine:
                 raise ValueError(f"loader state has {key}={state[key]!r} but this loader has {key}={mine!r}")
