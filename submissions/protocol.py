@@ -28,6 +28,8 @@ from pydantic import Field
 
 from submissions.schema import (
     Contract,
+    Count,
+    Document,
     HardwareFingerprint,
     RunConfig,
     RunResult,
@@ -60,7 +62,7 @@ class SubmissionAccepted(Contract):
     url: str = Field(description="absolute URL of the entry page")
 
 
-class LeaseRequest(Contract):
+class LeaseRequest(Document):
     worker_id: str = Field(min_length=1, max_length=100)
     fingerprint: HardwareFingerprint
     tracks: list[str] | None = Field(default=None, description="only lease jobs of these tracks")
@@ -69,7 +71,7 @@ class LeaseRequest(Contract):
 class JobLease(Contract):
     job_id: int
     lease_token: str
-    lease_expires_at: datetime
+    lease_expires_at: datetime = Field(strict=False)
     lease_seconds: int = Field(gt=0)
     attempt: int = Field(ge=1)
     entry_id: int
@@ -80,21 +82,21 @@ class JobLease(Contract):
 
 
 class JobProgress(Contract):
-    run_index: int = Field(ge=0, description="0-based index of the run in progress")
-    runs: int = Field(ge=1)
-    step: int | None = Field(default=None, ge=0)
-    steps: int | None = Field(default=None, ge=0)
-    eta_seconds: float | None = Field(default=None, ge=0)
+    run_index: int = Field(ge=0, le=10_000, description="0-based index of the run in progress")
+    runs: int = Field(ge=1, le=10_000)
+    step: Count | None = None
+    steps: Count | None = None
+    eta_seconds: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
     message: str = Field(default="", max_length=500)
 
 
-class Heartbeat(Contract):
+class Heartbeat(Document):
     lease_token: str
     progress: JobProgress
 
 
 class HeartbeatReply(Contract):
-    lease_expires_at: datetime
+    lease_expires_at: datetime = Field(strict=False)
     cancel: bool = False
 
 
@@ -102,17 +104,17 @@ class ArtifactRef(Contract):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
     kind: ArtifactKind
     sha256: Sha256
-    size_bytes: int = Field(ge=0)
+    size_bytes: Count
     content_type: str = "application/octet-stream"
 
 
-class JobComplete(Contract):
+class JobComplete(Document):
     lease_token: str
     report: VerificationReport
     artifacts: list[ArtifactRef] = Field(default_factory=list)
 
 
-class JobFail(Contract):
+class JobFail(Document):
     lease_token: str
     reason: str = Field(min_length=1, max_length=2000)
     log_tail: str = Field(default="", max_length=64_000)

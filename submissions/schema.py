@@ -47,17 +47,63 @@ MAX_LOGS_TOTAL_BYTES = 8 * 1024 * 1024
 MAX_NODES = 64
 MAX_GPUS_PER_NODE = 16
 
+# Bounds that keep every stored number finite and every sum of them too: integers fit a signed
+# 64-bit column, floats stay far below overflow even summed and squared over MAX_CLAIMED_RESULTS.
+MAX_INT = 2**63 - 1
+MAX_FLOAT = 1e30
+MAX_JSON_DEPTH = 32  # nesting of any contract document (config and plan are a few levels deep)
+MAX_CORE_TASKS = 22  # protocol core-v1
+
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 GitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_FLOAT, allow_inf_nan=False)]
+Finite = Annotated[float, Field(ge=-MAX_FLOAT, le=MAX_FLOAT, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+CoreScore = Annotated[float, Field(ge=-100.0, le=1.0, allow_inf_nan=False)]  # centered accuracy <= 1
+Timestamp = Annotated[datetime, Field(strict=False)]  # an ISO 8601 string in JSON
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
-class Contract(BaseModel):
-    """Base of every contract model: unknown fields are an error, values are immutable."""
+def json_problem(data: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """The first (path, problem) of a JSON document nested deeper than ``max_depth`` or holding a
+    NUL character (no SQL text column stores one); None when there is none."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > max_depth:
+            return path or "(root)", f"nested deeper than {max_depth} levels"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "(root)", "NUL characters are not allowed"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                key = str(k)
+                if "\x00" in key:
+                    return path or "(root)", "NUL characters are not allowed in keys"
+                stack.append((v, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{path}.{i}" if path else str(i), depth + 1) for i, v in enumerate(value))
+    return None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+class Contract(BaseModel):
+    """Base of every contract model: unknown fields are an error, values are immutable, and types
+    are strict (a number is a JSON number, never a numeric string; timestamps are ISO strings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+
+
+class Document(Contract):
+    """A top-level contract document: bounded nesting and no NUL characters anywhere (422 naming the path)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_tree(cls, data: Any) -> Any:
+        problem = json_problem(data)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        return data
 
 
 class TrainerSource(Contract):
@@ -91,8 +137,11 @@ class TrainerSource(Contract):
             if self.git_url or self.commit:
                 raise ValueError("trainer.git_url/commit: only for trainer.kind 'git'")
         else:
-            if not self.git_url or not re.match(r"^(https://|git@|file://)", self.git_url):
-                raise ValueError("trainer.git_url: an https://, git@ or file:// clone URL is required")
+            if not self.git_url or not re.match(r"^(https://[A-Za-z0-9.-]+/|file:///)\S+$", self.git_url):
+                raise ValueError(
+                    "trainer.git_url: an https:// clone URL is required (ssh and other schemes are refused; "
+                    "file:// only where the site allows local forks)"
+                )
             if not self.commit or len(self.commit) != 40:
                 raise ValueError("trainer.commit: the full 40-hex commit is required for a git trainer")
         return self
@@ -144,18 +193,20 @@ class RunConfig(Contract):
 
 class CoreTaskResult(Contract):
     accuracy: Fraction
-    centered: float = Field(allow_inf_nan=False)
-    n: int = Field(ge=0)
+    centered: CoreScore
+    n: Count
 
 
 class CoreResult(Contract):
     """CORE of one model: the aggregate and each task (protocol core-v1 has 22)."""
 
     protocol: EvalProtocol = EVAL_PROTOCOL
-    core: float = Field(allow_inf_nan=False)
+    core: CoreScore
     bundle_sha256: Sha256
-    max_per_task: int | None = Field(default=None, ge=1)
-    tasks: dict[str, CoreTaskResult]
+    max_per_task: int | None = Field(default=None, ge=1, le=MAX_INT)
+    tasks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], CoreTaskResult] = Field(
+        max_length=MAX_CORE_TASKS, description=f"at most the protocol's {MAX_CORE_TASKS} tasks"
+    )
     seconds: NonNegFloat = 0.0
 
 
@@ -165,15 +216,15 @@ class HardwareFingerprint(Contract):
     sku: Slug
     device_type: Literal["cpu", "cuda"]
     device_name: str = Field(max_length=200)
-    device_count: int = Field(ge=1, description="devices per node used by the run")
-    nodes: int = Field(default=1, ge=1)
-    device_memory_bytes: int | None = Field(default=None, ge=0)
+    device_count: int = Field(ge=1, le=1024, description="devices per node used by the run")
+    nodes: int = Field(default=1, ge=1, le=100_000)
+    device_memory_bytes: int | None = Field(default=None, ge=0, le=MAX_INT)
     driver_version: str | None = None
     cuda_version: str | None = None
     nccl_version: str | None = None
     torch_version: str
     cpu_model: str | None = None
-    cpu_count: int | None = Field(default=None, ge=1)
+    cpu_count: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class Digests(Contract):
@@ -186,7 +237,7 @@ class Digests(Contract):
     metrics_log_sha256: Sha256 | None = None
 
 
-class RunResult(Contract):
+class RunResult(Document):
     """One finished training run, as the trainer writes it to ``result.json``."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -201,19 +252,19 @@ class RunResult(Contract):
     plan: dict[str, Any] = Field(description="plan.resolve(): dims, params, FLOPs, batch, steps, LRs")
     training_seconds: NonNegFloat = Field(description="the timed region under rules_version")
     wall_seconds: NonNegFloat = Field(description="the whole process")
-    steps: int = Field(ge=0)
-    tokens: int = Field(ge=0)
+    steps: Count
+    tokens: Count
     flops: NonNegFloat
-    final_loss: float | None = Field(default=None, allow_inf_nan=False)
-    val_bpb: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    final_loss: Finite | None = None
+    val_bpb: NonNegFloat | None = None
     core: CoreResult | None = None
     mfu: Fraction | None = Field(default=None, description="bf16-dense-peak MFU; null on CPU")
     attention_backend: str = Field(max_length=32)
     hardware: HardwareFingerprint
     software: dict[str, str] = Field(default_factory=dict, description="package -> version")
     digests: Digests = Field(default_factory=Digests)
-    started_at: datetime
-    finished_at: datetime
+    started_at: Timestamp
+    finished_at: Timestamp
     # Set by the verifier only (a trainer leaves them out; whatever a run writes there is replaced):
     sealed: bool | None = Field(default=None, description="the run ran in the verifier's sandbox (bwrap)")
     self_reported_training_seconds: NonNegFloat | None = Field(
@@ -253,7 +304,7 @@ class LogFile(Contract):
         return v
 
 
-class Submission(Contract):
+class Submission(Document):
     """What a researcher submits: a config, the results they claim for it, and their logs."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -288,39 +339,39 @@ class Verdict(StrEnum):
 
 
 class StatSummary(Contract):
-    mean: float = Field(allow_inf_nan=False)
-    std: float = Field(ge=0, allow_inf_nan=False, description="sample std (n-1); 0 when n == 1")
-    n: int = Field(ge=1)
+    mean: Finite
+    std: NonNegFloat = Field(description="sample std (n-1); 0 when n == 1")
+    n: int = Field(ge=1, le=MAX_INT)
 
 
 class ClaimDeltas(Contract):
     """Verified mean minus claimed mean, per figure; ``flagged`` when a claim is far off."""
 
-    training_hours: float | None = None
-    training_hours_ratio: float | None = Field(default=None, description="verified / claimed")
-    core: float | None = None
-    val_bpb: float | None = None
+    training_hours: Finite | None = None
+    training_hours_ratio: Finite | None = Field(default=None, description="verified / claimed")
+    core: Finite | None = None
+    val_bpb: Finite | None = None
     flagged: bool = False
     notes: list[str] = Field(default_factory=list)
 
 
 class ForkDiffFile(Contract):
     path: str = Field(min_length=1, max_length=500)
-    insertions: int = Field(ge=0)
-    deletions: int = Field(ge=0)
+    insertions: Count
+    deletions: Count
 
 
 class ForkDiff(Contract):
     """A fork's diff against the reference trainer at the commit it branched from (for review)."""
 
     base_commit: GitSha = Field(description="the reference commit the fork branched from (merge base)")
-    files_changed: int = Field(ge=0)
-    insertions: int = Field(ge=0)
-    deletions: int = Field(ge=0)
+    files_changed: Count
+    insertions: Count
+    deletions: Count
     files: list[ForkDiffFile] = Field(default_factory=list, max_length=1000)
     artifact: str = Field(default="fork.diff", max_length=200, description="artifact name of the unified diff")
     sha256: Sha256 = Field(description="sha256 of the uploaded diff artifact")
-    size_bytes: int = Field(ge=0)
+    size_bytes: Count
     truncated: bool = Field(default=False, description="the artifact was cut at its size cap")
 
 
@@ -330,7 +381,7 @@ class VerifierIdentity(Contract):
     hardware: HardwareFingerprint | None = None
 
 
-class VerificationReport(Contract):
+class VerificationReport(Document):
     """The verifier's decision on a run config, from its own k runs."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -341,15 +392,15 @@ class VerificationReport(Contract):
     run_config: RunConfig
     runs: list[RunResult] = Field(default_factory=list)
     core: StatSummary | None = None
-    core_threshold: float
+    core_threshold: CoreScore
     alpha: Fraction
     p_value: Fraction | None = None
     training_hours: StatSummary | None = None
     val_bpb: StatSummary | None = None
     deltas: ClaimDeltas | None = None
-    verdict: Verdict
+    verdict: Verdict = Field(strict=False)
     reasons: list[str] = Field(default_factory=list)
     log_tail: str | None = Field(default=None, max_length=64_000)
-    created_at: datetime
+    created_at: Timestamp
     sealed: bool | None = Field(default=None, description="every step ran in the sandbox; None: older reports")
     fork_diff: ForkDiff | None = None
