@@ -137,7 +137,10 @@ def cmd_track_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_TRACK_FIELDS = ("name", "description", "threshold", "gpus_per_node", "nodes", "min_runs", "alpha", "ranking")
+_TRACK_FIELDS = (
+    "name", "description", "threshold", "gpus_per_node", "nodes", "min_runs", "alpha", "ranking",
+    "require_sealed", "fork_review", "clock_tolerance", "max_verifications", "weekly_gpu_runs", "core_examples",
+)  # fmt: skip
 
 
 def cmd_track_set(args: argparse.Namespace) -> int:
@@ -154,6 +157,16 @@ def cmd_track_set(args: argparse.Namespace) -> int:
     with _admin_session(args) as session:
         track = update_track(session, _cli_admin(User, Role), args.slug, TrackUpdate(**changes))
     _print_json(track.model_dump(mode="json"))
+    return 0
+
+
+def cmd_entry_approve(args: argparse.Namespace) -> int:
+    from leaderboard.entries.service import approve
+    from leaderboard.users.models import Role, User
+
+    with _admin_session(args) as session:
+        entry = approve(session, _cli_admin(User, Role), args.entry_id, args.note)
+    _print_json(entry.model_dump(mode="json"))
     return 0
 
 
@@ -293,8 +306,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--min-runs", type=int)
     p.add_argument("--alpha", type=float)
     p.add_argument("--ranking", choices=["time", "cost"])
+    p.add_argument("--require-sealed", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--fork-review", choices=["required", "none"])
+    p.add_argument("--clock-tolerance", type=float, help="flag v1 self-reported vs v2 clock beyond this fraction")
+    p.add_argument("--max-verifications", type=int, help="counted verifications an owner may ask for")
+    p.add_argument("--weekly-gpu-runs", type=int, help="GPU runs per user per 7 days")
+    p.add_argument("--core-examples", type=int, help="examples a full CORE pass scores")
     _db_options(p)
     p.set_defaults(func=_admin_errors(cmd_track_set))
+
+    entry = groups.add_parser("entry", help="entries").add_subparsers(dest="admin_cmd", metavar="CMD", required=True)
+    p = entry.add_parser("approve", help="approve a verified fork's code: it is ranked (audited)")
+    p.add_argument("entry_id", type=int)
+    p.add_argument("--note", default="", help="what was reviewed")
+    _db_options(p)
+    p.set_defaults(func=_admin_errors(cmd_entry_approve))
 
     price = groups.add_parser("price", help="reference prices").add_subparsers(
         dest="admin_cmd", metavar="CMD", required=True

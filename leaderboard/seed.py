@@ -16,6 +16,7 @@ from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, R
 from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate, mean_std, one_sided_p_value
 from leaderboard.entries.service import recompute_ranks
 from leaderboard.tracks import repository as tracks_repository
+from leaderboard.tracks.defaults import SITE_DEFAULTS
 from leaderboard.tracks.models import Price, Track
 from submissions.tracks import BUILTIN_TRACKS, GPT2_CORE, PRICE_TABLE_VERSION, REFERENCE_PRICES
 
@@ -81,7 +82,8 @@ def seed_tracks(session: Session) -> int:
     added = 0
     for position, rules in enumerate(BUILTIN_TRACKS.values()):
         if tracks_repository.by_slug(session, rules.slug) is None:
-            session.add(Track(position=position, **rules.model_dump(mode="json")))
+            settings = SITE_DEFAULTS.get(rules.slug, {})
+            session.add(Track(position=position, **rules.model_dump(mode="json"), **settings))
             added += 1
     session.flush()
     return added

@@ -1,12 +1,21 @@
-"""Owner and admin actions on an entry: re-verification and retraction (audited)."""
+"""Owner and admin actions on an entry: re-verification, code review approval, retraction (audited).
+
+Re-verification follows docs/RULES.md: an owner gets at most ``track.max_verifications`` counted
+verifications (every run of each is pooled, ``pool.py``); an admin may always ask again (the runs
+still pool, and alpha still shrinks with each look). GPU runs count against the requester's weekly
+quota (``track.weekly_gpu_runs``); admins are exempt.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from leaderboard.audit.service import record
 from leaderboard.db import utcnow
+from leaderboard.entries import repository
 from leaderboard.entries.board import entry_public, get_entry_row, job_public
 from leaderboard.entries.models import Entry, EntryStatus
 from leaderboard.entries.records import queue_job
@@ -14,12 +23,13 @@ from leaderboard.entries.schemas import (
     EntryPublic,
 )
 from leaderboard.entries.standing import recompute_ranks
-from leaderboard.errors import Conflict, Forbidden
+from leaderboard.errors import Conflict, Forbidden, RateLimited
 from leaderboard.jobs import repository as jobs_repository
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.jobs.schemas import JobPublic
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
+from leaderboard.tracks.models import Track
 from leaderboard.users.models import Role, User
 
 
@@ -34,6 +44,26 @@ def can_request_reverification(user: User | None, entry: EntryPublic | Entry, ow
         return True
     oid = entry.owner_id if isinstance(entry, Entry) else owner_id
     return user.role == Role.submitter and oid is not None and oid == user.id
+
+
+def counted_verifications(entry: Entry) -> int:
+    """Verifications whose runs are in the entry's pool (rejected and error reports count nothing)."""
+    ids = (entry.pool or {}).get("counted_verification_ids", [])
+    return len(ids) if isinstance(ids, list) else 0
+
+
+def check_gpu_quota(session: Session, user: User, track: Track) -> None:
+    """429 when a verification of ``track`` would pass ``user``'s weekly GPU-run quota (admins exempt)."""
+    quota = track.weekly_gpu_runs
+    if quota is None or user.role == Role.admin or "cpu" in track.hardware_classes:
+        return
+    used = repository.verified_runs_since(session, user.id, utcnow() - timedelta(days=7))
+    if used + track.min_runs > quota:
+        raise RateLimited(
+            f"a verification on track {track.slug} needs {track.min_runs} GPU runs; you asked for {used} in the "
+            f"last 7 days and the track allows {quota} per user per week",
+            headers={"Retry-After": str(24 * 3600)},
+        )
 
 
 def request_reverification(
@@ -51,8 +81,16 @@ def request_reverification(
         raise Conflict("a verification of this entry is already queued or running")
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None
+    counted = counted_verifications(entry)
+    if user.role != Role.admin and counted >= track.max_verifications:
+        raise Conflict(
+            f"this entry has {counted} counted verification(s), the most an owner may ask for on track "
+            f"{track.slug} ({track.max_verifications}); every run is pooled and every verdict is shown "
+            "(docs/RULES.md); an admin may still re-verify"
+        )
+    check_gpu_quota(session, user, track)
     job = queue_job(session, entry, track, user, "reverify", max_attempts)
-    record(session, user, "entry.reverify", "entry", entry.id, job_id=job.id, reason=reason)
+    record(session, user, "entry.reverify", "entry", entry.id, job_id=job.id, reason=reason, counted_before=counted)
     bump_revision(session)
     return job_public(job, entry, track.slug)
 
@@ -79,6 +117,27 @@ def retract(session: Session, admin: User, entry_id: int, reason: str) -> EntryP
     session.flush()
     recompute_ranks(session, entry.track_id)
     record(session, admin, "entry.retract", "entry", entry.id, reason=reason, status_before=before)
+    bump_revision(session)
+    track = tracks_repository.by_id(session, entry.track_id)
+    assert track is not None
+    return entry_public(entry, track)
+
+
+def approve(session: Session, admin: User, entry_id: int, note: str = "") -> EntryPublic:
+    """An admin approves a verified fork's code (``fork_review: required``): it is ranked (audited)."""
+    if admin.role != Role.admin:
+        raise Forbidden("only an admin can approve an entry's code")
+    entry = get_entry_row(session, entry_id)
+    if entry.status != EntryStatus.awaiting_review:
+        raise Conflict(f"only an entry awaiting code review can be approved; this one is {entry.status.value}")
+    entry.review_status = "approved"
+    entry.reviewed_by_id = admin.id
+    entry.reviewed_at = utcnow()
+    entry.status = EntryStatus.verified
+    entry.updated_at = utcnow()
+    session.flush()
+    recompute_ranks(session, entry.track_id)
+    record(session, admin, "entry.approve", "entry", entry.id, note=note, commit=entry.commit)
     bump_revision(session)
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None

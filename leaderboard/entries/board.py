@@ -29,6 +29,7 @@ from leaderboard.entries.schemas import (
     ProgressionPublic,
     RunPublic,
     Section,
+    SiteDerivedPublic,
     VerificationPublic,
 )
 from leaderboard.errors import NotFound
@@ -41,6 +42,8 @@ from leaderboard.tracks.schemas import TrackPublic
 from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import User
 from submissions.protocol import ENTRY_PAGE
+
+BADGES = {EntryStatus.awaiting_review: "verified, awaiting code review"}
 
 
 def entry_url(entry_id: int) -> str:
@@ -63,11 +66,11 @@ def entry_public(entry: Entry, track: Track, sort: str | None = None) -> EntryPu
         url=entry_url(entry.id),
         track=track.slug,
         section=_section(entry.status),
-        rank=entry.rank_time if sort == "time" else entry.rank_cost,
+        rank=entry.rank_cost if sort == "cost" else entry.rank_time,
         rank_time=entry.rank_time,
         rank_cost=entry.rank_cost,
         status=entry.status,
-        badge=entry.status.value,
+        badge=BADGES.get(entry.status, entry.status.value),
         title=entry.title,
         contributors=list(entry.contributors),
         hardware_class=entry.hardware_class,
@@ -90,6 +93,7 @@ def entry_public(entry: Entry, track: Track, sort: str | None = None) -> EntryPu
         record_date=entry.record_date,
         commit=entry.commit,
         verified_at=entry.verified_at,
+        review_status=entry.review_status,
     )
 
 
@@ -120,7 +124,7 @@ def leaderboard_json(session: Session, track_slug: str, query: LeaderboardQuery 
 def _leaderboard(session: Session, track_slug: str, q: LeaderboardQuery) -> LeaderboardPublic:
     track = get_track_row(session, track_slug)
     sort = q.sort or track.ranking
-    conditions = repository.board_filter(track.id, q.status, q.hardware, q.rules_version)
+    conditions = repository.board_filter(track.id, q.status, q.hardware, q.rules_version, q.q)
     total = repository.board_count(session, conditions)
     rows = repository.board_page(session, conditions, sort, q.per_page, (q.page - 1) * q.per_page)
     return LeaderboardPublic(
@@ -171,7 +175,8 @@ def run_public(run: Run) -> RunPublic:
 
 
 def verification_public(v: Verification) -> VerificationPublic:
-    deltas = v.report.get("deltas") if isinstance(v.report, dict) else None
+    site = v.site if isinstance(v.site, dict) else None
+    deltas = site.get("deltas") if site is not None else None
     return VerificationPublic(
         id=v.id,
         job_id=v.job_id,
@@ -188,6 +193,9 @@ def verification_public(v: Verification) -> VerificationPublic:
         val_bpb_mean=v.val_bpb_mean,
         cost_usd=v.cost_usd,
         deltas=deltas if isinstance(deltas, dict) else None,
+        site=None
+        if site is None
+        else SiteDerivedPublic.model_validate({k: site[k] for k in SiteDerivedPublic.model_fields if k in site}),
         report_sha256=v.report_sha256,
         created_at=v.created_at,
     )
@@ -235,9 +243,10 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     assert track is not None
     runs = repository.runs_of(session, entry.id)
     verifications = repository.verifications_of(session, entry.id)
-    latest = verifications[0].id if verifications else None
+    counted = (entry.pool or {}).get("counted_verification_ids")
+    latest = set(counted) if isinstance(counted, list) and counted else {verifications[0].id if verifications else None}
     claimed = [r for r in runs if r.kind == RunKind.claimed]
-    verified = [r for r in runs if r.kind == RunKind.verified and r.verification_id == latest]
+    verified = [r for r in runs if r.kind == RunKind.verified and r.verification_id in latest]
     reported = [r for r in runs if r.kind == RunKind.reported]
     curves: list[CurvePublic] = []
     if store is not None:

@@ -1,67 +1,164 @@
-"""The site's own checks of a verification report."""
+"""The site's own checks of one verification report: is it a report of THIS entry's runs?
+
+Nothing a report summarizes is believed: each run must be the entry's recipe and overrides (the
+seed aside), on the entry's hardware class, GPU and node counts, scored on the track's eval
+protocol over its full example set (the CORE re-derived from the per-task accuracies), under
+the track's rules version, at or above the physical floor of its FLOPs, with a seed that is new
+(not a claimed seed, not a seed already counted). A report failing any of these is ``rejected``
+and none of its runs counts. The statistics are the pool's (``leaderboard.entries.pool``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from leaderboard.entries.models import Entry
-from leaderboard.entries.ranking import mean_std, one_sided_p_value
+from leaderboard.tracks.defaults import floor_seconds
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
-from submissions.schema import VerificationReport
+from submissions.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
+from submissions.stats import run_problems
+from trainer.evaluation.protocol import CORE_V1_LABELS, core_from_accuracies
+
+CORE_TOLERANCE = 1e-9  # re-derived CORE vs the run's, float summation order aside
+PLAN_FLOPS_TOLERANCE = 1e-6  # relative: the run's FLOPs vs the site's own plan of the recipe
 
 
 @dataclass(frozen=True)
-class VerificationChecks:
-    verdict: str
-    reasons: list[str]
+class SiteChecks:
+    problems: list[str]  # any problem rejects the whole report
+    sealed: bool
+    clock_flagged: bool = False
+    clock_notes: list[str] = field(default_factory=list)
 
 
-def _run_config_without_seed(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k != "seed"}
+def report_sealed(report: VerificationReport) -> bool:
+    """Whether every step ran in the verifier's sandbox (an older report without the field: no)."""
+    return report.sealed is True and all(r.sealed is not False for r in report.runs)
 
 
-def check_report(track: Track, entry: Entry, report: VerificationReport) -> VerificationChecks:
-    """The site's own reading of a report: it never upgrades a verdict, and downgrades a
-    'verified' that breaks a rule (too few runs, repeated seeds, wrong hardware, p >= alpha)."""
-    rules = track_rules(track)
-    reasons = list(report.reasons)
+def _site_plan(config: RunConfig, seed: int) -> Any:
+    """The reference trainer's plan of the entry's recipe + overrides at ``seed`` (None for a fork)."""
+    if config.trainer.kind != "reference":
+        return None
+    try:
+        from trainer.config import build_config
+        from trainer.plan import resolve
+
+        return resolve(build_config(config.recipe, {**config.overrides, "seed": seed}), config.world_size)
+    except (ImportError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _core_problems(run: RunResult, core_examples: int | None) -> list[str]:
+    core = run.core
+    if core is None:
+        return []  # run_problems names it
+    out: list[str] = []
+    tasks = set(core.tasks)
+    if tasks != set(CORE_V1_LABELS):
+        missing, extra = sorted(set(CORE_V1_LABELS) - tasks), sorted(tasks - set(CORE_V1_LABELS))
+        out.append(f"CORE tasks are not the protocol's 22: missing {missing[:5]}, unknown {extra[:5]}")
+        return out
+    scored = sum(t.n for t in core.tasks.values())
+    if core_examples is not None and scored != core_examples:
+        out.append(f"CORE scored {scored} examples, the track's full set is {core_examples}")
+    derived = core_from_accuracies({k: t.accuracy for k, t in core.tasks.items()})
+    if not math.isclose(derived, core.core, rel_tol=0.0, abs_tol=CORE_TOLERANCE):
+        out.append(f"CORE {core.core:.6f} is not the mean centered accuracy of its tasks ({derived:.6f})")
+    return out
+
+
+def _plan_problems(run: RunResult, config: RunConfig) -> list[str]:
+    plan = _site_plan(config, run.seed)
+    if plan is None:
+        return []
+    out: list[str] = []
+    if run.steps != plan.num_iterations:
+        out.append(f"{run.steps} steps, the recipe and overrides give {plan.num_iterations}")
+    if run.tokens != plan.total_tokens:
+        out.append(f"{run.tokens} tokens, the recipe and overrides give {plan.total_tokens}")
+    if not math.isclose(run.flops, plan.total_flops, rel_tol=PLAN_FLOPS_TOLERANCE):
+        out.append(f"{run.flops:.4g} FLOPs, the recipe and overrides give {plan.total_flops:.4g}")
+    return out
+
+
+def _floor_problems(run: RunResult, config: RunConfig) -> list[str]:
+    plan = _site_plan(config, run.seed)
+    flops = max(run.flops, plan.total_flops if plan is not None else 0.0)
+    if flops <= 0:
+        return ["reports 0 FLOPs: its training time cannot be checked against the physical floor"]
+    devices = max(1, config.gpus_per_node) * config.nodes
+    floor = floor_seconds(flops, config.hardware_class, devices)
+    if floor is None:
+        return [f"no peak FLOP/s on record for {config.hardware_class}: the physical floor cannot be checked"]
+    if run.training_seconds < floor:
+        return [
+            f"trained {flops:.3e} FLOPs in {run.training_seconds:.3f} s, below the physical floor of "
+            f"{floor:.3f} s at 100% of {devices} x {config.hardware_class} peak"
+        ]
+    return []
+
+
+def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str]]:
+    """Flag ``speedrun-v2`` runs whose trainer-reported time (v1) and the verifier's clock differ by
+    more than CLOCK_TOLERANCE_S + ``tolerance`` x the clock, or whose self-report exceeds the clock."""
+    notes: list[str] = []
+    for i, run in enumerate(runs):
+        own, clock = run.self_reported_training_seconds, run.training_seconds
+        if own is None or run.rules_version != "speedrun-v2":
+            continue
+        allowed = CLOCK_TOLERANCE_S + tolerance * clock
+        if own > clock or abs(clock - own) > allowed:
+            notes.append(
+                f"runs[{i}] (seed {run.seed}): the trainer reports {own:.1f} s, the verifier's clock {clock:.1f} s "
+                f"(allowed gap {allowed:.1f} s = {CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock)"
+            )
+    return bool(notes), notes
+
+
+def check_report(
+    track: Track,
+    entry_config: dict[str, Any],
+    report: VerificationReport,
+    *,
+    claimed_seeds: Collection[int],
+    counted_seeds: Collection[int],
+    rules_versions: Collection[str],
+) -> SiteChecks:
+    """Every reason the site refuses ``report`` as a report of the entry's runs (empty: accepted).
+
+    ``rules_versions``: the versions a run may be timed under (the track's, and the entry's own
+    label when the entry was verified under an earlier one)."""
+    sealed = report_sealed(report)
     problems: list[str] = []
-    inconclusive: list[str] = []
     if report.track != track.slug:
         problems.append(f"report is for track {report.track}, the entry is on {track.slug}")
-    if _run_config_without_seed(report.run_config.model_dump(mode="json")) != _run_config_without_seed(
-        entry.run_config
-    ):
+    config = RunConfig.model_validate(entry_config)
+    if report.run_config.model_dump(mode="json", exclude={"seed"}) != config.model_dump(mode="json", exclude={"seed"}):
         problems.append("report.run_config differs from the entry's run config")
-    runs = report.runs
-    seeds = [r.seed for r in runs]
-    if len(set(seeds)) != len(seeds):
-        inconclusive.append(f"seeds repeat across runs: {seeds}")
-    if len(runs) < rules.min_runs:
-        inconclusive.append(f"{len(runs)} verified runs, the track needs {rules.min_runs}")
-    for i, r in enumerate(runs):
-        if r.rules_version != rules.rules_version:
-            problems.append(f"runs[{i}] timed under {r.rules_version}, the track uses {rules.rules_version}")
-        why = rules.allows_hardware(r.hardware.sku, r.hardware.device_count, r.hardware.nodes)
-        if why is not None:
-            problems.append(f"runs[{i}]: {why}")
-    cores = [r.core_score for r in runs]
-    if runs and any(c is None for c in cores):
-        inconclusive.append("some verified runs have no CORE score")
-    values = [c for c in cores if c is not None]
-    if values and len(values) >= 2 and not inconclusive:
-        p = one_sided_p_value(values, rules.threshold)
-        mean, _ = mean_std(values)
-        if p is None or p >= rules.alpha or mean <= rules.threshold:
-            problems.append(f"mean CORE {mean:.4f} vs threshold {rules.threshold}: p = {p} is not below {rules.alpha}")
-    verdict = report.verdict.value
-    if verdict != "verified":  # the site never upgrades; the verifier's own reasons stand
-        return VerificationChecks(verdict=verdict, reasons=reasons)
-    if problems:
-        verdict = "failed"
-    elif inconclusive:
-        verdict = "inconclusive"
-    site_reasons = [f"site check: {m}" for m in [*problems, *inconclusive]]
-    return VerificationChecks(verdict=verdict, reasons=reasons + site_reasons)
+    if track.require_sealed and not sealed:
+        problems.append(f"track {track.slug} requires sealed verification; this report ran unsealed")
+    rules = track_rules(track)
+    versions = {r.rules_version for r in report.runs}
+    if len(versions) > 1:
+        problems.append(f"runs timed under several rules versions: {sorted(versions)}")
+    elif versions and (version := next(iter(versions))) in rules_versions:
+        rules = rules.model_copy(update={"rules_version": version})
+    seen: set[int] = set()
+    for i, run in enumerate(report.runs):
+        where = f"runs[{i}] (seed {run.seed})"
+        found = run_problems(run, config, rules)
+        found += _core_problems(run, track.core_examples)
+        found += _plan_problems(run, config)
+        found += _floor_problems(run, config)
+        if run.seed in claimed_seeds:
+            found.append("the seed is a claimed seed: a verification must use seeds the submitter did not pick")
+        elif run.seed in counted_seeds or run.seed in seen:
+            found.append("the seed repeats a run already counted")
+        seen.add(run.seed)
+        problems.extend(f"{where}: {p}" for p in found)
+    flagged, notes = _clock(report.runs, track.clock_tolerance)
+    return SiteChecks(problems=problems, sealed=sealed, clock_flagged=flagged, clock_notes=notes)

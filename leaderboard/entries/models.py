@@ -18,6 +18,8 @@ class EntryStatus(StrEnum):
     failed = "failed"  # the verifier's runs completed and the rule does not hold
     inconclusive = "inconclusive"  # too few runs or repeated seeds to decide
     error = "error"  # verification could not produce valid runs
+    rejected = "rejected"  # the report broke a rule of the site (its runs are not the entry's runs)
+    awaiting_review = "awaiting_review"  # verified fork on a track that reviews code: unranked until approved
     retracted = "retracted"  # withdrawn by an admin
     reported = "reported"  # imported public history: shown, marked, never verified here
 
@@ -89,6 +91,13 @@ class Entry(Base):
     rank_time: Mapped[int | None] = mapped_column(default=None, doc="rank in its section by hours")
     rank_cost: Mapped[int | None] = mapped_column(default=None, doc="rank in its section by dollars")
     retracted_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    pool: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, default=None, doc="the counted verifications and what the site derived from them (pool.py)"
+    )
+    # code review of a fork (tracks with fork_review 'required'): None (not needed), 'pending', 'approved'
+    review_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -114,6 +123,9 @@ class Verification(Base):
     val_bpb_mean: Mapped[float | None] = mapped_column(Float, default=None)
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    site: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, default=None, doc="what the site derived itself: pool, alpha applied, deltas, clock, sealed"
+    )
     report_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, String, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from leaderboard.db import utcnow
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
+from leaderboard.jobs.models import Job
 
 RANKED = (EntryStatus.verified, EntryStatus.reported)
 
 
 def board_filter(
-    track_id: int, status: str, hardware: str | None, rules_version: str | None
+    track_id: int, status: str, hardware: str | None, rules_version: str | None, search: str | None = None
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Entry.track_id == track_id]
+    if search and search.strip():
+        pattern = "%" + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            func.lower(Entry.title).like(pattern, escape="\\")
+            | func.lower(cast(Entry.contributors, String)).like(pattern, escape="\\")
+        )
     if status == "ranked":
         conditions.append(Entry.status.in_(RANKED))
     elif status != "all":
@@ -33,15 +41,23 @@ def board_page(
 ) -> list[Entry]:
     """Entries in board order: verified first, then reported, then the rest; by rank, then newest."""
     section = case((Entry.status == EntryStatus.verified, 0), (Entry.status == EntryStatus.reported, 1), else_=2)
-    rank_col = Entry.rank_time if sort == "time" else Entry.rank_cost
-    stmt = (
-        select(Entry)
-        .where(*conditions)
-        .order_by(section, Entry.rules_version, rank_col.is_(None), rank_col, Entry.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    if sort in ("time", "cost"):
+        rank_col = Entry.rank_time if sort == "time" else Entry.rank_cost
+        order = [section, Entry.rules_version, rank_col.is_(None), rank_col, Entry.id.desc()]
+    else:
+        col, descending = _SORT_COLUMNS[sort]
+        order = [section, col.is_(None), col.desc() if descending else col, Entry.id.desc()]
+    stmt = select(Entry).where(*conditions).order_by(*order).limit(limit).offset(offset)
     return list(session.scalars(stmt))
+
+
+# the other sorts of a board: column, and whether high values come first
+_SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
+    "core": (Entry.core_mean, True),
+    "date": (Entry.record_date, True),
+    "val_bpb": (Entry.val_bpb, False),
+    "p_value": (Entry.p_value, False),
+}
 
 
 def board_count(session: Session, conditions: Sequence[ColumnElement[bool]]) -> int:
@@ -73,6 +89,20 @@ def verifications_of(session: Session, entry_id: int) -> list[Verification]:
     return list(
         session.scalars(select(Verification).where(Verification.entry_id == entry_id).order_by(Verification.id.desc()))
     )
+
+
+def entries_with_verifications(session: Session, track_id: int) -> list[Entry]:
+    """Entries of a track that have at least one verification (what a rule change re-reads)."""
+    has = select(Verification.id).where(Verification.entry_id == Entry.id).exists()
+    return list(session.scalars(select(Entry).where(Entry.track_id == track_id, has).order_by(Entry.id)))
+
+
+def verified_runs_since(session: Session, user_id: int, since: object) -> int:
+    """GPU runs asked of the verifiers for ``user_id``'s requests since ``since`` (the weekly quota)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Job.runs), 0)).where(Job.requested_by_id == user_id, Job.created_at >= since)
+    )
+    return int(total or 0)
 
 
 def submission_by_key(session: Session, user_id: int, key: str) -> Submission | None:

@@ -13,6 +13,7 @@ from leaderboard.db import request_session
 from leaderboard.deps import SettingsDep, StoreDep
 from leaderboard.entries import service
 from leaderboard.entries.schemas import (
+    ApproveRequest,
     EntryDetailPublic,
     EntryPublic,
     LeaderboardPublic,
@@ -123,3 +124,9 @@ def reverify(
 def retract(entry_id: EntryId, body: RetractRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
     """Withdraw an entry from the board (admin, audited)."""
     return service.retract(session, admin.user, entry_id, body.reason)
+
+
+@router.post("/api/admin/entries/{entry_id}/approve", response_model=EntryPublic, responses=_ERRORS, tags=["admin"])
+def approve(entry_id: EntryId, body: ApproveRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
+    """Approve a verified fork's code after review: the entry is ranked (admin, audited)."""
+    return service.approve(session, admin.user, entry_id, body.note)

@@ -12,18 +12,34 @@ from leaderboard.entries.models import EntryStatus
 from leaderboard.jobs.schemas import JobPublic
 from leaderboard.schemas import Schema
 from leaderboard.tracks.schemas import TrackPublic
+from leaderboard.urls import AbsoluteUrl, Money
 
 Section = Literal["verified", "reported", "unranked"]
-SortKey = Literal["time", "cost"]
+SortKey = Literal["time", "cost", "core", "date", "val_bpb", "p_value"]
 StatusFilter = Literal[
-    "ranked", "all", "pending", "verified", "failed", "inconclusive", "error", "retracted", "reported"
+    "ranked",
+    "all",
+    "pending",
+    "verified",
+    "awaiting_review",
+    "failed",
+    "inconclusive",
+    "rejected",
+    "error",
+    "retracted",
+    "reported",
 ]
 
 
 class LeaderboardQuery(Schema):
     """Filters and paging of a leaderboard. ``status='ranked'`` (default) = verified + reported rows."""
 
-    sort: SortKey | None = Field(default=None, description="time or cost; default: the track's ranking")
+    sort: SortKey | None = Field(
+        default=None,
+        description="time or cost (by rank), or core (high first), date (new first), val_bpb or p_value (low first), "
+        "always within each section (verified, reported, unranked); default: the track's ranking",
+    )
+    q: str | None = Field(default=None, max_length=100, description="only titles or contributors containing this text")
     hardware: str | None = Field(default=None, max_length=64, description="only this hardware class")
     status: StatusFilter = "ranked"
     rules_version: str | None = Field(default=None, max_length=32)
@@ -35,7 +51,7 @@ class EntryPublic(Schema):
     """One row of a leaderboard (and the head of an entry page)."""
 
     id: int
-    url: str
+    url: AbsoluteUrl
     track: str
     section: Section
     rank: int | None = Field(description="rank in its section under the current sort")
@@ -53,8 +69,8 @@ class EntryPublic(Schema):
     other_rules: bool = Field(description="rules version differs from the track's current one")
     hours: float | None = Field(description="mean verified (or reported) training hours")
     hours_std: float | None
-    cost_usd: float | None
-    price_usd_per_gpu_hour: float | None
+    cost_usd: Money
+    price_usd_per_gpu_hour: Money
     core_mean: float | None
     core_std: float | None
     core_n: int | None
@@ -65,6 +81,9 @@ class EntryPublic(Schema):
     record_date: date
     commit: str | None
     verified_at: datetime | None
+    review_status: Literal["pending", "approved"] | None = Field(
+        default=None, description="code review of a fork: pending (unranked until approved) or approved"
+    )
 
 
 class LeaderboardPublic(Schema):
@@ -104,6 +123,21 @@ class RunPublic(Schema):
     created_at: datetime
 
 
+class SiteDerivedPublic(Schema):
+    """What the site read in one verification (docs/RULES.md): never taken from the report's summary."""
+
+    sealed: bool = Field(description="the verifier ran the submitted code in its sandbox")
+    counted: bool = Field(description="its runs joined the entry's pool (not rejected, not an error)")
+    rules_version: str | None = None
+    pool_runs: int | None = Field(default=None, description="runs in the pool after this verification")
+    looks: int | None = Field(default=None, description="counted verifications in the pool (k)")
+    alpha_applied: float | None = Field(default=None, description="the track's alpha / k")
+    p_value: float | None = Field(default=None, description="one-sided t-test over the pool")
+    clock_flagged: bool = Field(default=False, description="self-reported time vs the verifier's clock")
+    clock_notes: list[str] = Field(default_factory=list)
+    clock_tolerance: float | None = None
+
+
 class VerificationPublic(Schema):
     id: int
     job_id: int | None
@@ -118,8 +152,9 @@ class VerificationPublic(Schema):
     core_n: int | None
     p_value: float | None
     val_bpb_mean: float | None
-    cost_usd: float | None
-    deltas: dict[str, Any] | None
+    cost_usd: Money
+    deltas: dict[str, Any] | None = Field(description="claim vs verified, computed by the site from the runs")
+    site: SiteDerivedPublic | None = Field(description="what the site derived itself from this report")
     report_sha256: str | None
     created_at: datetime
 
@@ -171,11 +206,11 @@ class EntryDetailPublic(Schema):
 
 class ProgressionPointPublic(Schema):
     entry_id: int
-    url: str
+    url: AbsoluteUrl
     title: str
     date: date
     hours: float
-    cost_usd: float | None
+    cost_usd: Money
     core_mean: float | None
     section: Section
     hardware_class: str
@@ -193,6 +228,10 @@ class ProgressionPublic(Schema):
 
 class RetractRequest(Schema):
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class ApproveRequest(Schema):
+    note: str = Field(default="", max_length=2000, description="what the review covered")
 
 
 class ReverifyRequest(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, Index, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leaderboard.db import Base, utcnow
@@ -32,6 +32,13 @@ class Track(Base):
     max_per_task: Mapped[int | None] = mapped_column(default=None)
     max_job_seconds: Mapped[int | None] = mapped_column(default=None, doc="a verification job's longest run time")
     position: Mapped[int] = mapped_column(default=0, doc="display order")
+    # the site's own rules (never sent to a verifier; docs/RULES.md)
+    require_sealed: Mapped[bool] = mapped_column(Boolean, default=False, doc="refuse reports not run sealed")
+    fork_review: Mapped[str] = mapped_column(String(20), default="none", doc="'required': forks wait for approval")
+    clock_tolerance: Mapped[float] = mapped_column(Float, default=0.5, doc="v1 self-report vs v2 clock, flagged")
+    max_verifications: Mapped[int] = mapped_column(default=3, doc="pooled looks an owner may ask for")
+    weekly_gpu_runs: Mapped[int | None] = mapped_column(default=None, doc="GPU runs per user per 7 days")
+    core_examples: Mapped[int | None] = mapped_column(default=None, doc="examples a full CORE pass scores")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -53,6 +60,20 @@ class Track(Base):
             "bundle_sha256": self.bundle_sha256,
             "max_per_task": self.max_per_task,
         }
+
+    def site_settings(self) -> dict[str, Any]:
+        """The site's own rules of this track (``SITE_SETTINGS_FIELDS``)."""
+        return {k: getattr(self, k) for k in SITE_SETTINGS_FIELDS}
+
+
+SITE_SETTINGS_FIELDS = (
+    "require_sealed",
+    "fork_review",
+    "clock_tolerance",
+    "max_verifications",
+    "weekly_gpu_runs",
+    "core_examples",
+)
 
 
 class Price(Base):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from leaderboard.schemas import Schema
-from submissions.schema import Fraction, Sha256, Slug
+from submissions.schema import MAX_GPUS_PER_NODE, MAX_NODES, Sha256, Slug
 
 
 class TrackPublic(Schema):
@@ -28,28 +28,54 @@ class TrackPublic(Schema):
     ranking: Literal["time", "cost"]
     bundle_sha256: str | None
     max_per_task: int | None
+    require_sealed: bool = Field(description="the site refuses reports that did not run sealed")
+    fork_review: Literal["required", "none"] = Field(description="required: a verified fork waits for approval")
+    clock_tolerance: float = Field(description="self-reported (v1) vs verifier clock (v2) gap that is flagged")
+    max_verifications: int = Field(description="counted verifications an owner may ask for (runs pooled)")
+    weekly_gpu_runs: int | None = Field(description="GPU runs one user may ask for per 7 days; None = no quota")
+    core_examples: int | None = Field(description="examples a full CORE pass scores; None = not checked")
     updated_at: datetime
 
 
+NULLABLE = frozenset({"gpus_per_node", "nodes", "bundle_sha256", "max_per_task", "weekly_gpu_runs", "core_examples"})
+# edits that change what a verified record means: the track's entries are re-read after them
+RULE_FIELDS = frozenset(
+    {
+        "threshold", "hardware_classes", "gpus_per_node", "nodes", "min_runs", "alpha", "bundle_sha256",
+        "max_per_task", "require_sealed", "fork_review", "clock_tolerance", "core_examples",
+    }
+)  # fmt: skip
+
+
 class TrackUpdate(Schema):
-    """An admin's edit of a track; fields left out keep their value."""
+    """An admin's edit of a track; fields left out keep their value. Bounded like the contract
+    (a value out of range is a 422 naming the field); a rule change re-reads the track's entries."""
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=5000)
-    threshold: float | None = Field(default=None, allow_inf_nan=False)
-    hardware_classes: list[Slug] | None = Field(default=None, min_length=1)
-    gpus_per_node: int | None = Field(default=None, ge=0)
-    nodes: int | None = Field(default=None, ge=1)
-    min_runs: int | None = Field(default=None, ge=1, le=50)
-    alpha: Fraction | None = None
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0, allow_inf_nan=False)
+    hardware_classes: list[Slug] | None = Field(default=None, min_length=1, max_length=50)
+    gpus_per_node: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_NODE)
+    nodes: int | None = Field(default=None, ge=1, le=MAX_NODES)
+    min_runs: int | None = Field(default=None, ge=2, le=50)
+    alpha: float | None = Field(default=None, ge=1e-4, le=0.5, allow_inf_nan=False)
     ranking: Literal["time", "cost"] | None = None
     bundle_sha256: Sha256 | None = None
-    max_per_task: int | None = Field(default=None, ge=1)
+    max_per_task: int | None = Field(default=None, ge=1, le=100_000)
+    require_sealed: bool | None = None
+    fork_review: Literal["required", "none"] | None = None
+    clock_tolerance: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    max_verifications: int | None = Field(default=None, ge=1, le=20)
+    weekly_gpu_runs: int | None = Field(default=None, ge=1, le=10_000)
+    core_examples: int | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _not_empty(self) -> TrackUpdate:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
+        nulls = sorted(k for k in self.model_fields_set if getattr(self, k) is None and k not in NULLABLE)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)}: may not be null")
         return self
 
 

@@ -12,8 +12,8 @@ from leaderboard.db import utcnow
 from leaderboard.errors import Invalid, NotFound
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository
-from leaderboard.tracks.models import Price, Track
-from leaderboard.tracks.schemas import PriceCreate, PricePublic, TrackPublic, TrackUpdate
+from leaderboard.tracks.models import SITE_SETTINGS_FIELDS, Price, Track
+from leaderboard.tracks.schemas import RULE_FIELDS, PriceCreate, PricePublic, TrackPublic, TrackUpdate
 from leaderboard.users.models import User
 from submissions.tracks import TrackRules
 
@@ -39,20 +39,30 @@ def get_track(session: Session, slug: str) -> TrackPublic:
 
 
 def update_track(session: Session, actor: User, slug: str, data: TrackUpdate) -> TrackPublic:
-    """An admin's edit of a track, validated as a whole against ``TrackRules`` and audited."""
+    """An admin's edit of a track, validated as a whole against ``TrackRules`` and audited.
+
+    A change of a rule (``RULE_FIELDS``) re-reads every verified entry of the track under the new
+    rules (docs/RULES.md): statuses, figures and ranks follow, and each change is audited."""
+    from leaderboard.entries.verification import reevaluate_track  # entries import this module
+
     track = get_track_row(session, slug)
     changes = data.model_dump(exclude_unset=True)
-    merged = {**track.rules_dict(), **changes}
+    rule_changes = {k: v for k, v in changes.items() if k not in SITE_SETTINGS_FIELDS}
+    merged = {**track.rules_dict(), **rule_changes}
     try:
         TrackRules.model_validate(merged)
     except ValueError as exc:
-        raise Invalid(next(iter(changes), "track"), str(exc)) from exc
-    before = {k: track.rules_dict()[k] for k in changes}
+        raise Invalid(next(iter(rule_changes), "track"), str(exc)) from exc
+    current = {**track.rules_dict(), **track.site_settings()}
+    before = {k: current[k] for k in changes}
     for key, value in changes.items():
         setattr(track, key, value)
     track.updated_at = utcnow()
     session.flush()
     record(session, actor, "track.update", "track", slug, before=before, after=changes)
+    if RULE_FIELDS & {k for k in changes if before[k] != changes[k]}:
+        reevaluated = reevaluate_track(session, track)
+        record(session, actor, "track.reevaluate", "track", slug, fields=sorted(changes), entries=reevaluated)
     bump_revision(session)
     return TrackPublic.model_validate(track)
 
