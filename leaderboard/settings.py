@@ -38,6 +38,23 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=600, ge=1, le=86_400, description="a worker lease lasts this long")
     max_job_attempts: int = Field(default=3, ge=1, le=100, description="leases of one job before it fails")
     submit_rate_per_minute: int = Field(default=20, ge=1, description="submissions per token per minute")
+    max_active_leases_per_worker: int | None = Field(
+        default=1, ge=1, le=1000, description="jobs one worker account may hold at once; None: no limit"
+    )
+    pause_worker_after_abandoned: int = Field(
+        default=3, ge=1, le=1000, description="leases a worker may abandon in a row before it is paused"
+    )
+    max_job_seconds: int = Field(
+        default=24 * 3600, ge=60, le=30 * 86_400, description="longest lease of a job when its track sets none"
+    )
+    max_artifacts_per_job: int = Field(default=64, ge=1, le=10_000, description="uploads one job may make")
+    max_job_artifact_bytes: int = Field(
+        default=1024**3, ge=1024, description="bytes one job may upload in all (distinct names)"
+    )
+    session_ttl_seconds: int = Field(default=30 * 86_400, ge=60, description="a web sign-in lasts this long")
+    allow_local_git_urls: bool = Field(
+        default=False, description="accept file:// trainer URLs (tests and single-machine setups only)"
+    )
     cache_ttl_seconds: float = Field(default=5.0, ge=0, description="read cache entries live this long")
     sql_echo: bool = False
 
@@ -47,6 +64,11 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("base_url: must start with http:// or https://")
         return v.rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        """The site is public over HTTPS: cookies are ``Secure`` and HSTS is sent, whatever a proxy says."""
+        return self.base_url.startswith("https://")
 
     @property
     def resolved_database_url(self) -> str:

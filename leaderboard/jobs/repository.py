@@ -57,19 +57,23 @@ def try_claim(session: Session, job_id: int, now: datetime, values: dict[str, ob
 
 
 def update_if_leased(
-    session: Session, job_id: int, token_sha256: str, now: datetime, values: dict[str, object]
+    session: Session,
+    job_id: int,
+    token_sha256: str,
+    now: datetime | None,
+    values: dict[str, object],
+    *,
+    user_id: int | None,
 ) -> bool:
-    """Update a job only while ``token`` holds its unexpired lease (compare-and-set)."""
+    """Update a job only while ``token`` holds its lease for worker account ``user_id``
+    (compare-and-set); with ``now``, only while the lease is unexpired."""
+    conditions = [Job.id == job_id, Job.status == JobStatus.running, Job.lease_token_sha256 == token_sha256]
+    if user_id is not None:
+        conditions.append(Job.lease_user_id == user_id)
+    if now is not None:
+        conditions.append(Job.lease_expires_at >= now)
     result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status == JobStatus.running,
-            Job.lease_token_sha256 == token_sha256,
-            Job.lease_expires_at >= now,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1
 
@@ -98,6 +102,26 @@ def entry_artifacts(session: Session, entry_id: int) -> list[tuple[EntryArtifact
 
 def job_upload(session: Session, job_id: int, name: str) -> EntryArtifact | None:
     return session.scalar(select(EntryArtifact).where(EntryArtifact.job_id == job_id, EntryArtifact.name == name))
+
+
+def job_uploads(session: Session, job_id: int) -> dict[str, tuple[str, int]]:
+    """A job's uploads: name -> (sha256, size in bytes)."""
+    rows = session.execute(
+        select(EntryArtifact.name, Artifact.sha256, Artifact.size_bytes)
+        .join(Artifact, Artifact.sha256 == EntryArtifact.sha256)
+        .where(EntryArtifact.job_id == job_id)
+    ).all()
+    return {str(name): (str(sha), int(size)) for name, sha, size in rows}
+
+
+def job_upload_totals(session: Session, job_id: int, *, exclude_name: str) -> tuple[int, int]:
+    """How many uploads a job holds and their bytes, without the one named ``exclude_name``."""
+    row = session.execute(
+        select(func.count(EntryArtifact.id), func.coalesce(func.sum(Artifact.size_bytes), 0))
+        .join(Artifact, Artifact.sha256 == EntryArtifact.sha256)
+        .where(EntryArtifact.job_id == job_id, EntryArtifact.name != exclude_name)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def attach_job_artifacts(session: Session, job_id: int, digests: Sequence[str]) -> None:

@@ -30,7 +30,7 @@ router = APIRouter(tags=["queue"])
 JobId = Annotated[int, Path(ge=1, le=2**62)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid token"},
-    403: {"description": "not a worker token"},
+    403: {"description": "not a worker token, a paused worker, or another worker's lease"},
     404: {"description": "no such job"},
     409: {"description": "the lease expired or was taken over"},
 }
@@ -60,7 +60,7 @@ def lease(
     req: LeaseRequest, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
 ) -> JobLease | Response:
     """Lease the oldest job this worker's hardware fits (204 when there is none)."""
-    leased = service.lease(session, worker, req, lease_seconds=settings.lease_seconds)
+    leased = service.lease(session, worker, req, service.policy_of(settings))
     if leased is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return leased
@@ -68,9 +68,10 @@ def lease(
 
 @router.post(protocol.HEARTBEAT, response_model=HeartbeatReply, responses=_ERRORS)
 def heartbeat(
-    job_id: JobId, hb: Heartbeat, session: SessionDep, _worker: WorkerPrincipal, settings: SettingsDep
+    job_id: JobId, hb: Heartbeat, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
 ) -> HeartbeatReply:
-    return service.heartbeat(session, job_id, hb, lease_seconds=settings.lease_seconds)
+    """Renew the lease (only the worker account holding it) and report progress."""
+    return service.heartbeat(session, worker, job_id, hb, service.policy_of(settings))
 
 
 @router.post(
@@ -89,7 +90,7 @@ async def upload_artifact(
     job_id: JobId,
     request: Request,
     session: SessionDep,
-    _worker: WorkerPrincipal,
+    worker: WorkerPrincipal,
     settings: SettingsDep,
     store: StoreDep,
     name: Annotated[str, Query(min_length=1, max_length=200)],
@@ -102,24 +103,25 @@ async def upload_artifact(
         service.upload_artifact,
         session,
         store,
+        worker,
         job_id,
         lease_token,
         name=name,
         kind=kind,
         data=data,
-        max_bytes=settings.max_artifact_bytes,
+        quota=service.quota_of(settings),
     )
 
 
 @router.post(protocol.COMPLETE, response_model=JobState, responses={**_ERRORS, 422: {"description": "invalid report"}})
 def complete(
-    job_id: JobId, body: JobComplete, session: SessionDep, _worker: WorkerPrincipal, store: StoreDep
+    job_id: JobId, body: JobComplete, session: SessionDep, worker: WorkerPrincipal, store: StoreDep
 ) -> JobState:
     """Finish the job with the verifier's report; the entry's verdict and the ranks are recomputed."""
-    return service.complete(session, store, job_id, body)
+    return service.complete(session, store, worker, job_id, body)
 
 
 @router.post(protocol.FAIL, response_model=JobState, responses=_ERRORS)
-def fail(job_id: JobId, body: JobFail, session: SessionDep, _worker: WorkerPrincipal) -> JobState:
-    """Give up on the job; a retryable failure requeues it while attempts remain."""
-    return service.fail(session, job_id, body)
+def fail(job_id: JobId, body: JobFail, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep) -> JobState:
+    """Give up on the job; a retryable failure requeues it unless enough distinct workers failed it."""
+    return service.fail(session, worker, job_id, body, service.policy_of(settings))

@@ -39,3 +39,22 @@ class QueuePublic(Schema):
     jobs: list[JobPublic]
     counts: dict[str, int]
     total: int
+
+
+class WorkerPublic(Schema):
+    """A worker account's standing in the queue, as admins see it."""
+
+    user_id: int
+    name: str
+    abandoned: int = Field(description="leases abandoned or given back in a row (a completion resets it)")
+    paused_at: datetime | None
+    paused_reason: str | None
+    last_worker_id: str | None
+    last_seen_at: datetime | None
+    active_leases: int
+    leases: int = Field(description="leases ever taken")
+    completed: int
+
+
+class WorkerPause(Schema):
+    reason: str = Field(default="", max_length=500)

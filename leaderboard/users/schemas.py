@@ -15,6 +15,7 @@ class UserPublic(Schema):
     name: str
     role: Role
     created_at: datetime
+    disabled_at: datetime | None = None
 
 
 class UserCreate(Schema):
@@ -30,3 +31,22 @@ class TokenIssued(Schema):
     token_id: int
     token: str
     prefix: str
+
+
+class TokenPublic(Schema):
+    """An API token as admins see it: never the token itself."""
+
+    id: int
+    user_id: int
+    prefix: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class DisableRequest(Schema):
+    reason: str = Field(default="", max_length=500)
+
+
+class RevokeRequest(Schema):
+    reason: str = Field(default="", max_length=500)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from leaderboard.audit.service import record
+from leaderboard.db import utcnow
 from leaderboard.errors import Conflict, Forbidden, NotFound, Unauthorized
 from leaderboard.users import repository
 from leaderboard.users.models import ApiToken, Role, User
-from leaderboard.users.schemas import TokenIssued, UserCreate, UserPublic
+from leaderboard.users.schemas import TokenIssued, TokenPublic, UserCreate, UserPublic
 
 TOKEN_PREFIX = "sr_"
 
@@ -41,7 +42,9 @@ def authenticate_principal(session: Session, token: str | None) -> Principal:
     if found is None:
         raise Unauthorized("invalid API token", headers=_CHALLENGE)
     api_token, user = found
-    if api_token.revoked_at is not None or user.disabled_at is not None:
+    if user.disabled_at is not None:
+        raise Unauthorized("this user is disabled", headers=_CHALLENGE)
+    if api_token.revoked_at is not None:
         raise Unauthorized("this API token was revoked", headers=_CHALLENGE)
     return Principal(user=user, token_id=api_token.id)
 
@@ -93,3 +96,45 @@ def issue_token_for(session: Session, name: str, *, label: str = "", actor: User
 
 def list_users(session: Session) -> list[UserPublic]:
     return [UserPublic.model_validate(u) for u in repository.list_users(session)]
+
+
+def _user_named(session: Session, name: str) -> User:
+    user = repository.user_by_name(session, name)
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+def list_tokens(session: Session, name: str) -> list[TokenPublic]:
+    user = _user_named(session, name)
+    return [TokenPublic.model_validate(t) for t in repository.tokens_of(session, user.id)]
+
+
+def revoke_token(session: Session, token_id: int, *, actor: User | None, reason: str = "") -> TokenPublic:
+    """Revoke one API token (audited): every request with it, and every web session signed in
+    with it, is refused from the next request on. Revoking a revoked token changes nothing."""
+    token = repository.token_by_id(session, token_id)
+    if token is None:
+        raise NotFound(f"no API token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        repository.end_sessions(session, token_id=token.id)
+        session.flush()
+        record(session, actor, "token.revoke", "token", token.id, user_id=token.user_id, reason=reason)
+    return TokenPublic.model_validate(token)
+
+
+def set_disabled(session: Session, name: str, disabled: bool, *, actor: User | None, reason: str = "") -> UserPublic:
+    """Disable a user (all their tokens and sessions stop working at once) or enable them again; audited."""
+    user = _user_named(session, name)
+    if actor is not None and actor.id == user.id and disabled:
+        raise Conflict("an admin cannot disable their own account")
+    if disabled and user.disabled_at is None:
+        user.disabled_at = utcnow()
+        repository.end_sessions(session, user_id=user.id)
+        record(session, actor, "user.disable", "user", user.id, name=user.name, reason=reason)
+    elif not disabled and user.disabled_at is not None:
+        user.disabled_at = None
+        record(session, actor, "user.enable", "user", user.id, name=user.name, reason=reason)
+    session.flush()
+    return UserPublic.model_validate(user)

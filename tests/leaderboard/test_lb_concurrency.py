@@ -12,6 +12,7 @@ from leaderboard import migrate
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import make_sessionmaker, session_scope
 from leaderboard.entries.service import submit
+from leaderboard.jobs.leasing import QueuePolicy
 from leaderboard.jobs.service import lease
 from leaderboard.seed import seed_all
 from leaderboard.users.models import Role
@@ -45,7 +46,8 @@ def test_concurrent_leases_hand_each_job_to_one_worker(fresh_engine: Engine, tmp
             barrier.wait()
             with session_scope(factory) as s:
                 who = authenticate_principal(s, worker)
-                got = lease(s, who, LeaseRequest(worker_id=f"w{i}", fingerprint=fingerprint()), lease_seconds=60)
+                req = LeaseRequest(worker_id=f"w{i}", fingerprint=fingerprint())
+                got = lease(s, who, req, QueuePolicy(lease_seconds=60, max_active_leases=None))
             leased.append(None if got is None else got.job_id)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)

@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session
 from leaderboard.db import utcnow
 from leaderboard.jobs.models import Job
 from leaderboard.settings import Settings
+from leaderboard.users.models import Role
+from leaderboard.users.schemas import UserCreate
+from leaderboard.users.service import create_user
 from submissions import protocol
 from submissions.tracks import BUILTIN_TRACKS
 
@@ -27,8 +30,17 @@ def _submit(api: Api, users: Users, **kw: Any) -> dict[str, Any]:
     return body
 
 
-def _lease(api: Api, users: Users, worker_id: str = "w1", fp: dict[str, Any] | None = None) -> Any:
-    return api.post(protocol.LEASE, json={"worker_id": worker_id, "fingerprint": fp or CPU}, token=users.worker)
+def _lease(
+    api: Api, users: Users, worker_id: str = "w1", fp: dict[str, Any] | None = None, token: str | None = None
+) -> Any:
+    body = {"worker_id": worker_id, "fingerprint": fp or CPU}
+    return api.post(protocol.LEASE, json=body, token=token or users.worker)
+
+
+def _second_worker(session: Session) -> str:
+    token = create_user(session, UserCreate(name="t-worker-2", role=Role.worker)).token
+    session.commit()
+    return token
 
 
 def _expire(session: Session, job_id: int) -> None:
@@ -49,7 +61,7 @@ def test_empty_queue_gives_204(api: Api, users: Users) -> None:
     assert _lease(api, users).status_code == 204
 
 
-def test_lease_carries_the_config_track_and_claims(api: Api, users: Users) -> None:
+def test_lease_carries_the_config_track_and_claims(api: Api, users: Users, session: Session) -> None:
     sub = _submit(api, users)
     r = _lease(api, users)
     assert r.status_code == 200, r.text
@@ -59,7 +71,8 @@ def test_lease_carries_the_config_track_and_claims(api: Api, users: Users) -> No
     assert lease["track"]["slug"] == "cpu-smoke"
     assert lease["run_config"]["recipe"] == "cpu_smoke"
     assert len(lease["claimed_results"]) == 1
-    assert _lease(api, users, "w2").status_code == 204  # leased jobs are not handed out twice
+    assert _lease(api, users, "w2").status_code == 409  # one active lease per worker account
+    assert _lease(api, users, "w2", token=_second_worker(session)).status_code == 204  # not handed out twice
 
 
 def test_a_gpu_worker_does_not_get_a_cpu_job(api: Api, users: Users) -> None:
@@ -95,14 +108,14 @@ def test_expired_lease_is_re_leased_and_completes_once(api: Api, users: Users, s
     _submit(api, users)
     first = _lease(api, users, "w1").json()
     _expire(session, first["job_id"])
+    second = _lease(api, users, "w2").json()
+    assert second["job_id"] == first["job_id"] and second["attempt"] == 2
     hb = api.post(
         protocol.HEARTBEAT.format(job_id=first["job_id"]),
         json={"lease_token": first["lease_token"], "progress": _progress()},
         token=users.worker,
     )
-    assert hb.status_code == 409
-    second = _lease(api, users, "w2").json()
-    assert second["job_id"] == first["job_id"] and second["attempt"] == 2
+    assert hb.status_code == 409  # taken over: the first lease cannot come back
     url = protocol.COMPLETE.format(job_id=first["job_id"])
     assert api.post(url, json=_complete_body(first), token=users.worker).status_code == 409
     ok = api.post(url, json=_complete_body(second), token=users.worker)
@@ -164,19 +177,23 @@ def test_report_for_another_track_is_422(api: Api, users: Users) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "report.track"
 
 
-def test_retryable_failure_requeues_until_attempts_run_out(settings: Settings, session: Session, users: Users) -> None:
+def test_retryable_failure_requeues_until_distinct_workers_run_out(
+    settings: Settings, session: Session, users: Users
+) -> None:
     api = make_api(settings.model_copy(update={"max_job_attempts": 2}), session)
     try:
         sub = _submit(api, users)
-        for attempt in (1, 2):
-            lease = _lease(api, users).json()
+        other = _second_worker(session)
+        for attempt, token in ((1, users.worker), (2, users.worker), (3, other)):
+            lease = _lease(api, users, token=token).json()
             assert lease["attempt"] == attempt
             body = {"lease_token": lease["lease_token"], "reason": "worker shutting down", "retryable": True}
-            state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=users.worker).json()
-            assert state["status"] == ("queued" if attempt == 1 else "failed")
+            state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=token).json()
+            # the same worker giving a job back twice counts once; a second worker's failure is the last
+            assert state["status"] == ("queued" if attempt < 3 else "failed")
         entry = api.get(f"/api/entries/{sub['entry_id']}").json()
         assert entry["entry"]["status"] == "error"
-        assert entry["jobs"][0]["failure_reason"] == "worker shutting down"
+        assert entry["jobs"][0]["failure_reason"].startswith("worker shutting down; 2 distinct workers failed")
     finally:
         api.close()
 

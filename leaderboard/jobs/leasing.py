@@ -1,0 +1,255 @@
+"""Handing jobs to workers fairly: one active lease per worker account (configurable), expired
+leases reaped as *abandoned* (the job goes back to the queue, the entry keeps its chance), a job
+given up only after ``max_attempts`` distinct workers failed it, and a worker that keeps
+abandoning jobs paused until an admin resumes it.
+
+A worker is its API token's user (``lease_user_id``), not the ``worker_id`` it reports: a client
+may name itself anything, so every limit and pause is keyed by the account.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from leaderboard.db import utcnow
+from leaderboard.entries import service as entries_service
+from leaderboard.errors import Conflict, Forbidden
+from leaderboard.jobs import repository
+from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, LeaseRecord, WorkerAccount
+from leaderboard.revision import bump_revision
+from leaderboard.tracks import repository as tracks_repository
+from leaderboard.tracks.models import Track
+from leaderboard.tracks.service import track_rules
+from leaderboard.users.service import Principal, token_digest
+from submissions.protocol import JobLease, LeaseRequest
+from submissions.schema import RunConfig
+
+LEASE_SCAN = 50
+FAILING = (LeaseOutcome.failed, LeaseOutcome.abandoned, LeaseOutcome.timed_out)
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """The queue's fairness settings (from ``Settings``)."""
+
+    lease_seconds: int
+    max_active_leases: int | None = 1
+    pause_after_abandoned: int = 3
+    max_job_seconds: int = 24 * 3600
+
+
+def job_deadline(job: Job, track: Track, policy: QueuePolicy) -> datetime | None:
+    """When the current lease of ``job`` must end at the latest (the track's maximum job duration)."""
+    if job.leased_at is None:
+        return None
+    return job.leased_at + timedelta(seconds=track.max_job_seconds or policy.max_job_seconds)
+
+
+def lease_until(now: datetime, deadline: datetime | None, lease_seconds: int) -> datetime:
+    expires = now + timedelta(seconds=lease_seconds)
+    return expires if deadline is None else min(expires, deadline)
+
+
+def touch_account(session: Session, principal: Principal, worker_id: str, now: datetime) -> WorkerAccount:
+    """The caller's worker account, created when missing; written first, so that it is locked
+    (row lock on PostgreSQL, the write lock on SQLite) until this transaction ends and two lease
+    calls of one worker cannot both see "no active lease"."""
+    insert: Any = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(WorkerAccount).values(
+        user_id=principal.user.id, abandoned=0, last_worker_id=worker_id, last_seen_at=now
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[WorkerAccount.__table__.c.user_id],
+            set_={"last_worker_id": worker_id, "last_seen_at": now},
+        )
+    )
+    account = session.scalar(
+        select(WorkerAccount)
+        .where(WorkerAccount.user_id == principal.user.id)
+        .execution_options(populate_existing=True)
+    )
+    assert account is not None
+    return account
+
+
+def active_leases(session: Session, user_id: int, now: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Job.id)).where(
+                Job.status == JobStatus.running, Job.lease_user_id == user_id, Job.lease_expires_at >= now
+            )
+        )
+        or 0
+    )
+
+
+def end_lease(session: Session, token_sha256: str | None, outcome: LeaseOutcome, now: datetime) -> None:
+    if token_sha256 is not None:
+        session.execute(
+            update(LeaseRecord)
+            .where(LeaseRecord.token_sha256 == token_sha256, LeaseRecord.ended_at.is_(None))
+            .values(ended_at=now, outcome=outcome)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def failing_workers(session: Session, job_id: int) -> int:
+    """How many distinct worker accounts failed, abandoned or timed out this job."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(LeaseRecord.user_id))).where(
+                LeaseRecord.job_id == job_id, LeaseRecord.outcome.in_(FAILING)
+            )
+        )
+        or 0
+    )
+
+
+def note_abandoned(session: Session, user_id: int | None, policy: QueuePolicy, now: datetime) -> None:
+    """Count an abandoned lease against its worker; pause the worker at the policy's limit."""
+    if user_id is None:
+        return
+    account = session.get(WorkerAccount, user_id, populate_existing=True)
+    if account is None:
+        return
+    account.abandoned += 1
+    if account.paused_at is None and account.abandoned >= policy.pause_after_abandoned:
+        account.paused_at = now
+        account.paused_reason = (
+            f"abandoned {account.abandoned} leases (the limit is {policy.pause_after_abandoned}); "
+            "an admin can resume it"
+        )
+    session.flush()
+
+
+def requeue_or_give_up(session: Session, job: Job, reason: str, now: datetime) -> None:
+    """After a failing lease: back to the queue while fewer than ``max_attempts`` distinct workers
+    failed the job, else failed for good (and a pending entry shows 'error')."""
+    session.refresh(job)
+    if failing_workers(session, job.id) < job.max_attempts:
+        job.status, job.failure_reason = JobStatus.queued, reason
+        job.lease_owner = None
+    else:
+        job.status, job.finished_at = JobStatus.failed, now
+        job.failure_reason = f"{reason}; {job.max_attempts} distinct workers failed this job, it is given up"
+        entries_service.mark_unverifiable(session, job.entry_id)
+    session.flush()
+
+
+def reap_expired(session: Session, job: Job, policy: QueuePolicy, now: datetime) -> bool:
+    """A running job whose lease expired: the lease ends as abandoned (or timed out at the track's
+    maximum duration) and the job is requeued or given up. True when this call reaped it."""
+    old_token, old_user, owner = job.lease_token_sha256, job.lease_user_id, job.lease_owner
+    track = tracks_repository.by_id(session, job.track_id)
+    deadline = None if track is None else job_deadline(job, track, policy)
+    timed_out = deadline is not None and job.lease_expires_at is not None and job.lease_expires_at >= deadline
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.status == JobStatus.running,
+            Job.lease_token_sha256 == old_token,
+            Job.lease_expires_at < now,
+        )
+        .values(lease_token_sha256=None, lease_expires_at=None, lease_user_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    end_lease(session, old_token, LeaseOutcome.timed_out if timed_out else LeaseOutcome.abandoned, now)
+    if timed_out:
+        reason = f"worker {owner} ran past the track's maximum job duration"
+    else:
+        note_abandoned(session, old_user, policy, now)
+        reason = f"worker {owner} abandoned the lease (it expired without a word)"
+    requeue_or_give_up(session, job, reason, now)
+    bump_revision(session)
+    return True
+
+
+def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | None:
+    """Lease the oldest job this worker's hardware can run; None when there is none.
+
+    Forbidden (403) for a paused worker; Conflict (409) while it holds ``max_active_leases``.
+    """
+    now = utcnow()
+    account = touch_account(session, principal, req.worker_id, now)
+    if account.paused_at is not None:
+        raise Forbidden(f"this worker is paused: {account.paused_reason}")
+    if policy.max_active_leases is not None:
+        held = active_leases(session, principal.user.id, now)
+        if held >= policy.max_active_leases:
+            raise Conflict(
+                f"this worker holds {held} active lease(s), the most a worker may hold; "
+                "complete or give back a job before leasing another"
+            )
+    fp = req.fingerprint
+    for job in repository.lease_candidates(session, now, req.tracks, LEASE_SCAN):
+        reaped = job.status != JobStatus.running or reap_expired(session, job, policy, now)
+        if not reaped or job.status != JobStatus.queued:
+            continue
+        track = tracks_repository.by_id(session, job.track_id)
+        assert track is not None
+        if track_rules(track).allows_hardware(fp.sku, fp.device_count, fp.nodes) is not None:
+            continue
+        entry = entries_service.get_entry_row(session, job.entry_id)
+        if entry.hardware_class != fp.sku or int(entry.run_config.get("gpus_per_node", 0)) > fp.device_count:
+            continue  # the track allows this node, but the submitted config asks for other hardware
+        token = "lease_" + secrets.token_urlsafe(24)
+        digest = token_digest(token)
+        max_seconds = track.max_job_seconds or policy.max_job_seconds
+        expires = lease_until(now, now + timedelta(seconds=max_seconds), policy.lease_seconds)
+        claimed = repository.try_claim(
+            session,
+            job.id,
+            now,
+            {
+                "status": JobStatus.running,
+                "lease_owner": req.worker_id,
+                "lease_user_id": principal.user.id,
+                "lease_token_sha256": digest,
+                "lease_expires_at": expires,
+                "leased_at": now,
+                "heartbeat_at": now,
+                "progress": None,
+                "started_at": job.started_at or now,
+            },
+        )
+        if not claimed:
+            continue  # another worker took it between our read and our update
+        session.add(LeaseRecord(job_id=job.id, user_id=principal.user.id, worker_id=req.worker_id, token_sha256=digest))
+        session.refresh(job)
+        bump_revision(session)
+        return JobLease(
+            job_id=job.id,
+            lease_token=token,
+            lease_expires_at=expires,
+            lease_seconds=policy.lease_seconds,
+            attempt=job.attempts,
+            entry_id=entry.id,
+            track=track_rules(track),
+            run_config=RunConfig.model_validate(entry.run_config),
+            runs=job.runs,
+            claimed_results=claimed_results(session, entry.submission_id),
+        )
+    return None
+
+
+def claimed_results(session: Session, submission_id: int | None) -> list[Any]:
+    from leaderboard.entries.models import Submission
+    from submissions.schema import RunResult
+
+    if submission_id is None:
+        return []
+    sub = session.get(Submission, submission_id)
+    if sub is None:
+        return []
+    return [RunResult.model_validate(r) for r in sub.body.get("claimed_results", [])]

@@ -1,0 +1,70 @@
+"""Server-side web sessions: the browser's cookie holds a random session id, never an API token.
+
+Signing in with an API token creates a row keyed by the SHA-256 of a fresh random id; the id goes
+into the (signed, ``HttpOnly``) cookie. Every request looks the row up: signing out, revoking the
+token it was opened with or disabling the user ends it, so a replayed cookie signs in no one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from leaderboard.db import utcnow
+from leaderboard.users.models import ApiToken, User, WebSession
+from leaderboard.users.service import Principal, token_digest
+
+SESSION_ID_PREFIX = "ss_"
+
+
+def start_session(session: Session, principal: Principal, *, ttl_seconds: int) -> str:
+    """Open a session for ``principal``; returns the new session id (goes into the cookie only)."""
+    sid = SESSION_ID_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        WebSession(
+            sid_sha256=token_digest(sid),
+            user_id=principal.user.id,
+            token_id=principal.token_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+        )
+    )
+    session.flush()
+    return sid
+
+
+def session_principal(session: Session, sid: str | None) -> Principal | None:
+    """Who the session ``sid`` signs in: None when it is unknown, ended or expired, or when its
+    token was revoked or its user disabled since."""
+    if not sid or not sid.startswith(SESSION_ID_PREFIX) or len(sid) > 100:
+        return None
+    row = session.execute(
+        select(WebSession, ApiToken, User)
+        .join(ApiToken, ApiToken.id == WebSession.token_id)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.sid_sha256 == token_digest(sid))
+    ).first()
+    if row is None:
+        return None
+    web, token, user = row[0], row[1], row[2]
+    if web.ended_at is not None or web.expires_at <= utcnow():
+        return None
+    if token.revoked_at is not None or user.disabled_at is not None:
+        return None
+    return Principal(user=user, token_id=token.id)
+
+
+def end_session(session: Session, sid: str | None) -> bool:
+    """Sign out: the session ends for good (True when an open one was ended)."""
+    if not sid:
+        return False
+    web = session.scalar(select(WebSession).where(WebSession.sid_sha256 == token_digest(sid)))
+    if web is None or web.ended_at is not None:
+        return False
+    web.ended_at = utcnow()
+    session.flush()
+    return True
