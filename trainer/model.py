@@ -257,6 +257,11 @@ class GPT(nn.Module):
         self.register_buffer("rope_cos", torch.zeros(1, rope_len, 1, config.head_dim // 2), persistent=False)
         self.register_buffer("rope_sin", torch.zeros(1, rope_len, 1, config.head_dim // 2), persistent=False)
 
+    @property
+    def max_positions(self) -> int:
+        """Positions a sequence may use (the RoPE table): CORE crops longer prompts to their last tokens."""
+        return int(self.rope_cos.size(1))
+
     # --- initialization --------------------------------------------------------------------------
 
     @torch.no_grad()

@@ -369,3 +369,54 @@ def test_gpt_path_agrees_with_reference_on_cuda(
         agree += sum(a == b for a, b in zip(outcome.correct, expected, strict=True))
         total += len(expected)
     assert agree / total >= 0.95
+
+
+def _short_rope_gpt(vocab_size: int, positions: int) -> nn.Module:
+    from trainer.model import GPTConfig, build_model
+
+    config = GPTConfig(
+        sequence_len=positions,
+        vocab_size=vocab_size,
+        n_layer=2,
+        n_head=2,
+        n_kv_head=2,
+        n_embd=64,
+        head_dim=32,
+        window_sizes=(positions // 2, positions),
+        value_embed_layers=(1,),
+        rope_positions_factor=1,  # a RoPE table of `positions` rows, shorter than the 10-shot prompts
+    )
+    torch.manual_seed(0)
+    return build_model(config, torch.device("cpu"), torch.float32).eval()
+
+
+def test_prompts_longer_than_the_rope_table_are_cropped_to_their_last_tokens(
+    bundle: Bundle, tokenizer: Tokenizer
+) -> None:
+    model = _short_rope_gpt(tokenizer.vocab_size, 40)
+    assert model.max_positions == 40
+    labels = ["squad", "hellaswag", "winogrande"]
+    task = bundle.task("squad")
+    items = task_items(task.items, 12)
+    (full,) = prepare_examples(task.spec, items, [0], tokenizer)
+    assert len(full.rows[0]) > 40  # the prompt is longer than the model's positions
+    (cropped,) = prepare_examples(task.spec, items, [0], tokenizer, max_seq_len=40)
+    cut = len(full.rows[0]) - 40
+    assert cropped.rows[0] == full.rows[0][cut:] and cropped.starts[0] == full.starts[0] - cut
+    # no max_seq_len given: the model's own positions apply (it used to fail mid-run beyond the RoPE table)
+    auto = evaluate_tasks(model, tokenizer, bundle, device="cpu", labels=labels, max_per_task=12, progress=False)
+    explicit = evaluate_tasks(
+        model, tokenizer, bundle, device="cpu", labels=labels, max_per_task=12, max_seq_len=40, progress=False
+    )
+    assert [o.correct for o in auto] == [o.correct for o in explicit] and all(o.n == 12 for o in auto)
+
+
+def test_a_span_longer_than_the_positions_fails_before_scoring_naming_task_example_length(
+    bundle: Bundle, tokenizer: Tokenizer
+) -> None:
+    spec = bundle.task("squad").spec
+    long_answer = [LMItem("question", "word " * 60)] * 12
+    with pytest.raises(
+        ValueError, match=r"squad: a scored span of \d+ tokens .* does not fit in the model's 16 positions .*example 0"
+    ):
+        prepare_examples(spec, long_answer, [0], tokenizer, max_seq_len=16)

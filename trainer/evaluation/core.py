@@ -403,6 +403,8 @@ def evaluate_tasks(
     if unknown:
         raise ValueError(f"labels: not core-v1 tasks: {unknown}")
     dtype = autocast_dtype_for(precision, device, model)
+    if max_seq_len is None:  # a model that knows its positions (the reference GPT: its RoPE table) crops to them
+        max_seq_len = getattr(model, "max_positions", None)
     tasks = [bundle.task(label) for label in wanted]
     sizes = [len(t.items) if max_per_task is None else min(len(t.items), max_per_task) for t in tasks]
     total = sum(len(range(rank, n, world_size)) for n in sizes)
@@ -468,8 +470,9 @@ def evaluate_core(
     ``model(idx) -> logits [B, T, V]``; ``batch_tokens`` bounds rows x padded length per forward
     (None: 4096 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
     unless ``precision`` says otherwise). ``max_per_task`` keeps the first N shuffled examples
-    of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left for
-    a model with a shorter context (our own models need no cropping).
+    of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left, keeping
+    the last tokens as the reference harness does, for a model with fewer positions than a prompt (None:
+    the model's ``max_positions`` if it has one, the RoPE table of the reference GPT; else no crop).
     """
     t0 = time.perf_counter()
     outcomes = evaluate_tasks(

@@ -163,14 +163,18 @@ def spans(spec: TaskSpec, tokens: list[list[int]], gold: int | None) -> ScoredEx
 
 
 def crop_to_context(example: ScoredExample, max_seq_len: int | None) -> ScoredExample:
-    """Keep the last ``max_seq_len`` tokens of each row (for a model with a shorter context)."""
+    """Keep the last ``max_seq_len`` tokens of each row, spans shifted (the reference harness's crop for a
+    model with fewer positions than a prompt: the most recent tokens stay, the BOS and oldest shots go)."""
     if max_seq_len is None or all(len(r) <= max_seq_len for r in example.rows):
         return example
     rows, starts, ends = [], [], []
     for r, s, e in zip(example.rows, example.starts, example.ends, strict=True):
         crop = max(0, len(r) - max_seq_len)
-        if s - crop < 1:
-            raise ValueError(f"a scored span does not fit in a context of {max_seq_len} tokens")
+        if s - crop < 1:  # the first scored token needs a token before it
+            raise ValueError(
+                f"a scored span of {e - s} tokens (prompt of {len(r)} tokens) does not fit in the model's "
+                f"{max_seq_len} positions"
+            )
         rows.append(r[crop:])
         starts.append(s - crop)
         ends.append(e - crop)
@@ -195,10 +199,11 @@ def prepare_examples(
         item = items[idx]
         gold = None if isinstance(item, LMItem) else item.gold
         try:
-            example = spans(spec, tokens[pos : pos + len(ps)], gold)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (example {idx} after the shuffle)") from None
-        out.append(crop_to_context(example, max_seq_len))
+            example = crop_to_context(spans(spec, tokens[pos : pos + len(ps)], gold), max_seq_len)
+        except ValueError as exc:  # named by task and example, before any of the task is scored
+            msg = str(exc) if str(exc).startswith(f"{spec.label}:") else f"{spec.label}: {exc}"
+            raise ValueError(f"{msg} (example {idx} after the shuffle)") from None
+        out.append(example)
         pos += len(ps)
     return out
 
