@@ -119,7 +119,6 @@ def run_demo(
                 work_dir=root / "worker",
                 poll_interval_s=1.0,
                 run_timeout_s=run_timeout_s,
-                sandbox_user=None,
             )
             _say("verifying with a local worker (it re-runs the config with distinct seeds)")
             state = worker.run_once()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from submissions.tracks import TrackRules
 
 TOKEN_ENV = "SPEEDRUN_TOKEN"
+TOKEN_FILE_ENV = "SPEEDRUN_TOKEN_FILE"
 
 
 def _err(message: str) -> int:
@@ -26,8 +27,18 @@ def _err(message: str) -> int:
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    token: str | None = args.token or os.environ.get(TOKEN_ENV) or None
-    return token
+    """--token, else the file named by $SPEEDRUN_TOKEN_FILE (mode 0600), else $SPEEDRUN_TOKEN.
+
+    The variables are removed from this process's environment once read: no child inherits them."""
+    token: str | None = args.token or None
+    path = os.environ.pop(TOKEN_FILE_ENV, None)
+    env_token = os.environ.pop(TOKEN_ENV, None)
+    if token is None and path:
+        st = os.stat(path)
+        if st.st_mode & 0o077:
+            raise ValueError(f"${TOKEN_FILE_ENV} {path}: mode {oct(st.st_mode & 0o777)}, must be 0600 (owner only)")
+        token = Path(path).read_text(encoding="utf-8").strip() or None
+    return token or env_token or None
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -216,8 +227,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             seeds=seeds,
             progress=progress,
             run_timeout_s=args.run_timeout_s,
-            sandbox_user=None if args.no_sandbox_user else args.sandbox_user,
             smoke_steps=args.smoke_steps,
+            allow_local_git=args.allow_local_git,
         )
     except ValueError as exc:
         bar.close()
@@ -240,9 +251,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from submissions.client import Client, ClientError
     from submissions.worker import Worker
 
-    token = _token(args)
+    try:
+        token = _token(args)
+    except (OSError, ValueError) as exc:
+        return _err(str(exc))
     if not token:
-        return _err(f"--token (or ${TOKEN_ENV}) is required")
+        return _err(f"--token (or ${TOKEN_FILE_ENV}, or ${TOKEN_ENV}) is required")
     tracks = [t for t in args.tracks.split(",") if t] if args.tracks else None
     try:
         client = Client(args.server, token)
@@ -253,8 +267,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             poll_interval_s=args.poll_interval_s,
             tracks=tracks,
             run_timeout_s=args.run_timeout_s,
-            sandbox_user=None if args.no_sandbox_user else args.sandbox_user,
             smoke_steps=args.smoke_steps,
+            allow_local_git=args.allow_local_git,
         )
     except ValueError as exc:
         return _err(str(exc))
@@ -283,14 +297,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _sandbox_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--sandbox-user",
-        default="nobody",
-        help="when running as root, run a git fork's trainer as this unprivileged user (default: nobody)",
-    )
-    p.add_argument(
-        "--no-sandbox-user",
+        "--allow-local-git",
         action="store_true",
-        help="run a fork's trainer as the current user even as root (only inside a throwaway container)",
+        help="also fetch forks from file:// and private/loopback hosts (tests, offline use; off by default)",
     )
 
 
@@ -331,7 +340,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--track", help="track slug (default: the submission's, or cpu-smoke for a CPU config)")
     p.add_argument("--track-file", help="a TrackRules JSON to decide against instead of a built-in track")
     p.add_argument("--seeds", help="comma-separated distinct seeds (default: unpredictable ones)")
-    p.add_argument("--run-timeout-s", type=float, help="time cap of each run in seconds")
+    p.add_argument("--run-timeout-s", type=float, help="time cap of each run in seconds (default: the track's cap)")
     p.add_argument("--smoke-steps", type=int, help="first a smoke run of this many steps (CORE on 11 per task)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--export-schema", metavar="DIR", help="write the contract's JSON Schema files to DIR and exit")
@@ -351,7 +360,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--worker-id", help="name shown on the site (default: host name)")
     p.add_argument("--tracks", help="comma-separated track slugs to lease (default: any)")
     p.add_argument("--poll-interval-s", type=float, default=15.0, help="wait between polls of an empty queue")
-    p.add_argument("--run-timeout-s", type=float, help="time cap of each training run in seconds")
+    p.add_argument(
+        "--run-timeout-s", type=float, help="time cap of each training run in seconds (default: the track's cap)"
+    )
     p.add_argument("--smoke-steps", type=int, help="before each job's runs, a smoke run of this many steps")
     _sandbox_flags(p)
     p.set_defaults(func=cmd_worker)

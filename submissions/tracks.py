@@ -16,7 +16,7 @@ from pydantic import Field
 
 from submissions.schema import (
     EVAL_PROTOCOL,
-    RULES_VERSION,
+    VERIFIER_RULES_VERSION,
     Contract,
     EvalProtocol,
     Fraction,
@@ -35,7 +35,7 @@ class TrackRules(Contract):
     metric: Literal["core"] = "core"
     threshold: float = Field(description="a record needs mean CORE > threshold with p < alpha")
     protocol: EvalProtocol = EVAL_PROTOCOL
-    rules_version: RulesVersion = RULES_VERSION
+    rules_version: RulesVersion = VERIFIER_RULES_VERSION  # speedrun-v2: the verifier's clock and score
     hardware_classes: list[Slug] = Field(min_length=1, description="allowed SKUs; ['any-nvidia'] for any GPU")
     gpus_per_node: int | None = Field(default=None, ge=0, description="required GPUs per node; None = any")
     nodes: int | None = Field(default=None, ge=1, description="required node count; None = any")

@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+from submissions import artifacts
 from submissions.client import Client, ClientError
 from submissions.protocol import (
     MAX_ARTIFACT_BYTES,
@@ -34,15 +35,16 @@ from submissions.protocol import (
     LeaseRequest,
 )
 from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, HardwareFingerprint
-from submissions.verify import DEFAULT_SANDBOX_USER, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
+from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
 LOCK_FILE = "worker.lock"
 # Artifact files of a run directory, uploaded under run-<i>/<name>.
-_RUN_FILES: tuple[tuple[str, ArtifactKind], ...] = (
-    (RESULT_FILE, "result"),
-    (METRICS_FILE, "metrics"),
-    (LOG_FILE, "log"),
-    (PROCESS_LOG_FILE, "log"),
+# (name in the upload, kind, path under run-<i>/, cap). Files under out/ were written by the run.
+_RUN_FILES: tuple[tuple[str, ArtifactKind, str, int], ...] = (
+    (RESULT_FILE, "result", f"out/{RESULT_FILE}", artifacts.RESULT_CAP),
+    (METRICS_FILE, "metrics", f"out/{METRICS_FILE}", artifacts.METRICS_CAP),
+    (LOG_FILE, "log", f"out/{LOG_FILE}", artifacts.LOG_CAP),
+    (PROCESS_LOG_FILE, "log", PROCESS_LOG_FILE, artifacts.LOG_CAP),
 )
 
 
@@ -114,10 +116,11 @@ class Worker:
         fingerprint: HardwareFingerprint | None = None,
         tracks: list[str] | None = None,
         run_timeout_s: float | None = None,
-        sandbox_user: str | None = DEFAULT_SANDBOX_USER,
         lock_path: Path | None = None,
         keep_job_dirs: bool = True,
         smoke_steps: int | None = None,
+        allow_local_git: bool = False,
+        hidden: list[Path] | None = None,
     ) -> None:
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s: must be > 0")
@@ -129,8 +132,9 @@ class Worker:
         self.poll_interval_s = poll_interval_s
         self._fingerprint = fingerprint
         self.tracks = tracks
-        self.run_timeout_s = run_timeout_s
-        self.sandbox_user = sandbox_user
+        self.run_timeout_s = run_timeout_s  # None: each track's default cap (never unbounded)
+        self.allow_local_git = allow_local_git
+        self.hidden = [self.work_dir.resolve(), Path.home(), *(hidden or [])]
         self.lock_path = lock_path or self.work_dir / LOCK_FILE
         self.keep_job_dirs = keep_job_dirs
         self.smoke_steps = smoke_steps
@@ -217,9 +221,11 @@ class Worker:
                 progress=on_progress,
                 run_timeout_s=self.run_timeout_s,
                 verifier_id=self.worker_id,
-                sandbox_user=self.sandbox_user,
                 cancel=beat.lost,
                 smoke_steps=self.smoke_steps,
+                fingerprint=self.fingerprint,
+                allow_local_git=self.allow_local_git,
+                hidden=self.hidden,
             )
         except KeyboardInterrupt:
             beat.stop.set()
@@ -237,9 +243,14 @@ class Worker:
             if beat.why_lost.startswith("lease lost"):
                 return None
             return self._give_back(lease, beat.why_lost, report.log_tail or "", retryable=False)
-        artifacts = self._upload(lease, job_dir)
-        state = self._complete(lease, JobComplete(lease_token=lease.lease_token, report=report, artifacts=artifacts))
-        _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(artifacts)} artifacts, status {state.status}")
+        try:
+            refs = self._upload(lease, job_dir)
+        except (artifacts.ArtifactError, OSError) as exc:  # a bad file fails this job; the worker keeps serving
+            reason = getattr(exc, "reason", None) or f"reading the job's files failed: {exc}"
+            _say(f"job {lease.job_id} failed: {reason}")
+            return self._give_back(lease, reason, report.log_tail or "", retryable=False)
+        state = self._complete(lease, JobComplete(lease_token=lease.lease_token, report=report, artifacts=refs))
+        _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(refs)} artifacts, status {state.status}")
         if not self.keep_job_dirs:
             shutil.rmtree(job_dir, ignore_errors=True)
         return state
@@ -274,22 +285,20 @@ class Worker:
             return None
 
     def _upload(self, lease: JobLease, job_dir: Path) -> list[ArtifactRef]:
-        files: list[tuple[str, ArtifactKind, Path]] = []
-        for run_dir in sorted(job_dir.glob("run-*")):
-            for name, kind in _RUN_FILES:
-                files.append((f"{run_dir.name}/{name}", kind, run_dir / name))
-        files += [(REPORT_FILE, "report", job_dir / REPORT_FILE), (SUMMARY_FILE, "other", job_dir / SUMMARY_FILE)]
+        """Each run's files and the report, read as regular files only (O_NOFOLLOW, capped): a
+        symlink, FIFO, device or oversized file raises ArtifactError naming it, nothing is sent."""
+        files: list[tuple[str, ArtifactKind, str, int]] = []
+        for run_dir in sorted(p for p in job_dir.glob("run-*") if p.is_dir() and not p.is_symlink()):
+            for name, kind, rel, cap in _RUN_FILES:
+                files.append((f"{run_dir.name}/{name}", kind, f"{run_dir.name}/{rel}", cap))
+        cap = MAX_ARTIFACT_BYTES
+        files += [(REPORT_FILE, "report", REPORT_FILE, cap), (SUMMARY_FILE, "other", SUMMARY_FILE, cap)]
+        files.append((FORK_DIFF_FILE, "other", FORK_DIFF_FILE, cap))
         refs: list[ArtifactRef] = []
-        for name, kind, path in files:
-            if not path.is_file():
+        for name, kind, rel, limit in files:
+            try:
+                data = artifacts.read_bytes(job_dir, rel, min(limit, MAX_ARTIFACT_BYTES), label=name)
+            except FileNotFoundError:
                 continue
-            size = path.stat().st_size
-            if size > MAX_ARTIFACT_BYTES:
-                _say(f"not uploading {name}: {size} bytes, more than {MAX_ARTIFACT_BYTES}")
-                continue
-            refs.append(
-                self.client.upload_artifact(
-                    lease.job_id, lease.lease_token, name=name, kind=kind, data=path.read_bytes()
-                )
-            )
+            refs.append(self.client.upload_artifact(lease.job_id, lease.lease_token, name=name, kind=kind, data=data))
         return refs

@@ -1,0 +1,356 @@
+"""One verification run: sealed training, the verifier's clock, a sealed re-scoring of its checkpoint.
+
+Layout of ``run-<i>/`` (everything but ``out/``, ``home/`` and ``tmp/`` is the verifier's own):
+``process.log`` (the step's stdout+stderr, bounded), ``out/`` (the trainer's ``--out``),
+``home/`` + ``tmp/`` (its HOME and TMPDIR; its SPEEDRUN_HOME lives in home/, so the verifier's
+data cache, eval bundle and validation shard are never visible to training), ``eval/`` (the
+scorer's request and ``score.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from submissions import artifacts
+from submissions.measure import MetricsTail, StepOutcome, supervise
+from submissions.protocol import JobProgress
+from submissions.sandbox import Limits, Step, launch
+from submissions.schema import (
+    CLOCK_TOLERANCE_REL,
+    CLOCK_TOLERANCE_S,
+    LOG_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    HardwareFingerprint,
+    RunConfig,
+    RunResult,
+)
+from submissions.score import MODEL_FILE, SCORE_FILE, Score, ScoreRequest
+
+PROCESS_LOG_FILE = "process.log"
+LOG_TAIL_CHARS = 16_000
+LOG_TAIL_LINES = 80
+PROCESS_LOG_HEAD = 4 * 1024 * 1024  # bytes of a step's output kept from its start (its tail is kept too)
+PROCESS_LOG_TAIL = 256 * 1024
+ProgressCallback = Callable[[JobProgress], None]
+
+
+class VerifyError(Exception):
+    """A run could not produce a valid result; ``log_tail`` holds the end of its log."""
+
+    def __init__(self, reason: str, log_tail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class PreparedTrainer:
+    """How to start ``speedrun`` of a trainer source, and what its steps may see."""
+
+    python: str
+    label: str
+    sealed: bool
+    readonly: tuple[Path, ...] = ()  # the fork's venv and checkout
+    entry_point: str | None = None
+    fork_src: Path | None = None
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """The verifier's own copies of what scoring reads (bound read-only into the eval sandbox only)."""
+
+    tokenizer_dir: Path
+    data_dir: Path | None
+    bundle: Path | None
+    device: str
+
+
+@dataclass
+class RunContext:
+    """What every run of one verification shares."""
+
+    trainer: PreparedTrainer
+    run_config: RunConfig
+    eval_inputs: EvalInputs
+    fingerprint: HardwareFingerprint
+    limits: Limits
+    eval_limits: Limits
+    v2: bool  # the track's rules are speedrun-v2: the verifier's clock is the ranked time
+    hidden: list[Path] = field(default_factory=list)
+    gpu: bool = False
+    progress: ProgressCallback | None = None
+    cancel: threading.Event | None = None
+    rdzv_endpoint: str | None = None
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES, chars: int = LOG_TAIL_CHARS) -> str:
+    return "\n".join(text.splitlines()[-lines:])[-chars:]
+
+
+def logs_tail(run_dir: Path) -> str:
+    """The end of the trainer's own log (read safely) and of the step's output."""
+    parts = []
+    for root, name in ((run_dir / "out", LOG_FILE), (run_dir, PROCESS_LOG_FILE)):
+        if root.is_dir() and not root.is_symlink():
+            text = artifacts.read_tail(root, name, 4 * LOG_TAIL_CHARS)
+            if text:
+                parts.append(f"--- {name} (last lines) ---\n{_tail(text)}")
+    return _tail("\n".join(parts), lines=2 * LOG_TAIL_LINES, chars=2 * LOG_TAIL_CHARS)
+
+
+class _BoundedLog(threading.Thread):
+    """Copies a step's output into process.log: the first PROCESS_LOG_HEAD bytes and the last
+    PROCESS_LOG_TAIL bytes, whatever the step writes."""
+
+    def __init__(self, pipe: int, path: Path) -> None:
+        super().__init__(daemon=True, name=f"log-{path.parent.name}")
+        self.pipe, self.path = pipe, path
+
+    def run(self) -> None:
+        written, dropped, tail = 0, 0, bytearray()
+        with open(self.pipe, "rb", buffering=0) as src, self.path.open("ab") as dst:
+            while block := src.read(65536):
+                room = max(0, PROCESS_LOG_HEAD - written)
+                dst.write(block[:room])
+                written += min(room, len(block))
+                rest = block[room:]
+                if rest:
+                    tail += rest
+                    if len(tail) > PROCESS_LOG_TAIL:
+                        dropped += len(tail) - PROCESS_LOG_TAIL
+                        del tail[: len(tail) - PROCESS_LOG_TAIL]
+            if dropped:
+                dst.write(f"\n[... {dropped} bytes of output dropped ...]\n".encode())
+            dst.write(bytes(tail))
+
+
+def _run_step(
+    step: Step,
+    limits: Limits,
+    ctx: RunContext,
+    log: Path,
+    *,
+    final_file: Path | None = None,
+    on_poll: Callable[[float], None] | None = None,
+) -> StepOutcome:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(f"$ {' '.join(step.argv)}\n".encode())
+    read_end, write_end = os.pipe()
+    started = time.monotonic()
+    try:
+        proc = launch(step, limits, sealed=ctx.trainer.sealed, stdout=write_end)
+    finally:
+        os.close(write_end)
+    copier = _BoundedLog(read_end, log)
+    copier.start()
+    outcome = supervise(
+        proc,
+        limits,
+        started=started,
+        disk_dirs=step.writable,
+        cancel=ctx.cancel,
+        final_file=final_file,
+        on_poll=on_poll,
+    )
+    copier.join(timeout=30)
+    return outcome
+
+
+def train_command(
+    trainer: PreparedTrainer, run_config: RunConfig, seed: int, out: Path, *, rdzv_endpoint: str | None = None
+) -> list[str]:
+    """argv of one run: ``speedrun train`` directly, or under torchrun for several processes."""
+    train_args = [
+        "train",
+        "--recipe",
+        run_config.recipe,
+        "--overrides",
+        json.dumps(dict(run_config.overrides), sort_keys=True),
+    ]
+    train_args += ["--seed", str(seed), "--out", str(out), "--no-progress"]
+    if run_config.gpus_per_node <= 1 and run_config.nodes == 1:
+        return [trainer.python, "-m", "speedrun", *train_args]
+    launcher = [trainer.python, "-m", "torch.distributed.run", f"--nproc_per_node={max(1, run_config.gpus_per_node)}"]
+    if run_config.nodes > 1:
+        if rdzv_endpoint is None:
+            raise VerifyError(f"nodes: {run_config.nodes} nodes need a rendezvous endpoint (host:port) for torchrun")
+        launcher += [f"--nnodes={run_config.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        launcher.append(f"--rdzv-id=speedrun-{seed}")
+    else:
+        launcher.append("--standalone")
+    return [*launcher, "-m", "speedrun", *train_args]
+
+
+def _progress(ctx: RunContext, tail: MetricsTail, index: int, runs: int, seed: int) -> Callable[[float], None]:
+    def on_poll(elapsed: float) -> None:
+        if ctx.progress is None:
+            return
+        row = tail.poll()
+        step, steps, eta = (row.get(k) for k in ("step", "num_iterations", "eta_seconds")) if row else (None,) * 3
+        eta_s = float(eta) if isinstance(eta, int | float) and not isinstance(eta, bool) and eta >= 0 else None
+        ctx.progress(
+            JobProgress(
+                run_index=index,
+                runs=runs,
+                step=step if isinstance(step, int) and step >= 0 else None,
+                steps=steps if isinstance(steps, int) and steps >= 0 else None,
+                eta_seconds=None if eta_s is None else min(eta_s, 1e9),
+                message=f"run {index + 1}/{runs} (seed {seed})",
+            )
+        )
+
+    return on_poll
+
+
+def _fresh(run_dir: Path) -> dict[str, Path]:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    dirs = {name: run_dir / name for name in ("out", "home", "tmp", "eval")}
+    for d in dirs.values():
+        d.mkdir(parents=True)
+    return dirs
+
+
+def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs: int = 1) -> tuple[RunResult, float]:
+    """Train once, sealed; (the run's own result, the verifier's clock in seconds)."""
+    d = _fresh(run_dir)
+    where = f"run {index} (seed {seed})"
+    step = Step(
+        argv=train_command(ctx.trainer, ctx.run_config, seed, d["out"], rdzv_endpoint=ctx.rdzv_endpoint),
+        cwd=d["out"],
+        writable=[d["out"], d["home"], d["tmp"]],
+        readonly=list(ctx.trainer.readonly),
+        hidden=ctx.hidden,
+        env={"HOME": str(d["home"]), "TMPDIR": str(d["tmp"]), "SPEEDRUN_HOME": str(d["home"] / "speedrun")},
+        gpu=ctx.gpu,
+    )
+    tail = MetricsTail(d["out"], METRICS_FILE)
+    o = _run_step(
+        step,
+        ctx.limits,
+        ctx,
+        run_dir / PROCESS_LOG_FILE,
+        final_file=d["out"] / MODEL_FILE,
+        on_poll=_progress(ctx, tail, index, runs, seed),
+    )
+    if o.stop_reason is not None:
+        raise VerifyError(f"{where} {o.stop_reason}", logs_tail(run_dir))
+    if o.returncode != 0:
+        raise VerifyError(f"{where} exited with code {o.returncode}", logs_tail(run_dir))
+    try:
+        for name, cap in ((LOG_FILE, artifacts.LOG_CAP), (METRICS_FILE, artifacts.METRICS_CAP)):
+            artifacts.check(d["out"], name, cap, label=f"run-{index}/{name}")
+        raw = artifacts.read_bytes(d["out"], RESULT_FILE, artifacts.RESULT_CAP, label=f"run-{index}/{RESULT_FILE}")
+        artifacts.check(d["out"], MODEL_FILE, artifacts.MODEL_CAP, label=f"run-{index}/{MODEL_FILE}", required=True)
+    except FileNotFoundError:
+        raise VerifyError(f"{where} finished without writing {RESULT_FILE}", logs_tail(run_dir)) from None
+    except artifacts.ArtifactError as exc:
+        raise VerifyError(f"{where}: {exc.reason}", logs_tail(run_dir)) from exc
+    clock = o.final_s
+    if clock is None:
+        raise VerifyError(f"{where} left no final checkpoint ({MODEL_FILE}) of its own", logs_tail(run_dir))
+    try:
+        result = RunResult.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise VerifyError(f"{where} wrote an invalid {RESULT_FILE}: {problems}", logs_tail(run_dir)) from exc
+    if result.seed != seed:
+        raise VerifyError(f"{where} reports seed {result.seed}; the verifier asked for {seed}", logs_tail(run_dir))
+    return result, float(clock)
+
+
+def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> Score:
+    """CORE and val_bpb of the run's checkpoint, by the verifier's code in its own sandbox."""
+    e = ctx.eval_inputs
+    eval_dir = run_dir / "eval"
+    req = ScoreRequest(
+        recipe=ctx.run_config.recipe,
+        overrides=dict(ctx.run_config.overrides),
+        seed=seed,
+        model_dir=str(run_dir / "out"),
+        out_dir=str(eval_dir),
+        bundle=None if e.bundle is None else str(e.bundle),
+        data_dir=None if e.data_dir is None else str(e.data_dir),
+        tokenizer_dir=str(e.tokenizer_dir),
+        device=e.device,
+        entry_point=ctx.trainer.entry_point,
+        fork_src=None if ctx.trainer.fork_src is None else str(ctx.trainer.fork_src),
+    )
+    (eval_dir / "request.json").write_text(req.model_dump_json(), encoding="utf-8")
+    readonly = [run_dir / "out", e.tokenizer_dir, *(p for p in (e.data_dir, e.bundle) if p is not None)]
+    if ctx.trainer.entry_point is not None:
+        readonly += list(ctx.trainer.readonly)
+    step = Step(
+        argv=[sys.executable, "-m", "submissions.score", str(eval_dir / "request.json")],
+        cwd=eval_dir,
+        writable=[eval_dir, run_dir / "tmp"],
+        readonly=readonly,
+        hidden=ctx.hidden,
+        env={"HOME": str(run_dir / "tmp"), "TMPDIR": str(run_dir / "tmp")},
+        gpu=ctx.gpu,
+    )
+    where = f"run {index} (seed {seed}): scoring its checkpoint"
+    log = run_dir / "eval.log"
+    o = _run_step(step, ctx.eval_limits, ctx, log)
+    if o.stop_reason is not None or o.returncode != 0:
+        why = o.stop_reason or f"exit code {o.returncode}"
+        raise VerifyError(f"{where} failed: {why}", _tail(artifacts.read_tail(run_dir, "eval.log", 64_000)))
+    try:
+        raw = artifacts.read_bytes(eval_dir, SCORE_FILE, artifacts.RESULT_CAP, label=f"run-{index}/eval/{SCORE_FILE}")
+        return Score.model_validate_json(raw)
+    except (artifacts.ArtifactError, FileNotFoundError, ValidationError) as exc:
+        raise VerifyError(f"{where}: no valid {SCORE_FILE} ({exc})") from exc
+
+
+def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score) -> RunResult:
+    """The run as the report carries it: the verifier's time (v2), score, hardware and plan."""
+    self_reported = own.training_seconds
+    disagrees = abs(clock - self_reported) > CLOCK_TOLERANCE_S + CLOCK_TOLERANCE_REL * clock
+    update: dict[str, object] = {
+        "core": score.core,
+        "val_bpb": score.val_bpb,
+        "hardware": ctx.fingerprint.model_copy(
+            update={"device_count": max(1, ctx.run_config.gpus_per_node) if ctx.gpu else 1}
+        ),
+        "sealed": ctx.trainer.sealed,
+        "self_reported_training_seconds": self_reported,
+        "clock_disagrees": disagrees,
+        "overrides": dict(ctx.run_config.overrides),
+        "recipe": ctx.run_config.recipe,
+    }
+    if ctx.v2:
+        update |= {"rules_version": "speedrun-v2", "training_seconds": clock, "final_loss": None, "mfu": None}
+    trusted = _trusted_plan(ctx.run_config, own.seed)
+    if trusted is not None:
+        update |= trusted
+    return RunResult.model_validate({**own.model_dump(), **update})
+
+
+def _trusted_plan(config: RunConfig, seed: int) -> dict[str, object] | None:
+    """config, plan, steps, tokens and FLOPs from the verifier's copy of the recipe (reference recipes)."""
+    try:
+        from trainer.config import build_config
+        from trainer.plan import resolve
+
+        train_config = build_config(config.recipe, {**config.overrides, "seed": seed})
+        plan = resolve(train_config, config.world_size)
+    except (ImportError, ValueError, TypeError, KeyError):
+        return None
+    return {
+        "config": train_config.to_dict(),
+        "plan": plan.to_dict(),
+        "steps": int(plan.num_iterations),
+        "tokens": int(plan.total_tokens),
+        "flops": float(plan.flops_per_token * plan.total_tokens),
+    }
