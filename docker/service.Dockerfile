@@ -29,12 +29,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 # Everything is installed under the prefix /install, copied to /usr/local of the runtime stage: the
 # interpreter's own site-packages, so that the virtual environments `speedrun verify` makes for forks
-# (`venv --system-site-packages`) see torch and the rest without downloading them again.
-RUN pip install --prefix=/install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
-    && PYTHONPATH="$(echo /install/lib/python3*/site-packages)" python -c \
-       "import torch; assert torch.version.cuda is None, 'the site image must carry the CPU build of torch'"
+# (`venv --system-site-packages`) see torch and the rest without downloading them again. torch alone
+# (no deps): its dependencies come pinned from the lock below.
+RUN pip install --prefix=/install --no-deps --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 
 WORKDIR /src
+COPY requirements ./requirements
 COPY pyproject.toml README.md ./
 COPY speedrun ./speedrun
 COPY trainer ./trainer
@@ -42,10 +42,13 @@ COPY submissions ./submissions
 COPY leaderboard ./leaderboard
 COPY web ./web
 
-# The constraint keeps pip from replacing the CPU torch above with a CUDA wheel from PyPI.
-RUN echo "torch==${TORCH_VERSION}+cpu" > /tmp/torch-constraint.txt \
-    && PYTHONPATH="$(echo /install/lib/python3*/site-packages)" \
-       pip install --prefix=/install --constraint /tmp/torch-constraint.txt ".[postgres]"
+# The locked dependencies (requirements/postgres.txt pins torch==X+cpu, which the CPU build above
+# satisfies, so no CUDA wheel comes from PyPI), then the project, built by the pinned build tools.
+RUN pip install -r requirements/build-tools.txt \
+    && export PYTHONPATH="$(echo /install/lib/python3*/site-packages)" \
+    && pip install --prefix=/install -r requirements/postgres.txt \
+    && pip install --prefix=/install --no-deps --no-build-isolation . \
+    && python -c "import torch; assert torch.version.cuda is None, 'the site image must carry the CPU build of torch'"
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS site

@@ -40,8 +40,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s /usr/bin/python3 /usr/local/bin/python
 
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
-    && pip install "packaging>=24" "ninja>=1.11" "psutil>=5.9" "einops>=0.8" "setuptools>=68" wheel \
+# The locked build tools (pip, setuptools, wheel) build flash-attn and the project; --ignore-installed
+# because Ubuntu's own pip/setuptools have no RECORD to uninstall them by.
+COPY requirements/build-tools.txt /opt/requirements/build-tools.txt
+RUN pip install --ignore-installed -r /opt/requirements/build-tools.txt \
+    && pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && pip install "packaging>=24" "ninja>=1.11" "psutil>=5.9" "einops>=0.8" \
     && python -c "import torch; assert torch.version.cuda and torch.version.cuda.startswith('13.0'), torch.version.cuda" \
     && pip freeze | grep -i '^torch==' > /opt/torch-constraint.txt
 
