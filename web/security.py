@@ -1,7 +1,8 @@
 """Signed cookies and CSRF tokens for the pages (HMAC-SHA256 with the site's secret key).
 
-- The login cookie holds the pasted API token, signed so it cannot be forged or altered; it is
-  ``HttpOnly`` and ``SameSite=Lax`` and never rendered back into a page.
+- The login cookie holds a random server-side session id (never the API token), signed so it
+  cannot be forged or altered; it is ``HttpOnly`` and ``SameSite=Lax`` and never rendered back
+  into a page. Sign-out and token revocation end the session on the server.
 - CSRF: a random per-browser nonce lives in its own ``HttpOnly`` cookie; each form carries
   ``HMAC(secret, "csrf" | nonce)``. A cross-site page can neither read the cookie nor compute
   the HMAC, so a forged post fails. Comparisons are constant-time.

@@ -20,10 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached, peek_current
 from leaderboard.db import request_session
-from leaderboard.errors import DomainError, Invalid, Unauthorized
+from leaderboard.errors import DomainError, Invalid
 from leaderboard.settings import Settings
 from leaderboard.users.models import User
-from leaderboard.users.service import Principal, authenticate_principal
+from leaderboard.users.service import Principal
+from leaderboard.users.sessions import session_principal
 from web import security
 from web.render import hms, minutes, pvalue, render
 
@@ -81,20 +82,22 @@ def secret_of(request: Request) -> str:
 
 def viewer_of(request: Request, session: Session) -> Viewer:
 
+    # the cookie holds a random session id (signed); the server-side session says who it is, and
+    # ends on sign-out, token revocation or a disabled user: a replayed cookie signs in no one
+    return Viewer(session_principal(session, session_id_of(request)))
+
+
+def session_id_of(request: Request) -> str | None:
+    """The session id in this browser's (signed) session cookie; None when absent or forged."""
     signed = request.cookies.get(security.SESSION_COOKIE)
     if not signed:
-        return Viewer(None)
-    token = security.unsign(signed, secret=secret_of(request), purpose="session", max_age_s=security.SESSION_MAX_AGE_S)
-    if token is None:
-        return Viewer(None)
-    try:
-        return Viewer(authenticate_principal(session, token))
-    except Unauthorized:  # revoked since sign-in: treat as signed out
-        return Viewer(None)
+        return None
+    return security.unsign(signed, secret=secret_of(request), purpose="session", max_age_s=security.SESSION_MAX_AGE_S)
 
 
 def is_secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Cookies are ``Secure`` when the site's public URL is https, whatever a proxy in front says."""
+    return request.url.scheme == "https" or bool(settings_of(request).https)
 
 
 def absolute_url(request: Request, path: str) -> str:
