@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from web import TEMPLATES_DIR
@@ -80,11 +81,35 @@ def signed(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:+.{digits}f}"
 
 
+GPT2_CORE_TEXT = "0.256525"
+
+
+def core_value(v: float | None, threshold: float = float(GPT2_CORE_TEXT)) -> str:
+    """CORE with 4 digits, or as many more (up to 6) as it takes not to read equal to the
+    threshold when it differs from it: GPT-2's own 0.256525 never prints as a failing 0.2565."""
+    if v is None:
+        return "—"
+    for digits in (4, 5, 6):
+        if v == threshold or f"{v:.{digits}f}" != f"{threshold:.{digits}f}":
+            break
+    return f"{v:.{6 if v == threshold else digits}f}"
+
+
+def core_margin(v: float | None, threshold: float = float(GPT2_CORE_TEXT)) -> str:
+    """CORE minus the threshold: '+0.0061', '-0.0002', '±0' (GPT-2 itself)."""
+    if v is None:
+        return "—"
+    d = v - threshold
+    if abs(d) < 5e-7:
+        return "±0"
+    return f"{d:+.4f}" if abs(d) >= 5e-5 else f"{d:+.6f}"
+
+
 def core_summary(mean: float | None, std: float | None, n: int | None) -> str:
     """'0.2626 ± 0.0031 (5)'; the std and n only when known."""
     if mean is None:
         return "—"
-    text = f"{mean:.4f}"
+    text = core_value(mean)
     if std is not None and n is not None and n > 1:
         text += f" ± {std:.4f}"
     if n is not None:
@@ -117,6 +142,15 @@ def percent(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.0f}%"
 
 
+def percent1(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def basename(name: str) -> str:
+    """The last path part of an artifact's name (a download's file name)."""
+    return name.rsplit("/", 1)[-1] or name
+
+
 def size(v: int | None) -> str:
     if v is None:
         return "—"
@@ -141,6 +175,36 @@ def linkify(text: str | None) -> Markup:
         last = m.end()
     out.append(str(escape(raw[last:])))
     return Markup("".join(out))
+
+
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).disable("image")
+
+
+def _md_link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
+    return str(renderer.renderToken(tokens, idx, options, env))
+
+
+_MD.add_render_rule("link_open", _md_link_open)
+
+
+def markdown(text: str | None) -> Markup:
+    """A submitter's description as Markdown (CommonMark): raw HTML and images are not rendered,
+    links get rel=nofollow and only safe schemes (markdown-it's link validation)."""
+    return Markup(_MD.render(text or ""))
+
+
+def entry_summary(entry: Any, track: Any) -> str:
+    """One line for a shared link's preview: who, what time, verified or reported, CORE."""
+    parts = [f"{entry.title} on {track.name}"]
+    if entry.hours is not None:
+        parts.append(f"{hms(entry.hours)} training")
+    if entry.cost_usd is not None:
+        parts.append(usd(entry.cost_usd))
+    if entry.core_mean is not None:
+        parts.append(f"CORE {core_value(entry.core_mean)}")
+    parts.append(str(entry.status))
+    return " · ".join(parts)
 
 
 def json_script(v: Any) -> Markup:
@@ -173,11 +237,14 @@ def environment() -> Environment:
         moment=moment,
         pretty_json=pretty_json,
         percent=percent,
+        percent1=percent1,
+        basename=basename,
         size=size,
         duration=fmt_hours,
         json_script=json_script,
         linkify=linkify,
     )
+    env.filters.update(core=core_value, core_margin=core_margin, markdown=markdown)
     env.globals.update(core_summary=core_summary)
     return env
 

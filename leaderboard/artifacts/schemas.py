@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from leaderboard.schemas import Schema
+from leaderboard.urls import AbsoluteUrl
 
 
 class ArtifactPublic(Schema):
@@ -15,5 +16,5 @@ class ArtifactPublic(Schema):
     content_type: str
     source: str
     job_id: int | None
-    url: str
+    url: AbsoluteUrl
     created_at: datetime

@@ -47,6 +47,12 @@ def submitter(site: Any) -> str:
     return site.create_user("browser-submitter", "submitter")
 
 
+def hms_hours(text: str) -> float:
+    """'1:39:00' -> 1.65 (hours)."""
+    h, m, s = (int(part) for part in text.strip().split(":"))
+    return h + m / 60 + s / 3600
+
+
 def row_titles(page: Any) -> list[str]:
     return [t.strip() for t in page.locator("#board tr.entry-row td.title a").all_inner_texts()]
 
@@ -59,7 +65,7 @@ def test_leaderboard_renders_the_seeded_history(site: Any, page: Any, browser: A
     assert titles[0].startswith("autoresearch round 2")  # the fastest reported run ranks first
     assert titles[-1] == "GPT-2 1.5B (original OpenAI run)"
     assert page.locator("#board tr.reported .badge-reported").count() == 7
-    assert page.locator("#board td.hours").first.inner_text() == "1.65"
+    assert page.locator("#board td.hours").first.inner_text() == "1:39:00"
     page.screenshot(path=str(artifacts_dir / "web-leaderboard.png"), full_page=True)
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
@@ -76,21 +82,23 @@ def test_leaderboard_renders_the_seeded_history(site: Any, page: Any, browser: A
 
 def test_sorting_and_filtering_from_the_controls(site: Any, page: Any) -> None:
     page.goto(site.url + "/")
-    page.select_option("select[name=sort]", "cost")  # filters.js submits the form on change
+    page.select_option("select[name=sort]", "cost")
+    page.click("#filters button[type=submit]")  # a change alone submits nothing (WCAG 3.2.2)
     page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
     costs = [float(c.strip("$").replace(",", "")) for c in page.locator("#board td.cost").all_inner_texts()]
     assert costs == sorted(costs) and len(costs) == 7
     assert page.locator("th a.sorted").inner_text().lower().startswith("cost")
 
     page.select_option("select[name=hardware]", "tpu-v3")
+    page.click("#filters button[type=submit]")
     page.wait_for_url("**hardware=tpu-v3*")
     assert row_titles(page) == ["GPT-2 1.5B (original OpenAI run)"]
 
     page.click("text=clear filters")
     page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
-    page.click("#board th >> text=time (h)")
+    page.click("#board th a:text-is('time')")
     page.wait_for_url("**sort=time*")
-    hours = [float(h.replace(",", "")) for h in page.locator("#board td.hours").all_inner_texts()]
+    hours = [hms_hours(h) for h in page.locator("#board td.hours").all_inner_texts()]
     assert hours == sorted(hours) and len(hours) == 7
 
 
@@ -118,7 +126,7 @@ def test_entry_page_shows_its_charts(site: Any, page: Any, verified_entry: int, 
     assert page.locator("#bpb-chart svg circle").count() >= 5
     assert page.locator("#runs tr[data-kind=claimed]").count() == 2
     assert page.locator("#runs tr[data-kind=verified]").count() == 3
-    assert "training hours" in page.locator("#deltas").inner_text()
+    assert "training time" in page.locator("#deltas").inner_text()
     assert page.locator("#verifications tbody tr").count() == 1
     assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 7
     assert page.locator(".description a[href='https://example.org/runs/d24-ve']").count() == 1

@@ -206,15 +206,18 @@ def test_only_owner_or_admin_sees_and_can_use_reverify(site: Any, owner_token: s
     other = site.create_user("page-other", "submitter")
     with signed_in_browser(site, other) as client:
         html = client.get(f"/entries/{evil_entry}").text
-        assert 'id="reverify"' not in html
+        assert 'id="reverify"' not in html and 'id="reverify-why"' in html
         token = csrf_of(client.get("/submit").text)  # a valid form token of this browser
         r = client.post(f"/entries/{evil_entry}/reverify", data={"csrf_token": token})
         assert r.status_code == 403
     with signed_in_browser(site, owner_token) as client:
         html = client.get(f"/entries/{evil_entry}").text
-        assert 'id="reverify"' in html
-        # its first verification is still queued, so a second request is a conflict, said plainly
-        r = client.post(f"/entries/{evil_entry}/reverify", data={"csrf_token": csrf_of(html)})
+        # its first verification is still queued: no button, the reason instead
+        assert 'id="reverify"' not in html
+        why = re.search(r'id="reverify-why">([^<]+)<', html)
+        assert why is not None and "already queued" in why.group(1)
+        # and a request made anyway is a conflict, said plainly
+        r = client.post(f"/entries/{evil_entry}/reverify", data={"csrf_token": csrf_of(client.get("/submit").text)})
         assert r.status_code == 409
         assert "already queued" in r.text
 
@@ -274,15 +277,19 @@ def _run(kind: str, hours: float, core: float, val_bpb: float) -> Any:
 
 
 def test_deltas_mark_slower_or_weaker_verified_runs_as_bad() -> None:
-    from web.pages.entry import _deltas
+    from web.pages.entry_parts import deltas
 
     claimed = [_run("claimed", 1.50, 0.262, 0.718), _run("claimed", 1.50, 0.264, 0.718)]
     verified = [_run("verified", 1.65, 0.265, 0.716)]
-    rows = {d["label"]: d for d in _deltas(claimed, verified)}
-    assert rows["training hours"]["delta"] == "+0.150 (+10.0%)" and rows["training hours"]["css"] == "delta-bad"
+    rows = {d["label"]: d for d in deltas(claimed, verified, judged=True)}
+    assert rows["training time"]["delta"] == "+0:09:00 (+10.0%)" and rows["training time"]["css"] == "delta-bad"
+    assert rows["training time"]["claimed"] == "1:30:00" and rows["training time"]["verified"] == "1:39:00"
     assert rows["CORE"]["delta"] == "+0.0020" and rows["CORE"]["css"] == "delta-good"
     assert rows["val_bpb"]["css"] == "delta-good"  # lower bits per byte is better
-    assert _deltas(claimed, []) == []
+    assert deltas(claimed, [], judged=True) == []
+    # a failed verification's rerun is no win: its differences are shown uncoloured
+    faster = [_run("verified", 0.10, 0.20, 0.9)]
+    assert all(d["css"] == "" for d in deltas(claimed, faster, judged=False))
 
 
 def test_admin_retracts_an_entry_with_a_reason(site: Any, make_submission: Any) -> None:

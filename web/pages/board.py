@@ -9,22 +9,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from leaderboard.cache import peek_current
-from leaderboard.db import SessionDep, request_session
+from leaderboard.db import SessionDep
+from leaderboard.entries.compare import record_banner
 from leaderboard.entries.schemas import LeaderboardQuery
 from leaderboard.entries.service import (
     leaderboard,
 )
 from leaderboard.errors import NotFound
 from leaderboard.tracks.service import list_prices, list_tracks
-from web import security
+from web.pages.banner import banner_text, banner_view
 from web.pages.common import (
     DEFAULT_TRACK,
-    PageBytes,
     Viewer,
     bytes_response,
+    cached_route,
     error_page,
     flash_key,
     render_html,
@@ -46,6 +45,14 @@ STATUS_OPTIONS = [
     ("error", "error"),
     ("retracted", "retracted"),
 ]
+SORT_OPTIONS = [
+    ("time", "time (rank)"),
+    ("cost", "cost (rank)"),
+    ("core", "CORE (high first)"),
+    ("date", "date (new first)"),
+    ("val_bpb", "val_bpb (low first)"),
+    ("p_value", "p-value (low first)"),
+]
 SECTION_NAMES = {
     "verified": "verified on this site",
     "reported": "reported history (imported, not verified here; ranked among themselves under their rules)",
@@ -55,7 +62,7 @@ SECTION_NAMES = {
 # ---------------------------------------------------------------------------- pages
 
 
-BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page")
+BOARD_PARAMS = ("sort", "hardware", "status", "rules_version", "page", "per_page", "q")
 
 
 def _board_query(request: Request) -> LeaderboardQuery:
@@ -68,23 +75,11 @@ def _board_key(request: Request, slug: str, query: LeaderboardQuery) -> tuple[An
 
 
 async def _board_route(request: Request, slug: str) -> Response:
-    """A signed-out visitor's board straight from the read cache on the event loop when it holds
-    the page at the current revision (one indexed read: no Session, no worker thread); else the
-    ordinary path in a worker thread, in its own transaction, committed before the response."""
-    if security.SESSION_COOKIE not in request.cookies:
-        try:
-            key = _board_key(request, slug, _board_query(request))
-        except ValidationError:
-            key = None
-        page = None if key is None else peek_current(request.app.state, ("web", *key))
-        if isinstance(page, PageBytes):
-            return bytes_response(request, page)
-    return await run_in_threadpool(_board_in_session, request, slug)
-
-
-def _board_in_session(request: Request, slug: str) -> Response:
-    with request_session(request) as session:
-        return _board(request, session, slug)
+    try:
+        key: tuple[Any, ...] | None = _board_key(request, slug, _board_query(request))
+    except ValidationError:
+        key = None
+    return await cached_route(request, key, lambda r, s: _board(r, s, slug))
 
 
 def _board(request: Request, session: Session, slug: str) -> Response:
@@ -121,12 +116,17 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
             "rules_version": board.rules_version,
             "page": board.page if board.page > 1 else None,
             "per_page": board.per_page if board.per_page != default_per_page else None,
+            "q": query.q or None,
         }
         params.update(changes)
         kept = {k: v for k, v in params.items() if v not in (None, "")}
         return f"/tracks/{board.track.slug}" + (f"?{urlencode(kept)}" if kept else "")
 
     twin = url_with().replace(f"/tracks/{board.track.slug}", f"/api/tracks/{board.track.slug}/leaderboard", 1)
+    csv_url = url_with(page=None, per_page=None).replace(
+        f"/tracks/{board.track.slug}", f"/api/tracks/{board.track.slug}/leaderboard.csv", 1
+    )
+    banner = record_banner(session, board.track.id, board.track.ranking)
     context = {
         "title": board.track.name,
         "nav": "board",
@@ -145,6 +145,11 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
         "pages": max(1, board.pages),
         "total": board.total,
         "url_with": url_with,
+        "csv_url": csv_url,
+        "search": query.q or "",
+        "banner": banner_view(banner),
+        "sort_options": SORT_OPTIONS,
+        "page_description": banner_text(banner, board.track),
     }
     return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)[0]
 

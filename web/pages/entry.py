@@ -2,184 +2,113 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
-from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import SessionDep
-from leaderboard.entries.service import (
-    can_request_reverification,
-    entry_detail,
-    request_reverification,
-    retract,
-)
+from leaderboard.entries.compare import duplicates_of, record_holder_id
+from leaderboard.entries.service import entry_detail, request_reverification, retract
 from leaderboard.errors import DomainError, NotFound
+from leaderboard.jobs.listing import entry_jobs
 from leaderboard.users.models import Role
-from web import charts
+from web.pages import entry_parts as parts
 from web.pages.common import (
+    Viewer,
+    bytes_response,
+    cached_route,
     detail_text,
     error_page,
+    flash_key,
     posted,
     redirect,
-    render_page,
+    render_html,
+    respond,
     settings_of,
+    shared_page,
     sign_in_first,
     store_of,
     viewer_of,
 )
+from web.render import entry_summary, markdown
 
 router = APIRouter(include_in_schema=False)
 
-MAX_CURVE_POINTS = 400
 
-# ---------------------------------------------------------------------------- number helpers
-
-
-def _mean(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return math.fsum(known) / len(known) if known else None
-
-
-def _deltas(claimed: list[Any], verified: list[Any]) -> list[dict[str, str]]:
-    """Verified minus claimed means of hours, CORE and val_bpb, with the better direction marked."""
-    out: list[dict[str, str]] = []
-    specs = (
-        ("training hours", "training_hours", 3, -1),
-        ("CORE", "core", 4, 1),
-        ("val_bpb", "val_bpb", 5, -1),
-    )
-    for label, attr, digits, better in specs:
-        c = _mean([getattr(r, attr) for r in claimed])
-        v = _mean([getattr(r, attr) for r in verified])
-        if c is None or v is None:
-            continue
-        d = v - c
-        text = f"{d:+.{digits}f}"
-        if attr == "training_hours" and c > 0:
-            text += f" ({100 * d / c:+.1f}%)"
-        css = "" if d == 0 else ("delta-good" if d * better > 0 else "delta-bad")
-        out.append(
-            {"label": label, "claimed": f"{c:.{digits}f}", "verified": f"{v:.{digits}f}", "delta": text, "css": css}
-        )
-    return out
-
-
-LOG_TAIL_LINES = 40
-LOG_TAIL_CHARS = 6000
-MAX_INLINE_LOGS = 3
-
-
-def _log_tails(store: ArtifactStore, artifacts: list[Any]) -> list[dict[str, str]]:
-    """The last lines of the entry's text logs, to show inline (escaped by the template like all text)."""
-    out: list[dict[str, str]] = []
-    # human logs before machine-readable JSON lines
-    for a in sorted(artifacts, key=lambda a: a.name.endswith(".jsonl")):
-        if a.kind != "log" or len(out) >= MAX_INLINE_LOGS:
-            continue
-        data = store.read(a.sha256)
-        if data is None:
-            continue
-        text = data[-4 * LOG_TAIL_CHARS :].decode("utf-8", errors="replace")
-        tail = "\n".join(text.splitlines()[-LOG_TAIL_LINES:])[-LOG_TAIL_CHARS:]
-        out.append({"name": a.name, "sha256": a.sha256, "tail": tail})
-    return out
-
-
-def _thin(points: list[tuple[float, float]], limit: int = MAX_CURVE_POINTS) -> list[tuple[float, float]]:
-    """At most ``limit`` points, evenly spaced, always keeping the last."""
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    kept = [points[int(i * step)] for i in range(limit - 1)]
-    return [*kept, points[-1]]
-
-
-def _run_name(curve: Any) -> str:
-    seed = "" if curve.seed is None else f" seed {curve.seed}"
-    return f"{curve.kind}{seed}"
-
-
-def _curve_chart(curves: list[Any], attr: str, title: str, y_label: str, markers: bool) -> Any:
-    series = []
-    for c in curves:
-        pts = [
-            (float(p.training_seconds), float(getattr(p, attr)))
-            for p in c.points
-            if p.training_seconds is not None and getattr(p, attr) is not None
-        ]
-        if pts:
-            series.append(charts.Series(_run_name(c), _thin(sorted(pts)), markers=markers))
-    return charts.line_chart(
-        series[: len(charts.PALETTE)],
-        title=title,
-        x_label="training time",
-        y_label=y_label,
-        x_kind="seconds",
-        frame=charts.Frame(width=560, height=320, left=56),
-        css_class=f"curve-chart {attr}",
-        empty_message=f"no {y_label} curve recorded",
-    )
-
-
-def _core_chart(tasks: list[Any]) -> Any:
-    groups = []
-    for name, attr in (("claimed", "claimed"), ("verified", "verified")):
-        values = {t.task: float(getattr(t, attr)) for t in tasks if getattr(t, attr) is not None}
-        if values:
-            groups.append(charts.BarGroup(name, values))
-    return charts.bar_chart(
-        groups, title="CORE per task (mean accuracy)", value_label="accuracy", css_class="core-bars"
-    )
+def _key(request: Request, entry_id: int) -> tuple[object, ...]:
+    return ("entry", entry_id, flash_key(request))
 
 
 @router.get("/entries/{entry_id}", response_class=HTMLResponse)
-def entry_page(entry_id: int, request: Request, session: SessionDep) -> HTMLResponse:
+async def entry_page(entry_id: int, request: Request) -> Response:
+    return await cached_route(request, _key(request, entry_id), lambda r, s: _entry(r, s, entry_id))
 
+
+def _entry(request: Request, session: Session, entry_id: int) -> Response:
     viewer = viewer_of(request, session)
     try:
         detail = entry_detail(session, entry_id, store_of(request))
     except NotFound:
         return error_page(request, viewer, 404, "No such entry", f"There is no entry #{entry_id}.")
     user = viewer.user
-    owner_id = user.id if user is not None and detail.owner is not None and detail.owner == user.name else None
-    can_reverify = can_request_reverification(user, detail.entry, owner_id)
     can_retract = user is not None and user.role == Role.admin and detail.entry.status != "retracted"
-    runs = [*detail.claimed_runs, *detail.verified_runs, *detail.reported_runs]
-    hardware = sorted((k, v) for k, v in (detail.hardware or {}).items() if v is not None)
+    if user is None:
+        key = _key(request, entry_id)
+        page = shared_page(session, viewer, key, lambda: _render(request, session, viewer, detail, False)[0])
+        return bytes_response(request, page)
+    # signed-in pages carry forms (sign out, re-verify, retract): the CSRF nonce cookie may be new
+    html, nonce = _render(request, session, viewer, detail, can_retract)
+    return respond(request, html, new_nonce=nonce)
+
+
+def _render(
+    request: Request, session: Session, viewer: Viewer, detail: Any, can_retract: bool
+) -> tuple[str, str | None]:
+    entry = detail.entry
+    jobs = entry_jobs(session, detail.jobs)
+    refusal = parts.reverify_refusal(viewer.user, entry, detail.owner, jobs)
+    latest = detail.verifications[0] if detail.verifications else None
+    verified_runs = detail.verified_runs
+    loss = parts.curve_series(detail.curves, "loss", markers=False)
+    bpb = parts.curve_series(detail.curves, "val_bpb", markers=True)
     context = {
-        "title": detail.entry.title,
+        "title": entry.title,
         "nav": "board",
-        "json_twin": f"/api/entries/{entry_id}",
-        "entry": detail.entry,
+        "json_twin": f"/api/entries/{entry.id}",
+        "page_description": entry_summary(entry, detail.track_info),
+        "entry": entry,
         "track": detail.track_info,
-        "description": detail.description,
+        "description": markdown(detail.description),
         "owner": detail.owner,
         "trainer": detail.trainer,
         "recipe": detail.recipe,
         "run_config": detail.run_config,
         "plan": detail.plan,
         "retracted_reason": detail.retracted_reason,
-        "runs": runs,
-        "deltas": _deltas(detail.claimed_runs, detail.verified_runs),
-        "core_chart": _core_chart(detail.core_tasks) if detail.core_tasks else None,
-        "loss_chart": _curve_chart(detail.curves, "loss", "Training loss", "loss", markers=False)
-        if any(p.loss is not None for c in detail.curves for p in c.points)
-        else None,
-        "bpb_chart": _curve_chart(detail.curves, "val_bpb", "Validation bits per byte", "val_bpb", markers=True)
-        if any(p.val_bpb is not None for c in detail.curves for p in c.points)
-        else None,
+        "runs": [*detail.claimed_runs, *verified_runs, *detail.reported_runs],
+        "latest": latest,
+        "failed": entry.status in ("failed", "inconclusive", "error"),
+        "deltas": parts.deltas(
+            detail.claimed_runs, verified_runs, judged=latest is not None and latest.verdict == "verified"
+        ),
+        "core_rows": parts.core_table(detail.core_tasks),
+        "core_chart": parts.core_chart(detail.core_tasks) if detail.core_tasks else None,
+        "loss_chart": parts.curve_chart(loss, "loss", "Training loss", "loss") if loss else None,
+        "bpb_chart": parts.curve_chart(bpb, "val_bpb", "Validation bits per byte", "val_bpb") if bpb else None,
         "verifications": detail.verifications,
-        "jobs": detail.jobs,
-        "hardware": hardware,
+        "jobs": jobs,
+        "hardware": sorted((k, v) for k, v in (detail.hardware or {}).items() if v is not None),
         "artifacts": detail.artifacts,
-        "logs": _log_tails(store_of(request), detail.artifacts),
-        "can_reverify": can_reverify,
+        "logs": parts.log_tails(store_of(request), detail.artifacts),
+        "duplicates": duplicates_of(session, entry.id),
+        "record_id": record_holder_id(session, detail.track_info.id),
+        "can_reverify": refusal is None,
+        "reverify_refusal": refusal,
         "can_retract": can_retract,
     }
-    return render_page(request, "entry.html", context, viewer=viewer, forms=can_reverify or can_retract)
+    return render_html(request, "entry.html", context, viewer=viewer, forms=refusal is None or can_retract)
 
 
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)

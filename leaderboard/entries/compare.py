@@ -1,0 +1,135 @@
+"""Read-side views across entries: the record holder of a track (with its margin over the previous
+record and over GPT-2's 2019 run), submissions that duplicate one another, and reported rows whose
+published statistics fail this site's test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from leaderboard.cache import cached
+from leaderboard.entries.models import Entry, EntryStatus
+
+BASELINE_YEAR = 2019  # GPT-2's own run: the reported row every record is measured against
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A track's record in one section (verified or reported)."""
+
+    id: int
+    title: str
+    section: str  # "verified" or "reported"
+    rules_version: str
+    hours: float
+    cost_usd: float | None
+    record_date: date
+    hardware: str
+    contributors: tuple[str, ...]
+    previous_id: int | None  # the best earlier entry under the same rules and section
+    previous_title: str | None
+    previous_value: float | None  # in the track's ranking unit (hours or dollars)
+
+
+@dataclass(frozen=True)
+class Banner:
+    ranking: str  # "time" or "cost"
+    verified: Holder | None
+    reported: Holder | None
+    baseline_hours: float | None  # GPT-2 (2019), when this track carries that row
+    baseline_cost: float | None
+
+
+def _hardware(e: Entry) -> str:
+    if not e.gpus_per_node:
+        return e.hardware_class
+    return f"{e.nodes * e.gpus_per_node} × {e.hardware_class}"
+
+
+def _holder(session: Session, track_id: int, status: EntryStatus, ranking: str) -> Holder | None:
+    col = Entry.hours if ranking == "time" else Entry.cost_usd
+    base = select(Entry).where(Entry.track_id == track_id, Entry.status == status, col.is_not(None))
+    best = session.scalar(base.order_by(col, Entry.record_date, Entry.id).limit(1))
+    if best is None or best.hours is None:
+        return None
+    prev = session.scalar(
+        base.where(Entry.rules_version == best.rules_version, Entry.record_date < best.record_date)
+        .order_by(col, Entry.record_date, Entry.id)
+        .limit(1)
+    )
+    return Holder(
+        id=best.id,
+        title=best.title,
+        section=status.value,
+        rules_version=best.rules_version,
+        hours=best.hours,
+        cost_usd=best.cost_usd,
+        record_date=best.record_date,
+        hardware=_hardware(best),
+        contributors=tuple(best.contributors),
+        previous_id=None if prev is None else prev.id,
+        previous_title=None if prev is None else prev.title,
+        previous_value=None if prev is None else (prev.hours if ranking == "time" else prev.cost_usd),
+    )
+
+
+def record_banner(session: Session, track_id: int, ranking: str) -> Banner:
+    """Who holds the record on a track, verified and reported apart (cached per board revision)."""
+    return cached(session, ("record-banner", track_id, ranking), lambda: _banner(session, track_id, ranking))
+
+
+def _banner(session: Session, track_id: int, ranking: str) -> Banner:
+    baseline = session.scalar(
+        select(Entry)
+        .where(
+            Entry.track_id == track_id,
+            Entry.status == EntryStatus.reported,
+            Entry.record_date < date(BASELINE_YEAR + 1, 1, 1),
+            Entry.record_date >= date(BASELINE_YEAR, 1, 1),
+        )
+        .order_by(Entry.record_date, Entry.id)
+        .limit(1)
+    )
+    return Banner(
+        ranking=ranking,
+        verified=_holder(session, track_id, EntryStatus.verified, ranking),
+        reported=_holder(session, track_id, EntryStatus.reported, ranking),
+        baseline_hours=None if baseline is None else baseline.hours,
+        baseline_cost=None if baseline is None else baseline.cost_usd,
+    )
+
+
+def record_holder_id(session: Session, track_id: int) -> int | None:
+    """The entry to compare others with: the verified record, else the reported one (by time)."""
+    banner = record_banner(session, track_id, "time")
+    holder = banner.verified or banner.reported
+    return None if holder is None else holder.id
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    id: int
+    title: str
+    earlier: bool  # the other entry came first: this one repeats it
+
+
+def duplicates_of(session: Session, entry_id: int) -> list[Duplicate]:
+    """Other entries of the same track with the same run config and the same claimed result."""
+    entry = session.get(Entry, entry_id)
+    if entry is None or entry.status == EntryStatus.reported or entry.claimed_hours is None:
+        return []
+    same = session.scalars(
+        select(Entry)
+        .where(
+            Entry.track_id == entry.track_id,
+            Entry.id != entry.id,
+            Entry.claimed_hours == entry.claimed_hours,
+            Entry.claimed_core == entry.claimed_core,
+        )
+        .order_by(Entry.id)
+        .limit(50)
+    )
+    return [Duplicate(e.id, e.title, e.id < entry.id) for e in same if e.run_config == entry.run_config]
