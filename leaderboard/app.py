@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from leaderboard.artifacts.routes import router as artifacts_router
     from leaderboard.entries.exports import router as exports_router
     from leaderboard.entries.routes import router as entries_router
+    from leaderboard.jobs.admin_routes import router as workers_router
     from leaderboard.jobs.routes import router as jobs_router
     from leaderboard.tracks.routes import router as tracks_router
     from leaderboard.users.routes import router as users_router
@@ -113,7 +114,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = ArtifactStore(settings.resolved_artifacts_dir)
     app.state.cache = ReadCache(ttl_seconds=settings.cache_ttl_seconds)
     install_error_handlers(app)
-    for router in (tracks_router, exports_router, entries_router, jobs_router, artifacts_router, users_router):
+    for router in (
+        tracks_router,
+        exports_router,
+        entries_router,
+        jobs_router,
+        workers_router,
+        artifacts_router,
+        users_router,
+    ):
         app.include_router(router)
     app.include_router(web_router)
     app.add_api_route("/api/health", health, methods=["GET"], tags=["health"], response_model=Health)
@@ -123,6 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def limit_for(path: str) -> int:
         return artifact_limit if path.endswith("/artifacts") else body_limit
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, https=settings.https)
     app.add_middleware(BaseUrlMiddleware, base_url=settings.base_url)
     return app
