@@ -113,15 +113,6 @@ def entry_of_submission(session: Session, submission_id: int) -> Entry | None:
     return session.scalar(select(Entry).where(Entry.submission_id == submission_id))
 
 
-def submissions_since(session: Session, token_id: int, since: object) -> int:
-    return int(
-        session.scalar(
-            select(func.count(Submission.id)).where(Submission.token_id == token_id, Submission.created_at >= since)
-        )
-        or 0
-    )
-
-
 def board_points(session: Session, track_id: int) -> list[Entry]:
     return list(
         session.scalars(

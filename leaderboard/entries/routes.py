@@ -99,6 +99,7 @@ def submit(
         base_url=settings.base_url,
         max_attempts=settings.max_job_attempts,
         rate_per_minute=settings.submit_rate_per_minute,
+        allow_local_git_urls=settings.allow_local_git_urls,
     )
     if not outcome.created:
         response.status_code = status.HTTP_200_OK

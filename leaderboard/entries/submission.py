@@ -4,8 +4,8 @@ claimed runs and logs, and its first verification job."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,36 @@ from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
 from leaderboard.users.models import Role
+from leaderboard.users.ratelimit import take
 from leaderboard.users.service import Principal
 from submissions.protocol import SubmissionAccepted
 from submissions.schema import Submission as SubmissionModel
 
 
 def body_digest(submission: SubmissionModel) -> str:
-    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+    """SHA-256 of the submission as canonical JSON (sorted keys, no spaces): the same document sent
+    again with its keys in another order or other whitespace replays instead of conflicting."""
+    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_own_digests(sub: SubmissionModel) -> None:
+    """A claimed run's metrics log must be one of this submission's logs (the entry page plots it):
+    a claim cannot point at another entry's artifact."""
+    own = {hashlib.sha256(log.content.encode()).hexdigest() for log in sub.logs}
+    for i, result in enumerate(sub.claimed_results):
+        cited = result.digests.metrics_log_sha256
+        if cited is not None and cited not in own:
+            raise Invalid(
+                f"claimed_results.{i}.digests.metrics_log_sha256",
+                "must be the sha256 of one of this submission's logs",
+            )
+
+
+def _check_trainer_url(sub: SubmissionModel, allow_local: bool) -> None:
+    url = sub.run_config.trainer.git_url
+    if url is not None and not url.startswith("https://") and not allow_local:
+        raise Invalid("run_config.trainer.git_url", "only https:// clone URLs are accepted by this site")
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ def submit(
     base_url: str,
     max_attempts: int = 3,
     rate_per_minute: int | None = None,
+    allow_local_git_urls: bool = False,
 ) -> SubmitOutcome:
     """Store a submission, its entry, claimed runs and logs, and queue its verification.
 
@@ -104,17 +128,20 @@ def submit(
     existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
     if existing is not None:
         return _replay(session, existing, digest, base_url)
-    if rate_per_minute is not None:
-        recent = repository.submissions_since(session, principal.token_id, utcnow() - timedelta(minutes=1))
-        if recent >= rate_per_minute:
-            raise RateLimited(
-                f"at most {rate_per_minute} submissions per minute per token; try again in a minute",
-                headers={"Retry-After": "60"},
-            )
+    # one atomic database counter per token (correct across processes); refused requests roll it back
+    if rate_per_minute is not None and not take(
+        session, f"submit:{principal.token_id}", limit=rate_per_minute, window_seconds=60
+    ):
+        raise RateLimited(
+            f"at most {rate_per_minute} submissions per minute per token; try again in a minute",
+            headers={"Retry-After": "60"},
+        )
     track = tracks_repository.by_slug(session, sub.track)
     if track is None:
         raise Invalid("track", f"no track {sub.track!r}")
     _prescreen(track, sub)
+    _check_trainer_url(sub, allow_local_git_urls)
+    _check_own_digests(sub)
     check_gpu_quota(session, user, track)
 
     log_digests: dict[str, str] = {}

@@ -46,6 +46,7 @@ class LiveSite:
             lease_seconds=self.lease_seconds,
             submit_rate_per_minute=1000,
             cache_ttl_seconds=0.0,
+            allow_local_git_urls=True,  # the tests' forks are file:// repositories
         )
 
     def start(self) -> None:
@@ -124,9 +125,50 @@ def roomy_site(tmp_path: Path) -> Iterator[LiveSite]:
         site.stop()
 
 
-@pytest.fixture(scope="module")
-def fork(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A local git repository standing in for a fork of the trainer: (clone URL, commit)."""
-    from tests.submissions.forks import make_fork
+@dataclass
+class Hostile:
+    """What a hostile fork aims at: the worker's paths, a secret, a local HTTP server standing in
+    for the network, a marker file that planted code would create."""
 
-    return make_fork(tmp_path_factory.mktemp("fork"))
+    root: Path
+    work_dir: Path
+    token_file: Path
+    secret: Path
+    marker: Path
+    http_port: int
+    forks: dict[str, tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+    import http.server
+    import os
+
+    from tests.submissions.forks import make_forks
+
+    root = tmp_path_factory.mktemp("hostile")
+    work_dir, token_file, secret = root / "worker", root / "token", root / "secret"
+    work_dir.mkdir()
+    for path, text in ((token_file, "worker-token-from-file\n"), (secret, "root-only secret\n")):
+        path.write_text(text)
+        os.chmod(path, 0o600)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    params = {
+        "http_port": server.server_address[1],
+        "worker_paths": [str(Path.home()), str(work_dir), str(token_file)],
+        "marker": str(root / "planted-marker"),
+        "secret_path": str(secret),
+    }
+    forks = make_forks(root / "forks", params)
+    try:
+        yield Hostile(root, work_dir, token_file, secret, root / "planted-marker", params["http_port"], forks)
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fork(hostile: Hostile) -> dict[str, tuple[str, str]]:
+    """The local repository standing in for a fork of the trainer: behaviour -> (clone URL, commit)."""
+    return hostile.forks
