@@ -69,6 +69,8 @@ def settle_entry(session: Session, track: Track, entry: Entry, evaluation: Evalu
     if status == "verified" and needs_review(track, entry):
         status = EntryStatus.awaiting_review.value
         entry.review_status = "pending"
+    elif entry.review_status == "pending":  # the track stopped reviewing forks
+        entry.review_status = None
     entry.status = EntryStatus(status)
     figures = look.pool
     gpus = entry.gpus_per_node * entry.nodes

@@ -1,0 +1,83 @@
+"""Track settings of the site: fork review and approval, bounded admin edits, and a rule change
+that re-reads the track's entries (all audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lb_support import Api, Users
+from lb_verify import FORK, board, complete, entry, gpu_report, submit
+
+
+def _audit(api: Api, users: Users, action: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = api.get("/api/admin/audit", token=users.admin).json()
+    return [e for e in events if e["action"] == action]
+
+
+def test_a_verified_fork_waits_for_code_review_then_ranks(api: Api, users: Users) -> None:
+    sub = submit(api, users.alice, trainer=FORK)
+    eid = sub["entry_id"]
+    assert complete(api, users, gpu_report(trainer=FORK)) == 200
+    e = entry(api, eid)["entry"]
+    assert e["status"] == "awaiting_review" and e["badge"] == "verified, awaiting code review"
+    assert e["review_status"] == "pending" and e["rank"] is None and board(api) == []
+    url = f"/api/admin/entries/{eid}/approve"
+    assert api.post(url, json={"note": "diff read"}, token=users.alice).status_code == 403
+    r = api.post(url, json={"note": "diff read"}, token=users.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "verified" and r.json()["review_status"] == "approved"
+    assert [row["id"] for row in board(api)] == [eid]
+    assert api.post(url, json={}, token=users.admin).status_code == 409  # approved once
+    assert _audit(api, users, "entry.approve")[0]["detail"]["note"] == "diff read"
+
+
+def test_the_reference_trainer_needs_no_review(api: Api, users: Users) -> None:
+    sub = submit(api, users.alice)
+    assert complete(api, users, gpu_report()) == 200
+    assert entry(api, sub["entry_id"])["entry"]["review_status"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("gpus_per_node", 68287),
+        ("alpha", 5e-324),
+        ("nodes", 10**6),
+        ("threshold", 1e308),
+        ("max_verifications", 0),
+        ("clock_tolerance", -1),
+        ("require_sealed", None),
+    ],
+)
+def test_admin_track_edits_are_bounded(api: Api, users: Users, field: str, value: Any) -> None:
+    before = api.get("/api/tracks/gpt2-cost").json()
+    r = api.patch("/api/admin/tracks/gpt2-cost", json={field: value}, token=users.admin)
+    assert r.status_code == 422 and field in r.text, r.text
+    assert api.get("/api/tracks/gpt2-cost").json() == before
+
+
+def test_a_rule_change_reevaluates_the_tracks_entries(api: Api, users: Users) -> None:
+    sub = submit(api, users.alice)
+    eid = sub["entry_id"]
+    assert complete(api, users, gpu_report()) == 200
+    assert entry(api, eid)["entry"]["rank"] == 1
+    r = api.patch("/api/admin/tracks/gpt2-cost", json={"threshold": 0.29}, token=users.admin)
+    assert r.status_code == 200, r.text
+    detail = entry(api, eid)
+    assert detail["entry"]["status"] == "failed" and board(api) == []
+    assert [v["verdict"] for v in detail["verifications"]] == ["verified"]  # the history stays
+    event = _audit(api, users, "track.reevaluate")[0]
+    assert event["detail"]["entries"][0]["entry_id"] == eid
+    assert event["detail"]["entries"][0]["after"]["status"] == "failed"
+    api.patch("/api/admin/tracks/gpt2-cost", json={"threshold": 0.256525}, token=users.admin)
+    assert [row["id"] for row in board(api)] == [eid]  # and back
+
+
+def test_fork_review_can_be_switched_off_for_a_track(api: Api, users: Users) -> None:
+    sub = submit(api, users.alice, trainer=FORK)
+    assert complete(api, users, gpu_report(trainer=FORK)) == 200
+    assert entry(api, sub["entry_id"])["entry"]["status"] == "awaiting_review"
+    r = api.patch("/api/admin/tracks/gpt2-cost", json={"fork_review": "none"}, token=users.admin)
+    assert r.status_code == 200 and r.json()["fork_review"] == "none"
+    assert entry(api, sub["entry_id"])["entry"]["status"] == "verified"
