@@ -30,7 +30,9 @@ PATH_FLAGS = ("--out", "--data-dir", "--tokenizer-dir", "--bundle")
 
 
 def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="gpt2_speedrun", help="named recipe: gpt2_speedrun, d12, cpu_smoke")
+    p.add_argument(
+        "--recipe", default="gpt2_speedrun", help="named recipe: gpt2_speedrun, gpt2_speedrun_muoneq, d12, cpu_smoke"
+    )
     p.add_argument("--depth", type=int, help="the depth dial (layers); width follows")
     p.add_argument("--ratio", type=float, help="training tokens : scaling params")
     p.add_argument("--num-iterations", type=int, help="explicit number of optimizer steps")
@@ -39,7 +41,9 @@ def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp8", action=argparse.BooleanOptionalAction, default=None, help="fp8 matmuls (Hopper)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
     p.add_argument("--overrides", default=None, metavar="JSON", help="a JSON object of pinned overrides")
-    p.add_argument("--seed", type=int, default=None, help="seed of init and data order (default: the recipe's)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the init (and of the data order under data.order=seeded)"
+    )
 
 
 def _build_config(args: argparse.Namespace, *, world_size: int = 1) -> Any:
@@ -149,3 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--wandb-project", default=None, help="log to wandb (when installed)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=_train)
+
+    from trainer.doctor.cli import register as register_doctor  # light: argparse only
+
+    register_doctor(sub)
