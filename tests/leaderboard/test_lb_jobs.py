@@ -164,8 +164,8 @@ def test_site_downgrades_a_verified_report_with_repeated_seeds(api: Api, users: 
     body = _complete_body(lease, seeds=(5,) * BUILTIN_TRACKS["cpu-smoke"].min_runs)
     assert api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker).status_code == 200
     detail = api.get(f"/api/entries/{sub['entry_id']}").json()
-    assert detail["entry"]["status"] == "inconclusive"
-    assert any("seeds repeat" in r for r in detail["verifications"][0]["reasons"])
+    assert detail["entry"]["status"] == "rejected"  # a repeated seed is one run counted twice
+    assert any("repeats a run already counted" in r for r in detail["verifications"][0]["reasons"])
 
 
 def test_report_for_another_track_is_422(api: Api, users: Users) -> None:
