@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from leaderboard.jobs.routes import router as jobs_router
     from leaderboard.tracks.routes import router as tracks_router
     from leaderboard.users.routes import router as users_router
+    from web.http import HeadAsGet, html_error
     from web.pages import router as web_router
+    from web.pages.docs import assets as docs_assets
 
     settings = settings or get_settings()
     if not settings.secret_key:
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Time-to-GPT-2 speedrun: submissions in, verification jobs out, verified ranks by hours and dollars.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are the site's own pages (web.pages.docs): no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = ArtifactStore(settings.resolved_artifacts_dir)
@@ -127,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_router)
     app.add_api_route("/api/health", health, methods=["GET"], tags=["health"], response_model=Health)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.mount("/docs-assets", docs_assets(), name="docs-assets")
     artifact_limit, body_limit = settings.max_artifact_bytes, settings.max_request_bytes
 
     def limit_for(path: str) -> int:
@@ -134,4 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, https=settings.https)
     app.add_middleware(BaseUrlMiddleware, base_url=settings.base_url)
+    app.add_middleware(HeadAsGet)
+    app.state.html_error = html_error
     return app

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -92,6 +92,12 @@ def validation_detail(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _html_error(request: Request, status_code: int, detail: Any) -> Response | None:
+    """A browser's HTML error page (``app.state.html_error``, set by the site), else None for JSON."""
+    render = getattr(request.app.state, "html_error", None)
+    return None if render is None else render(request, status_code, detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render domain errors, validation errors and HTTP errors the same way."""
 
@@ -103,8 +109,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse(error_body("validation_error", validation_detail(exc.errors())), status_code=422)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        page = _html_error(request, exc.status_code, exc.detail)
+        if page is not None:
+            return page
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), exc.detail),
@@ -112,8 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, _exc: Exception) -> Response:
         # the traceback is logged by the server; the client gets the one error shape, no internals
+        page = _html_error(request, 500, None)
+        if page is not None:
+            return page
         return JSONResponse(error_body("internal_error", "an unexpected error; it was logged"), status_code=500)
 
     app.add_exception_handler(DomainError, on_domain)

@@ -191,7 +191,8 @@ _MD.add_render_rule("link_open", _md_link_open)
 def markdown(text: str | None) -> Markup:
     """A submitter's description as Markdown (CommonMark): raw HTML and images are not rendered,
     links get rel=nofollow and only safe schemes (markdown-it's link validation)."""
-    return Markup(_MD.render(text or ""))
+    bare = re.sub(r"(?<![(<\[\w/])" + _URL.pattern, lambda m: f"<{m.group(0)}>", text or "")
+    return Markup(_MD.render(bare))
 
 
 def entry_summary(entry: Any, track: Any) -> str:
