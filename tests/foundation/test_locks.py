@@ -112,3 +112,10 @@ def test_ci_runs_the_readme_setup_and_test_commands_word_for_word_in_a_fresh_ven
     assert test in ci, f"README's test command is not a line of .ci/run: {test}"
     assert ci.index("rm -rf .venv") < ci.index(setup) < ci.index(test), "CI sets up a fresh .venv, then tests"
     assert "requirements/build-tools.txt" in setup and "requirements/dev.txt" in setup
+
+
+def test_ci_installs_the_system_packages_the_tests_require_and_requires_their_tests() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command, package in (("chromium", "chromium"), ("bwrap", "bubblewrap")):
+        assert f"command -v {command} " in ci and f"missing+=({package})" in ci, f".ci/run does not install {package}"
+    assert "export SPEEDRUN_REQUIRE_POSTGRES=1 SPEEDRUN_REQUIRE_BROWSER=1" in ci
