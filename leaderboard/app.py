@@ -8,14 +8,16 @@ nanochat history when they are missing (``settings.seed_on_start``).
 from __future__ import annotations
 
 import gc
+import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,20 +58,42 @@ def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Data
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="'ok', 'degraded' (storage full: reads work, writes get 507) or 'unavailable'")
     version: str
     database: str
+    storage: str = "ok"
 
 
-def health(session: SessionDep) -> JSONResponse:
-    """Liveness and readiness for load balancers and container health checks: 200 only when the
-    database answers a trivial query, else 503."""
+def health(request: Request, session: SessionDep) -> JSONResponse:
+    """Liveness and readiness for load balancers and container health checks: 200 when the
+    database answers a trivial query (``degraded`` while the last write failed for lack of
+    space, or the artifact disk is nearly full), else 503."""
+    store: ArtifactStore = request.app.state.store
+    storage = store.full or _recent_db_full(request) or _low_disk(store)
     try:
         session.execute(text("SELECT 1"))
-        body, status = Health(status="ok", version=__version__, database="ok"), 200
+        status = "ok" if storage is None else "degraded"
+        body, code = Health(status=status, version=__version__, database="ok", storage=storage or "ok"), 200
     except SQLAlchemyError as exc:
-        body, status = Health(status="unavailable", version=__version__, database=type(exc).__name__), 503
-    return JSONResponse(body.model_dump(), status_code=status)
+        body, code = Health(status="unavailable", version=__version__, database=type(exc).__name__), 503
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+LOW_DISK_BYTES = 64 * 1024 * 1024
+DB_FULL_SHOWN_S = 60.0
+
+
+def _recent_db_full(request: Request) -> str | None:
+    seen: tuple[float, str] | None = getattr(request.app.state, "storage_full", None)
+    return seen[1] if seen is not None and time.monotonic() - seen[0] < DB_FULL_SHOWN_S else None
+
+
+def _low_disk(store: ArtifactStore) -> str | None:
+    try:
+        free = shutil.disk_usage(store.root if store.root.exists() else store.root.parent).free
+    except OSError:
+        return None
+    return f"{free} bytes free on the artifact disk" if free < LOW_DISK_BYTES else None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -67,6 +68,30 @@ class RateLimited(DomainError):
     code = "rate_limited"
 
 
+class InsufficientStorage(DomainError):
+    """The site cannot store what it was sent (disk or quota full); nothing was half-stored."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+def storage_full(exc: BaseException) -> bool:
+    """True for the errors of a full disk or exhausted quota: the OS's, SQLite's and PostgreSQL's."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        text = str(seen)
+        if "database or disk is full" in text or "No space left on device" in text:
+            return True
+        if getattr(seen, "pgcode", None) == "53100" or getattr(seen, "sqlstate", None) == "53100":
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
 def error_body(code: str, detail: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail}
 
@@ -121,7 +146,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    async def on_unexpected(request: Request, _exc: Exception) -> Response:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if storage_full(exc):  # a full disk under the database: 507, and /api/health says degraded
+            request.app.state.storage_full = (time.monotonic(), f"{type(exc).__name__}: the database could not write")
+            detail = "the site's storage is full; nothing was stored, try again later"
+            return JSONResponse(error_body("insufficient_storage", detail), status_code=507)
         # the traceback is logged by the server; the client gets the one error shape, no internals
         page = _html_error(request, 500, None)
         if page is not None:

@@ -12,12 +12,15 @@ import re
 import tempfile
 from pathlib import Path
 
+from leaderboard.errors import InsufficientStorage, storage_full
+
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.full: str | None = None  # why the last write failed for lack of space; None once one succeeds
 
     def path(self, sha256: str) -> Path:
         if not _DIGEST.match(sha256):
@@ -30,18 +33,30 @@ class ArtifactStore:
         target = self.path(digest)
         if target.exists() and target.stat().st_size == len(data):
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        except OSError as exc:
+            self._raise_if_full(exc)
+            raise
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            self._raise_if_full(exc)
             raise
+        self.full = None
         return digest
+
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """A write that failed for lack of space (disk full, quota, file size limit) is a 507."""
+        if storage_full(exc):
+            self.full = f"{type(exc).__name__}: {exc.strerror if isinstance(exc, OSError) else exc}"
+            raise InsufficientStorage("the artifact store is full; nothing was stored, try again later") from exc
 
     def read(self, sha256: str) -> bytes | None:
         path = self.path(sha256)

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from leaderboard.db import utcnow
 from leaderboard.entries import service as entries_service
-from leaderboard.errors import Conflict, Forbidden
 from leaderboard.jobs import repository
 from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, LeaseRecord, WorkerAccount
 from leaderboard.revision import bump_revision
@@ -33,6 +32,16 @@ from submissions.schema import RunConfig
 
 LEASE_SCAN = 50
 FAILING = (LeaseOutcome.failed, LeaseOutcome.abandoned, LeaseOutcome.timed_out)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal that must not roll back what the call already recorded (reaped leases, a pause):
+    the route answers ``status`` with the error body and the transaction still commits."""
+
+    status: int
+    code: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -175,21 +184,31 @@ def reap_expired(session: Session, job: Job, policy: QueuePolicy, now: datetime)
     return True
 
 
-def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | None:
+def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | Refused | None:
     """Lease the oldest job this worker's hardware can run; None when there is none.
 
-    Forbidden (403) for a paused worker; Conflict (409) while it holds ``max_active_leases``.
+    Refused 403 for a paused worker, 409 while it holds ``max_active_leases``.
     """
     now = utcnow()
-    account = touch_account(session, principal, req.worker_id, now)
+    touch_account(session, principal, req.worker_id, now)
+    for job in session.scalars(
+        select(Job).where(
+            Job.lease_user_id == principal.user.id, repository.leasable(now), Job.status == JobStatus.running
+        )
+    ).all():  # this worker's own expired leases are accounted for before it may lease again
+        reap_expired(session, job, policy, now)
+    account = session.get(WorkerAccount, principal.user.id, populate_existing=True)
+    assert account is not None
     if account.paused_at is not None:
-        raise Forbidden(f"this worker is paused: {account.paused_reason}")
+        return Refused(403, "forbidden", f"this worker is paused: {account.paused_reason}")
     if policy.max_active_leases is not None:
         held = active_leases(session, principal.user.id, now)
         if held >= policy.max_active_leases:
-            raise Conflict(
+            return Refused(
+                409,
+                "conflict",
                 f"this worker holds {held} active lease(s), the most a worker may hold; "
-                "complete or give back a job before leasing another"
+                "complete or give back a job before leasing another",
             )
     fp = req.fingerprint
     for job in repository.lease_candidates(session, now, req.tracks, LEASE_SCAN):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from leaderboard.auth import SessionDep, WorkerPrincipal
 from leaderboard.deps import SettingsDep, StoreDep
+from leaderboard.errors import error_body
 from leaderboard.jobs import listing, service
+from leaderboard.jobs.leasing import Refused
 from leaderboard.jobs.models import JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
 from submissions import protocol
@@ -63,15 +66,23 @@ def lease(
     leased = service.lease(session, worker, req, service.policy_of(settings))
     if leased is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    if isinstance(leased, Refused):
+        return _refusal(leased)
     return leased
+
+
+def _refusal(refused: Refused) -> JSONResponse:
+    """A refusal answered without raising, so what the call recorded (a reaped lease, a pause) commits."""
+    return JSONResponse(error_body(refused.code, refused.detail), status_code=refused.status)
 
 
 @router.post(protocol.HEARTBEAT, response_model=HeartbeatReply, responses=_ERRORS)
 def heartbeat(
     job_id: JobId, hb: Heartbeat, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
-) -> HeartbeatReply:
+) -> HeartbeatReply | JSONResponse:
     """Renew the lease (only the worker account holding it) and report progress."""
-    return service.heartbeat(session, worker, job_id, hb, service.policy_of(settings))
+    reply = service.heartbeat(session, worker, job_id, hb, service.policy_of(settings))
+    return _refusal(reply) if isinstance(reply, Refused) else reply
 
 
 @router.post(

@@ -9,13 +9,14 @@ from pydantic import Field
 
 from leaderboard.jobs.models import JobStatus
 from leaderboard.schemas import Schema
+from leaderboard.urls import AbsoluteUrl
 
 
 class JobPublic(Schema):
     id: int
     entry_id: int
     entry_title: str
-    entry_url: str
+    entry_url: AbsoluteUrl
     track: str
     status: JobStatus
     reason: str

@@ -21,7 +21,7 @@ from leaderboard.db import utcnow
 from leaderboard.entries import service as entries_service
 from leaderboard.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from leaderboard.jobs import leasing, repository
-from leaderboard.jobs.leasing import QueuePolicy
+from leaderboard.jobs.leasing import QueuePolicy, Refused
 from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, WorkerAccount
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
 from leaderboard.revision import bump_revision
@@ -77,14 +77,14 @@ def quota_of(settings: Settings) -> UploadQuota:
     )
 
 
-def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | None:
+def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | Refused | None:
     """Lease the oldest job this worker's hardware can run (see ``leasing``); None when there is none."""
     return leasing.lease(session, principal, req, policy)
 
 
 def heartbeat(
     session: Session, principal: Principal, job_id: int, hb: Heartbeat, policy: QueuePolicy
-) -> HeartbeatReply:
+) -> HeartbeatReply | Refused:
     """Extend the lease and record progress; 409 when the lease was taken over or ended.
 
     A lease that expired but was not taken over by anyone is renewed: a worker whose heartbeats
@@ -100,8 +100,10 @@ def heartbeat(
     digest = token_digest(hb.lease_token)
     if deadline is not None and now >= deadline and job.lease_token_sha256 == digest:
         _end_failing(session, job, digest, LeaseOutcome.timed_out, "ran past the track's maximum job duration", now)
-        raise Conflict(
-            f"job {job.id} ran past its track's maximum duration ({_seconds(track, policy)} s); it was requeued"
+        return Refused(
+            409,
+            "conflict",
+            f"job {job.id} ran past its track's maximum duration ({_seconds(track, policy)} s); it was requeued",
         )
     expires = leasing.lease_until(now, deadline, policy.lease_seconds)
     ok = repository.update_if_leased(
