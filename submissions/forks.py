@@ -235,7 +235,8 @@ def install_argv(venv: Path, wheelhouse: Path, build_src: Path) -> list[str]:
     pip_wheel = next(iter(sorted(wheelhouse.glob("pip-*.whl"))), None)
     if pip_wheel is None:
         raise ForkError(f"{wheelhouse}: no pip wheel among the build tools")
-    seed = f"{python} {pip_wheel}/pip install -q --no-index --find-links {wheelhouse} -r {wheelhouse}/requirements.txt"
+    seed = f"{python} {pip_wheel}/pip install -q --ignore-installed --no-index --find-links {wheelhouse}"
+    seed += f" -r {wheelhouse}/requirements.txt"
     install = (
         f"{python} -m pip install -q --no-index --no-deps --no-build-isolation --find-links {wheelhouse} {build_src}"
     )

@@ -144,7 +144,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     import http.server
     import os
 
-    from tests.submissions.forks import make_forks
+    from tests.submissions.fork_repos import make_forks
 
     root = tmp_path_factory.mktemp("hostile")
     work_dir, token_file, secret = root / "worker", root / "token", root / "secret"

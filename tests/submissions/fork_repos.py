@@ -1,52 +1,183 @@
-"""A local git repository that plays a submitter's fork of the trainer, for the verifier tests.
+"""Local git repositories that play a submitter's (hostile) fork of the trainer, for the verifier tests.
 
-Its ``speedrun train`` behaves by recipe name: ``crash`` raises after a few log lines, ``hang``
-sleeps (writing its pid first), ``garbage`` exits 0 with an invalid result.json, ``slow``
-works 4 s and then crashes. Everything else
-about it is real: a git commit cloned by URL, a virtual environment, ``pip install -e``.
+One repository holds one commit per behaviour (``make_forks``); every commit is a real package
+``speedrun`` with a ``setup.py``, installed by the verifier into its own venv inside the sandbox.
+Its ``speedrun train`` (recipe ``cpu_smoke``, the only recipe the verifier scores) does what its
+behaviour says:
+
+``crash`` raises after a few log lines; ``slow`` works 4 s then crashes; ``garbage`` writes an
+invalid result.json; ``hang`` starts a detached ``sleep`` in a new session (a marker in its argv)
+and sleeps; ``forge`` trains nothing, saves an untrained reference GPT as model.pt and a forged
+result.json (CORE 0.9, 0.5 s, an H100); ``link_environ`` / ``link_secret`` / ``fifo`` / ``sparse``
+leave train.log as a symlink to /proc/self/environ, result.json as a symlink to a mode-0600 file,
+metrics.jsonl as a FIFO, train.log as a 2 GB sparse file; ``spy`` records what it can see (uid,
+environment, network, the worker's HOME, work dir and token file) at install and at training;
+``plant`` drops usercustomize.py and .pth files wherever it can write; ``metrics_bomb`` writes
+a 1 GB metrics.jsonl without a newline. Every behaviour but ``forge`` exits without model.pt.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from submissions.schema import RunConfig
 
-MAIN = """
-import argparse, json, os, sys, time
+BEHAVIOURS = (
+    "crash",
+    "slow",
+    "garbage",
+    "hang",
+    "forge",
+    "link_environ",
+    "link_secret",
+    "fifo",
+    "sparse",
+    "spy",
+    "plant",
+    "metrics_bomb",
+)
+OVERRIDES = {"num_iterations": 2, "core_max_per_task": 11}
+
+PROBE = r"""
+import json, os, socket
+
+def probe(where, params):
+    out = {"where": where, "uid": os.getuid(), "env": dict(os.environ), "cwd": os.getcwd()}
+    nets = {}
+    for host, port in (("127.0.0.1", params["http_port"]), ("1.1.1.1", 443), ("pypi.org", 443)):
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            nets[f"{host}:{port}"] = "reachable"
+        except OSError as exc:
+            nets[f"{host}:{port}"] = f"unreachable: {exc}"
+    out["network"] = nets
+    seen = {}
+    for path in params["worker_paths"]:
+        try:
+            seen[path] = "listed" if os.path.isdir(path) and os.listdir(path) is not None else open(path).read()[:200]
+        except OSError as exc:
+            seen[path] = f"denied: {exc.__class__.__name__}"
+    out["worker_paths"] = seen
+    try:
+        with open("/proc/1/environ", "rb") as f:
+            out["pid1_environ"] = f.read().decode(errors="replace")
+    except OSError as exc:
+        out["pid1_environ"] = f"denied: {exc}"
+    return out
+"""
+
+MAIN = r"""
+import argparse, json, os, subprocess, sys, time
+from speedrun._probe import probe
+
+BEHAVIOUR = __BEHAVIOUR__
+PARAMS = __PARAMS__
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="speedrun")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
-    t.add_argument("--recipe"); t.add_argument("--overrides"); t.add_argument("--seed", type=int)
-    t.add_argument("--out")
+    for a in ("--recipe", "--overrides", "--out"):
+        t.add_argument(a)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
-    os.makedirs(a.out, exist_ok=True)
-    print(f"fork trainer: recipe {a.recipe} seed {a.seed} overrides {a.overrides} token={os.environ.get('SPEEDRUN_TOKEN')}", flush=True)
-    with open(os.path.join(a.out, "metrics.jsonl"), "w") as f:
-        f.write(json.dumps({"step": 3, "num_iterations": 10, "eta_seconds": 7.0}) + "\\n")
-    if a.recipe == "crash":
+    out = a.out
+    os.makedirs(out, exist_ok=True)
+    print(f"fork trainer {BEHAVIOUR}: recipe {a.recipe} seed {a.seed} overrides {a.overrides}", flush=True)
+    with open(os.path.join(out, "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"step": 3, "num_iterations": 10, "eta_seconds": 7.0}) + "\n")
+    if BEHAVIOUR == "crash":
         for i in range(5):
             print(f"step {i} loss {9 - i}", flush=True)
         raise RuntimeError("boom: the fork's model diverged")
-    if a.recipe == "slow":
+    if BEHAVIOUR == "slow":
         print("working slowly", flush=True)
         time.sleep(4)
         raise RuntimeError("slow fork gave up")
-    if a.recipe == "hang":
-        with open(os.path.join(a.out, "pid"), "w") as f:
-            f.write(str(os.getpid()))
+    if BEHAVIOUR == "hang":
+        subprocess.Popen(["sleep", "3600", PARAMS["marker"]], start_new_session=True)
         print("waiting forever", flush=True)
-        time.sleep(600)
-    if a.recipe == "garbage":
-        with open(os.path.join(a.out, "result.json"), "w") as f:
+        time.sleep(3600)
+    if BEHAVIOUR == "garbage":
+        with open(os.path.join(out, "result.json"), "w") as f:
             f.write(json.dumps({"seed": a.seed, "training_seconds": -5}))
+        with open(os.path.join(out, "model.pt"), "wb") as f:
+            f.write(b"not a checkpoint")
+    if BEHAVIOUR == "forge":
+        import torch
+        from trainer.config import build_config
+        from trainer.model import GPTConfig, build_model
+        config = build_config(a.recipe, {**json.loads(a.overrides), "seed": a.seed})
+        torch.manual_seed(a.seed)
+        model = build_model(GPTConfig.from_train_config(config), torch.device("cpu"), torch.float32)
+        torch.save(model.state_dict(), os.path.join(out, "model.pt"))
+        forged = dict(PARAMS["forged"], seed=a.seed)
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(forged, f)
+        with open(os.path.join(out, "train.log"), "w") as f:
+            f.write("trained in 0.5 s, CORE 0.9\n")
+    if BEHAVIOUR == "link_environ":
+        os.symlink("/proc/self/environ", os.path.join(out, "train.log"))
+    if BEHAVIOUR == "link_secret":
+        os.remove(os.path.join(out, "metrics.jsonl"))
+        os.symlink(PARAMS["secret_path"], os.path.join(out, "result.json"))
+    if BEHAVIOUR == "fifo":
+        os.remove(os.path.join(out, "metrics.jsonl"))
+        os.mkfifo(os.path.join(out, "metrics.jsonl"))
+    if BEHAVIOUR == "sparse":
+        with open(os.path.join(out, "train.log"), "wb") as f:
+            f.truncate(2 * 1024**3)
+    if BEHAVIOUR == "spy":
+        with open(os.path.join(out, "probe.json"), "w") as f:
+            json.dump(probe("train", PARAMS), f)
+    if BEHAVIOUR == "plant":
+        code = f"open({PARAMS['marker']!r}, 'a').write('planted code ran\\n')\n"
+        planted = []
+        import site, sysconfig
+        targets = [os.path.expanduser("~/.local/lib/python3.11/site-packages"), site.getusersitepackages()]
+        targets += list(site.getsitepackages()) + [sysconfig.get_paths()["purelib"], "/tmp", os.environ.get("TMPDIR", "/tmp")]
+        targets += PARAMS["worker_paths"]
+        for d in targets:
+            for name, text in (("usercustomize.py", code), ("sitecustomize.py", code), ("zz_planted.pth", "import os; " + code)):
+                try:
+                    os.makedirs(d, exist_ok=True)
+                    with open(os.path.join(d, name), "w") as f:
+                        f.write(text)
+                    planted.append(os.path.join(d, name))
+                except OSError:
+                    pass
+        print("planted:", planted, flush=True)
+    if BEHAVIOUR == "metrics_bomb":
+        with open(os.path.join(out, "metrics.jsonl"), "ab") as f:
+            block = b"x" * (1 << 20)
+            for _ in range(1024):
+                f.write(block)
+        time.sleep(4)
     return 0
 
 if __name__ == "__main__":
     sys.exit(main())
+"""
+
+SETUP = r"""
+import json, os, sys
+from setuptools import setup
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from speedrun._probe import probe
+
+if __BEHAVIOUR__ == "spy":
+    data = json.dumps(probe("install", __PARAMS__))
+    for d in (os.getcwd(), os.environ.get("HOME", ".")):
+        try:
+            with open(os.path.join(d, "probe-install.json"), "w") as f:
+                f.write(data)
+        except OSError:
+            pass
+setup()
 """
 
 PYPROJECT = """
@@ -62,32 +193,63 @@ version = "0.0.1"
 packages = ["speedrun"]
 """
 
+GIT_ID = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
 
-def make_fork(root: Path) -> tuple[str, str]:
-    """Create the fork repository under ``root``; returns (file:// clone URL, commit)."""
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *GIT_ID, *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_forks(root: Path, params: dict[str, Any] | None = None) -> dict[str, tuple[str, str]]:
+    """One repository under ``root`` with a commit per behaviour: behaviour -> (file:// URL, commit)."""
+    params = {
+        "http_port": 9,
+        "worker_paths": [],
+        "marker": "/nonexistent",
+        "secret_path": "/nonexistent",
+        **(params or {}),
+    }
     repo = root / "fork.git-src"
     (repo / "speedrun").mkdir(parents=True)
-    (repo / "speedrun" / "__init__.py").write_text('__version__ = "0.0.1-fork"\n')
-    (repo / "speedrun" / "__main__.py").write_text(MAIN)
-    (repo / "pyproject.toml").write_text(PYPROJECT)
-    env = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(repo), *env, "commit", "-q", "-m", "fork"], check=True)
-    commit = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return f"file://{repo}", commit
+    (repo / "speedrun" / "__init__.py").write_text('__version__ = "0.0.1-fork"\n')
+    (repo / "speedrun" / "_probe.py").write_text(PROBE)
+    (repo / "pyproject.toml").write_text(PYPROJECT)
+    out = {}
+    for behaviour in BEHAVIOURS:
+        values = {"__BEHAVIOUR__": repr(behaviour), "__PARAMS__": repr(params)}
+        main, setup = MAIN, SETUP
+        for key, value in values.items():
+            main, setup = main.replace(key, value), setup.replace(key, value)
+        (repo / "speedrun" / "__main__.py").write_text(main)
+        (repo / "setup.py").write_text(setup)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "--allow-empty", "-m", f"fork: {behaviour}")
+        out[behaviour] = (f"file://{repo}", _git(repo, "rev-parse", "HEAD"))
+    return out
 
 
-def fork_config(fork: tuple[str, str], recipe: str) -> RunConfig:
-    """A CPU run config that runs ``recipe`` of the fork made by ``make_fork``."""
-    url, commit = fork
+def fork_config(forks: dict[str, tuple[str, str]], behaviour: str) -> RunConfig:
+    """A CPU run config (recipe cpu_smoke, two steps) that runs ``behaviour`` of the forks."""
+    url, commit = forks[behaviour]
     return RunConfig.model_validate(
         {
             "trainer": {"kind": "git", "git_url": url, "commit": commit},
-            "recipe": recipe,
+            "recipe": "cpu_smoke",
+            "overrides": OVERRIDES,
             "hardware_class": "cpu",
             "gpus_per_node": 0,
         }
     )
+
+
+def forged_result(seed: int = 0) -> dict[str, Any]:
+    """A well-formed result.json claiming CORE 0.9 in 0.5 s on an H100 (for the ``forge`` fork)."""
+    from tests.submissions.factories import H100, run_result
+
+    forged = run_result(seed=seed, core_score=0.9, training_seconds=0.5, hardware=H100)
+    data: dict[str, Any] = json.loads(forged.model_dump_json())
+    data.update(recipe="cpu_smoke", overrides=OVERRIDES)
+    return data

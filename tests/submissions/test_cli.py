@@ -13,7 +13,7 @@ from submissions.client import submission_from_run_dir
 from submissions.schema import MAX_LOG_FILE_BYTES, RunConfig, Submission, VerificationReport
 from submissions.schema_export import schema_documents
 from tests.submissions.factories import CPU, run_result
-from tests.submissions.forks import make_fork
+from tests.submissions.fork_repos import fork_config, make_forks
 
 
 @pytest.fixture
@@ -148,21 +148,11 @@ def test_verify_names_a_bad_config_field(tmp_path: Path, capsys: pytest.CaptureF
 
 @pytest.mark.slow
 def test_verify_of_a_crashing_fork_exits_3_with_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url, commit = make_fork(tmp_path)
     path = tmp_path / "run.json"
-    path.write_text(
-        json.dumps(
-            {
-                "trainer": {"kind": "git", "git_url": url, "commit": commit},
-                "recipe": "crash",
-                "hardware_class": "cpu",
-                "gpus_per_node": 0,
-            }
-        )
-    )
+    path.write_text(fork_config(make_forks(tmp_path), "crash").model_dump_json())
     out = tmp_path / "verify"
     code = main(
-        ["verify", str(path), "--runs", "2", "--seeds", "4,5", "--out", str(out), "--quiet", "--no-sandbox-user"]
+        ["verify", str(path), "--runs", "2", "--seeds", "4,5", "--out", str(out), "--quiet", "--allow-local-git"]
     )
     assert code == 3
     printed = capsys.readouterr().out

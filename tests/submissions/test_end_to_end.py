@@ -97,7 +97,7 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     entry_id = int(url.rsplit("/", 1)[1])
 
     with Client(roomy_site.url, roomy_site.tokens["gpu-node"]) as client:
-        state = Worker(client, worker_id="cpu-node", work_dir=tmp_path, sandbox_user=None).run_once()
+        state = Worker(client, worker_id="cpu-node", work_dir=tmp_path).run_once()
     assert state is not None and state.status == "succeeded"
 
     entry = httpx.get(f"{roomy_site.url}/api/entries/{entry_id}", timeout=30).json()

@@ -3,27 +3,35 @@ with the log tail and no statistics; the fork is cloned at its commit into its o
 
 from __future__ import annotations
 
-import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from submissions.protocol import JobProgress
 from submissions.schema import RunConfig, Verdict, VerificationReport
 from submissions.tracks import BUILTIN_TRACKS
 from submissions.verify import REPORT_FILE, SUMMARY_FILE, verify
-from tests.submissions.forks import fork_config
+from tests.submissions.conftest import Hostile
+from tests.submissions.fork_repos import fork_config
+
+Forks = dict[str, tuple[str, str]]
 
 TRACK = BUILTIN_TRACKS["cpu-smoke"]
 pytestmark = pytest.mark.slow
 
 
-def test_crashing_run_is_an_error_with_its_log(fork: tuple[str, str], tmp_path: Path) -> None:
+def _verify(fork: Forks, behaviour: str, out: Path, **kw: Any) -> VerificationReport:
+    kw.setdefault("seeds", [1, 2])
+    return verify(fork_config(fork, behaviour), track=TRACK, runs=2, out_dir=out, allow_local_git=True, **kw)
+
+
+def test_crashing_run_is_an_error_with_its_log(fork: Forks, tmp_path: Path) -> None:
     os.environ["SPEEDRUN_TOKEN"] = "secret-token-of-the-worker"
     try:
-        report = verify(
-            fork_config(fork, "crash"), track=TRACK, runs=2, out_dir=tmp_path, seeds=[1, 2], sandbox_user=None
-        )
+        report = _verify(fork, "crash", tmp_path / "job")
     finally:
         del os.environ["SPEEDRUN_TOKEN"]
     assert report.verdict is Verdict.error
@@ -31,65 +39,72 @@ def test_crashing_run_is_an_error_with_its_log(fork: tuple[str, str], tmp_path: 
     assert report.log_tail is not None and "boom: the fork's model diverged" in report.log_tail
     assert "step 4 loss 5" in report.log_tail
     assert report.runs == [] and report.core is None and report.p_value is None  # never a half-report
-    assert "secret-token-of-the-worker" not in report.log_tail  # credentials are not handed to the fork
-    assert "token=None" in report.log_tail
-    saved = VerificationReport.model_validate_json((tmp_path / REPORT_FILE).read_bytes())
+    assert "secret-token-of-the-worker" not in report.log_tail
+    assert report.sealed is True
+    saved = VerificationReport.model_validate_json((tmp_path / "job" / REPORT_FILE).read_bytes())
     assert saved == report
-    summary = (tmp_path / SUMMARY_FILE).read_text()
-    assert "verdict: ERROR" in summary and "boom" in summary
-    assert not (tmp_path / "run-1").exists()  # stopped at the first broken run
+    summary = (tmp_path / "job" / SUMMARY_FILE).read_text()
+    assert "verdict: ERROR" in summary and "boom" in summary and "sealed (bwrap)" in summary
+    assert not (tmp_path / "job" / "run-1").exists()  # stopped at the first broken run
 
 
-def test_hanging_run_is_stopped_at_the_time_cap(fork: tuple[str, str], tmp_path: Path) -> None:
-    seen = []
-    report = verify(
-        fork_config(fork, "hang"),
-        track=TRACK,
-        runs=2,
-        out_dir=tmp_path,
-        seeds=[5, 6],
-        run_timeout_s=3.0,
-        sandbox_user=None,
-        progress=seen.append,
-    )
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_hanging_run_is_killed_with_everything_it_started(fork: Forks, hostile: Hostile, tmp_path: Path) -> None:
+    seen: list[JobProgress] = []
+    report = _verify(fork, "hang", tmp_path / "job", run_timeout_s=3.0, progress=seen.append)
     assert report.verdict is Verdict.error
     assert "exceeded the time cap of 3 s" in report.reasons[0]
     assert report.log_tail is not None and "waiting forever" in report.log_tail
-    pid = int((tmp_path / "run-0" / "pid").read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # the whole process group was killed
+    # the detached `sleep` (its own session) died with the sandbox's PID namespace
+    deadline = time.monotonic() + 10
+    while _processes_with(hostile.marker.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(hostile.marker.name) == []
     assert any(p.step == 3 and p.steps == 10 and p.eta_seconds is not None for p in seen)
 
 
-def test_invalid_result_is_an_error_naming_the_field(fork: tuple[str, str], tmp_path: Path) -> None:
-    report = verify(
-        fork_config(fork, "garbage"), track=TRACK, runs=2, out_dir=tmp_path, seeds=[1, 2], sandbox_user=None
-    )
+def test_invalid_result_is_an_error_naming_the_field(fork: Forks, tmp_path: Path) -> None:
+    report = _verify(fork, "garbage", tmp_path / "job")
     assert report.verdict is Verdict.error
     assert "invalid result.json" in report.reasons[0]
     assert "training_seconds" in report.reasons[0]
 
 
-def test_unknown_commit_is_an_error(fork: tuple[str, str], tmp_path: Path) -> None:
-    url, _ = fork
-    config = fork_config((url, "f" * 40), "crash")
-    report = verify(config, track=TRACK, runs=2, out_dir=tmp_path, seeds=[1, 2], sandbox_user=None)
+def test_unknown_commit_is_an_error(fork: Forks, tmp_path: Path) -> None:
+    url, _ = fork["crash"]
+    config = fork_config({"x": (url, "f" * 40)}, "x")
+    report = verify(config, track=TRACK, runs=2, out_dir=tmp_path / "job", seeds=[1, 2], allow_local_git=True)
     assert report.verdict is Verdict.error
     assert "git" in report.reasons[0]
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the sandbox user applies to root only")
-def test_root_runs_a_fork_as_the_sandbox_user(fork: tuple[str, str], tmp_path: Path) -> None:
-    report = verify(fork_config(fork, "crash"), track=TRACK, runs=2, out_dir=tmp_path, seeds=[1, 2])
-    assert report.verdict is Verdict.error
-    if "cannot run" in report.reasons[0]:
-        # This interpreter lives where 'nobody' cannot read it (e.g. /root/.pyenv): refused, clearly.
-        assert "sandbox user 'nobody'" in report.reasons[0]
-    else:
-        # It ran as nobody: the fork crashed as designed, in a run directory owned by nobody.
-        assert "exited with code 1" in report.reasons[0]
-        assert (tmp_path / "run-0").stat().st_uid != 0
-    json.loads((tmp_path / REPORT_FILE).read_text())
+def test_local_and_private_git_urls_are_refused_by_default(fork: Forks, tmp_path: Path) -> None:
+    report = verify(fork_config(fork, "crash"), track=TRACK, runs=2, out_dir=tmp_path / "job", seeds=[1, 2])
+    assert report.verdict is Verdict.error and "file://" in report.reasons[0]
+    from submissions.forks import ForkError, check_git_url
+
+    for url, why in (
+        ("https://127.0.0.1/x.git", "not a public address"),
+        ("https://localhost/x.git", "not a public address"),
+        ("https://10.1.2.3/x.git", "not a public address"),
+        ("https://169.254.169.254/latest", "not a public address"),
+        ("ssh://git@github.com/a/b.git", "only https://"),
+        ("git@github.com:a/b.git", "only https://"),
+        ("https://user:secret@github.com/a/b.git", "credentials"),
+    ):
+        with pytest.raises(ForkError, match=why):
+            check_git_url(url, allow_local=False)
 
 
 def test_reference_version_not_installed_is_an_error(tmp_path: Path) -> None:
@@ -111,7 +126,7 @@ def test_config_off_the_track_is_refused_before_running(tmp_path: Path) -> None:
     assert not (tmp_path / "run-0").exists()
 
 
-def test_bad_arguments_raise(tmp_path: Path, fork: tuple[str, str]) -> None:
+def test_bad_arguments_raise(tmp_path: Path, fork: Forks) -> None:
     config = fork_config(fork, "crash")
     with pytest.raises(ValueError, match="seeds"):
         verify(config, track=TRACK, runs=2, out_dir=tmp_path, seeds=[1])
@@ -119,21 +134,13 @@ def test_bad_arguments_raise(tmp_path: Path, fork: tuple[str, str]) -> None:
         verify(config, track=TRACK, runs=0, out_dir=tmp_path)
 
 
-def test_smoke_run_fails_before_the_full_runs(fork: tuple[str, str], tmp_path: Path) -> None:
-    report = verify(
-        fork_config(fork, "crash"),
-        track=TRACK,
-        runs=2,
-        out_dir=tmp_path,
-        seeds=[1, 2],
-        sandbox_user=None,
-        smoke_steps=2,
-    )
+def test_smoke_run_fails_before_the_full_runs(fork: Forks, tmp_path: Path) -> None:
+    report = _verify(fork, "crash", tmp_path / "job", smoke_steps=2)
     assert report.verdict is Verdict.error
     assert report.reasons[0].startswith("smoke run (2 steps): run 0 (seed 1) exited with code 1")
     assert report.log_tail is not None and '"num_iterations": 2' in report.log_tail
     assert '"core_max_per_task": 11' in report.log_tail
-    assert not (tmp_path / "run-0").exists()
+    assert not (tmp_path / "job" / "run-0").exists()
 
 
 def test_prescreen_refuses_a_plan_beyond_the_compute_cap() -> None:
@@ -153,7 +160,7 @@ def test_several_gpus_run_under_torchrun(tmp_path: Path) -> None:
     from submissions.verify import PreparedTrainer, VerifyError, train_command
     from tests.submissions.factories import gpu_config
 
-    trainer = PreparedTrainer(python=sys.executable, cwd=None, label="reference@0.1.0")
+    trainer = PreparedTrainer(python=sys.executable, label="reference@0.1.0", sealed=True)
     cmd = train_command(trainer, gpu_config(overrides={"depth": 26}), 7, tmp_path)
     assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=8", "--standalone"]
     assert cmd[5:] == [
@@ -168,6 +175,7 @@ def test_several_gpus_run_under_torchrun(tmp_path: Path) -> None:
         "7",
         "--out",
         str(tmp_path),
+        "--no-progress",
     ]
     two_nodes = gpu_config(nodes=2)
     with pytest.raises(VerifyError, match="rendezvous"):

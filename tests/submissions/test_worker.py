@@ -24,7 +24,7 @@ from submissions.tracks import BUILTIN_TRACKS
 from submissions.worker import LOCK_FILE, Worker
 from tests.submissions.conftest import LiveSite
 from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result
-from tests.submissions.forks import fork_config
+from tests.submissions.fork_repos import fork_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +37,11 @@ def submit(site: LiveSite, config: RunConfig, key: str = "test-key-0001") -> int
 
 
 def worker(site: LiveSite, work_dir: Path, client: Client, **kw: object) -> Worker:
-    return Worker(client, worker_id="test-node", work_dir=work_dir, fingerprint=CPU, sandbox_user=None, **kw)  # type: ignore[arg-type]
+    return Worker(client, worker_id="test-node", work_dir=work_dir, fingerprint=CPU, allow_local_git=True, **kw)  # type: ignore[arg-type]
 
 
 def test_worker_leases_heartbeats_uploads_and_completes(
-    live_site: LiveSite, fork: tuple[str, str], tmp_path: Path
+    live_site: LiveSite, fork: dict[str, tuple[str, str]], tmp_path: Path
 ) -> None:
     job_id = submit(live_site, fork_config(fork, "crash"))
     with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
@@ -68,7 +68,7 @@ def test_a_node_of_other_hardware_gets_no_job(live_site: LiveSite, tmp_path: Pat
     with Client(live_site.url, live_site.tokens["alice"]) as client:
         job_id = client.submit(sub).job_id
     with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
-        w = Worker(client, worker_id="h200-node", work_dir=tmp_path, fingerprint=H200, sandbox_user=None)
+        w = Worker(client, worker_id="h200-node", work_dir=tmp_path, fingerprint=H200)
         assert w.run_once() is None
     assert live_site.job(job_id)["status"] == "queued" and live_site.job(job_id)["attempts"] == 0
     assert not any(tmp_path.glob("job-*"))  # nothing ran
@@ -102,7 +102,7 @@ def test_worker_refuses_a_lease_for_other_hardware_on_its_own() -> None:
     assert reason is not None and "4 GPU(s)" in reason
 
 
-def test_a_busy_node_does_not_lease(live_site: LiveSite, fork: tuple[str, str], tmp_path: Path) -> None:
+def test_a_busy_node_does_not_lease(live_site: LiveSite, fork: dict[str, tuple[str, str]], tmp_path: Path) -> None:
     from filelock import FileLock
 
     job_id = submit(live_site, fork_config(fork, "crash"))
@@ -112,7 +112,7 @@ def test_a_busy_node_does_not_lease(live_site: LiveSite, fork: tuple[str, str], 
 
 
 def test_killed_worker_job_is_leased_again_and_completed_once(
-    live_site: LiveSite, fork: tuple[str, str], tmp_path: Path
+    live_site: LiveSite, fork: dict[str, tuple[str, str]], tmp_path: Path
 ) -> None:
     job_id = submit(live_site, fork_config(fork, "slow"))
     env = {**os.environ, "SPEEDRUN_TOKEN": live_site.tokens["gpu-node"]}
@@ -159,7 +159,9 @@ def test_killed_worker_job_is_leased_again_and_completed_once(
     assert job["status"] == "succeeded" and job["attempts"] == 2 and job["lease_owner"] == "test-node"
 
 
-def test_stale_lease_cannot_heartbeat_or_complete(live_site: LiveSite, fork: tuple[str, str], tmp_path: Path) -> None:
+def test_stale_lease_cannot_heartbeat_or_complete(
+    live_site: LiveSite, fork: dict[str, tuple[str, str]], tmp_path: Path
+) -> None:
     job_id = submit(live_site, fork_config(fork, "crash"))
     with Client(live_site.url, live_site.tokens["gpu-node"]) as client:
         stale = client.lease(LeaseRequest(worker_id="vanished", fingerprint=CPU))
