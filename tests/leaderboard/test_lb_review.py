@@ -8,6 +8,11 @@ from typing import Any
 import pytest
 from lb_support import Api, Users
 from lb_verify import FORK, board, complete, entry, gpu_report, submit
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from leaderboard.tracks.models import Track
+from submissions.tracks import BUILTIN_TRACKS
 
 
 def _audit(api: Api, users: Users, action: str) -> list[dict[str, Any]]:
@@ -81,3 +86,25 @@ def test_fork_review_can_be_switched_off_for_a_track(api: Api, users: Users) -> 
     r = api.patch("/api/admin/tracks/gpt2-cost", json={"fork_review": "none"}, token=users.admin)
     assert r.status_code == 200 and r.json()["fork_review"] == "none"
     assert entry(api, sub["entry_id"])["entry"]["status"] == "verified"
+
+
+def _set_rules_version(session: Session, version: str) -> None:
+    session.execute(update(Track).where(Track.slug == "gpt2-cost").values(rules_version=version))
+    session.commit()
+
+
+def test_entries_verified_under_v1_keep_their_label(api: Api, users: Users, session: Session) -> None:
+    v1 = BUILTIN_TRACKS["gpt2-cost"].model_copy(update={"rules_version": "speedrun-v1"})
+    _set_rules_version(session, "speedrun-v1")
+    old = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report(track=v1)) == 200
+    _set_rules_version(session, "speedrun-v2")  # the track moves on (migration 20261201_0001)
+    r = api.patch("/api/admin/tracks/gpt2-cost", json={"clock_tolerance": 0.4}, token=users.admin)
+    assert r.status_code == 200, r.text  # a rule change: every entry is re-read
+    e = entry(api, old)["entry"]
+    assert e["status"] == "verified" and e["rules_version"] == "speedrun-v1" and e["other_rules"] is True
+    new = submit(api, users.alice)["entry_id"]  # a v1 report cannot verify a v2 entry
+    assert complete(api, users, gpu_report(track=v1)) == 200
+    detail = entry(api, new)
+    assert detail["entry"]["status"] == "rejected"
+    assert "rules version speedrun-v1, the track needs speedrun-v2" in " ".join(detail["verifications"][0]["reasons"])

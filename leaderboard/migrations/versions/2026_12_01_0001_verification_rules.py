@@ -3,7 +3,8 @@
 Tracks gain the site's own rules (sealed reports, fork review, clock tolerance, the cap on counted
 verifications, a weekly GPU-run quota, the full CORE example count), written for the built-in
 tracks from ``leaderboard.tracks.defaults`` as of this revision; entries gain the pool of counted
-verifications and the code review; verifications gain what the site derived from each report.
+verifications and the code review; verifications gain what the site derived from each report. The built-in tracks move from rules
+speedrun-v1 to speedrun-v2; a downgrade leaves them there (entries keep their own label either way).
 
 Revision ID: 20261201_0001
 Revises: 20261121_0001
@@ -65,6 +66,14 @@ def upgrade() -> None:
     )
     for slug, values in _SETTINGS.items():
         op.execute(tracks.update().where(tracks.c.slug == slug).values(**values))
+    # the built-in tracks move to speedrun-v2 (the verifier's clock and score); entries verified
+    # under speedrun-v1 keep that label (entries.rules_version is untouched)
+    versioned = sa.table("tracks", sa.column("slug", sa.String()), sa.column("rules_version", sa.String()))
+    op.execute(
+        versioned.update()
+        .where(versioned.c.slug.in_(list(_SETTINGS)), versioned.c.rules_version == "speedrun-v1")
+        .values(rules_version="speedrun-v2")
+    )
 
 
 def downgrade() -> None:
