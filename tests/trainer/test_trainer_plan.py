@@ -67,6 +67,16 @@ def test_flops_formula() -> None:
     assert c["matrices"] == 12 * 12 * 768 * 768
 
 
+def test_attention_flops_count_the_left_extent_of_the_window_as_the_record() -> None:
+    # depth 24 at T=2048: 18 S layers (w=512: the query sees 513 keys) and 6 L layers; the record's FLOPs
+    # count 12 * heads * head_dim * min(w, T) per layer, so an S layer counts 512, not 513
+    d = dims_for(build_config("gpt2_speedrun", {}))
+    assert d.window_sizes.count(512) == 18 and d.window_sizes.count(2048) == 6
+    c = param_counts(d)
+    n_matmul = c["matrices"] + c["ve_gates"] + c["lm_head"] + c["smear_gate"]
+    assert flops_per_token(d) - 6 * n_matmul == 12 * 12 * 128 * (18 * 512 + 6 * 2048)
+
+
 @pytest.mark.parametrize("overrides", [{"depth": 2}, {"depth": 3}, {"depth": 4}, {"depth": 12, "head_dim": 64}])
 def test_param_counts_match_the_model(overrides: dict[str, object]) -> None:
     config = build_config("cpu_smoke", overrides)

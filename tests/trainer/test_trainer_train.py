@@ -64,6 +64,8 @@ def test_cpu_smoke_learns_the_corpus_and_writes_a_valid_result(tmp_path: Path) -
     assert result.core is not None and len(result.core.tasks) == 22
     assert result.core.core > 0.05  # the cpu-smoke track's bar
     assert result.hardware.sku == "cpu" and result.mfu is None and result.attention_backend == "sdpa"
+    assert result.software["attention"].startswith("sdpa ") and "auto" in result.software["attention_reason"]
+    assert "0.05%" in result.software["val_bpb"]  # the byte convention against the record's, said in the result
     assert result.digests.tokenizer_sha256 and result.digests.data_manifest_sha256 and result.digests.shards
     assert result.digests.eval_bundle_sha256 == result.core.bundle_sha256
 
