@@ -330,6 +330,7 @@ def _progression(session: Session, track_slug: str) -> ProgressionPublic:
                 section=_section(e.status),
                 hardware_class=e.hardware_class,
                 gpus=gpus,
+                rules_version=e.rules_version,
                 is_record=is_record,
                 flops=e.flops,
                 floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),

@@ -6,16 +6,20 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Annotated
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
+import submissions
 from leaderboard.cache import cached
 from leaderboard.db import SessionDep
 from leaderboard.entries.board import leaderboard, progression
 from leaderboard.entries.schemas import EntryPublic, LeaderboardQuery
+from leaderboard.errors import NotFound
 from leaderboard.tracks.service import list_tracks
 from leaderboard.urls import absolute, cents
 
@@ -106,6 +110,29 @@ def _records_atom(session: Session) -> bytes:
         )
     parts.append("</feed>\n")
     return "\n".join(parts).encode()
+
+
+SCHEMA_DIR = Path(submissions.__file__).resolve().parent / "json_schema"
+SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in SCHEMA_DIR.glob("*.schema.json"))
+
+
+@router.get("/api/schemas", tags=["contract"])
+def schema_index() -> dict[str, str]:
+    """The JSON Schemas of the contract (submission, run result, verification report, ...) by name."""
+    return {name: absolute(f"/api/schemas/{name}.schema.json") for name in SCHEMAS}
+
+
+@router.get(
+    "/api/schemas/{name}.schema.json",
+    tags=["contract"],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/schema+json": {}}}, 404: {"description": "no such schema"}},
+)
+def schema_file(name: str) -> FileResponse:
+    """One JSON Schema of the contract, e.g. ``submission``."""
+    if name not in SCHEMAS:
+        raise NotFound(f"no schema {name!r}; known: {', '.join(SCHEMAS)}")
+    return FileResponse(SCHEMA_DIR / f"{name}.schema.json", media_type="application/schema+json")
 
 
 @router.get(

@@ -215,6 +215,7 @@ class ProgressionPointPublic(Schema):
     section: Section
     hardware_class: str
     gpus: int
+    rules_version: str = Field(default="", description="the rules the row was timed under")
     is_record: bool = Field(description="faster than every earlier point")
     flops: float | None
     floor_hours: float | None = Field(description="the run's FLOPs at 100% of the hardware's bf16 peak")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
+PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f", "#9a3412", "#1e3a8a")
 FLOOR_COLOR = "#6b7280"
 
 
@@ -21,10 +21,16 @@ class Series:
     dashed: bool = False
     markers: bool = True
     labels: Sequence[str] | None = None
+    hollow: bool = False  # open square markers (e.g. reported, not verified) instead of filled dots
+    notes: Sequence[str] | None = None  # a short text drawn beside each point (e.g. who set a record)
+    color: str | None = None  # fixed color instead of the palette's
+    stepped: bool = True  # drawn as a step line when the chart asks for steps
 
     def __post_init__(self) -> None:
         if self.labels is not None and len(self.labels) != len(self.points):
             raise ValueError(f"labels: {len(self.labels)} labels for {len(self.points)} points")
+        if self.notes is not None and len(self.notes) != len(self.points):
+            raise ValueError(f"notes: {len(self.notes)} notes for {len(self.points)} points")
         for x, y in self.points:
             if not (math.isfinite(x) and math.isfinite(y)):
                 raise ValueError(f"points: every coordinate must be finite, got ({x}, {y})")
@@ -221,8 +227,9 @@ def date_segments(xs: Sequence[float]) -> tuple[tuple[float, float], ...]:
         else:
             clusters[-1].append(x)
     if len(clusters) == 1:
-        lo, hi = padded(ordered[0], ordered[-1], log=False)
-        pad = max(0.0, 1 / 24 - (hi - lo) / 2)  # at least a month wide
+        # one point, or points on one day, still get a readable span: at least a month each side
+        lo, hi = ordered[0], ordered[-1]
+        pad = max(1 / 12, 0.05 * (hi - lo))
         return ((lo - pad, hi + pad),)
     out = []
     for c in clusters:

@@ -41,7 +41,7 @@ def line_chart(
     """An x/y line chart. ``x_kind``: 'number', 'seconds' (duration labels) or 'date' (fractional years)."""
     if x_kind not in {"number", "seconds", "date"}:
         raise ValueError(f"x_kind: expected 'number', 'seconds' or 'date', got {x_kind!r}")
-    colors = [FLOOR_COLOR if s.dashed else PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
+    colors = [s.color or (FLOOR_COLOR if s.dashed else PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
     legend = [(s.name, colors[i], s.dashed) for i, s in enumerate(series)]
     frame = with_legend(frame or Frame(), legend)
     points = [p for s in series for p in s.points]
@@ -69,7 +69,7 @@ def line_chart(
     parts += draw_axes(frame, xa, ya, x_label, y_label)
     for i, s in enumerate(series):
         if s.points:
-            parts += draw_series(frame, xa, ya, s, colors[i], i, step and not s.dashed)
+            parts += draw_series(frame, xa, ya, s, colors[i], i, step and s.stepped)
     if len(series) > 1:
         parts += draw_legend(frame, legend)
     parts.append("</svg>")

@@ -94,9 +94,26 @@ def draw_series(frame: Frame, xa: Axis, ya: Axis, s: Series, color: str, index: 
     if s.markers or len(pts) == 1:
         for i, (x, y) in enumerate(pts):
             tip = s.labels[i] if s.labels is not None else f"{s.name}: {fmt_number(s.points[i][1])}"
+            if s.hollow:
+                out.append(
+                    f'<rect class="marker hollow" x="{coord(x - 4)}" y="{coord(y - 4)}" width="8" height="8" '
+                    f'fill="#fff" stroke="{color}" stroke-width="2"><title>{escape(tip)}</title></rect>'
+                )
+            else:
+                out.append(
+                    f'<circle class="marker" cx="{coord(x)}" cy="{coord(y)}" r="4" fill="{color}" stroke="#fff" '
+                    f'stroke-width="1"><title>{escape(tip)}</title></circle>'
+                )
+    if s.notes is not None:
+        right = frame.left + frame.plot_w
+        for i, (x, y) in enumerate(pts):
+            # beside the point, on its left near the right edge; alternately above and below
+            anchor = "end" if x > right - 120 else "start"
+            dx = -7 if anchor == "end" else 7
+            dy = -8 if i % 2 == 0 else 15
             out.append(
-                f'<circle cx="{coord(x)}" cy="{coord(y)}" r="4" fill="{color}" stroke="#fff" stroke-width="1">'
-                f"<title>{escape(tip)}</title></circle>"
+                f'<text class="point-note" x="{coord(x + dx)}" y="{coord(y + dy)}" text-anchor="{anchor}" '
+                f'font-size="11" fill="{color}">{escape(s.notes[i])}</text>'
             )
     out.append("</g>")
     return out

@@ -141,9 +141,12 @@ def run_name(curve: Any, prefix: str = "") -> str:
     return f"{prefix}{curve.kind}{seed}"
 
 
-def curve_series(curves: list[Any], attr: str, *, markers: bool, prefix: str = "", dashed: bool = False) -> list[Any]:
-    """One series per run (every run: none is dropped), thinned to ``MAX_CURVE_POINTS``."""
-    series = []
+def curve_series(
+    curves: list[Any], attr: str, *, markers: bool, prefix: str = "", dashed: bool = False, first_color: int = 0
+) -> list[Any]:
+    """One series per run (every run: none is dropped), thinned to ``MAX_CURVE_POINTS``; colors
+    from the palette starting at ``first_color``."""
+    series: list[Any] = []
     for c in curves:
         pts = [
             (float(p.training_seconds), float(getattr(p, attr)))
@@ -151,7 +154,10 @@ def curve_series(curves: list[Any], attr: str, *, markers: bool, prefix: str = "
             if p.training_seconds is not None and getattr(p, attr) is not None
         ]
         if pts:
-            series.append(charts.Series(run_name(c, prefix), _thin(sorted(pts)), markers=markers, dashed=dashed))
+            color = charts.PALETTE[(first_color + len(series)) % len(charts.PALETTE)]
+            series.append(
+                charts.Series(run_name(c, prefix), _thin(sorted(pts)), markers=markers, dashed=dashed, color=color)
+            )
     return series
 
 

@@ -1,15 +1,17 @@
-"""The progression page: the record over time per track."""
+"""The progression page: the record over time per track, in hours and in dollars, each line within
+one section (verified or reported) and one rules version, with the records listed below."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.db import SessionDep
-from leaderboard.entries.service import (
-    progression,
-)
+from leaderboard.entries.schemas import ProgressionPointPublic
+from leaderboard.entries.service import progression
 from leaderboard.errors import NotFound
 from leaderboard.tracks.service import list_tracks
 from web import charts
@@ -17,6 +19,7 @@ from web.pages.common import (
     DEFAULT_TRACK,
     Viewer,
     bytes_response,
+    cached_route,
     error_page,
     flash_key,
     render_html,
@@ -27,39 +30,91 @@ from web.pages.common import (
 router = APIRouter(include_in_schema=False)
 
 
+def records_by_line(
+    points: Sequence[ProgressionPointPublic], value: Callable[[ProgressionPointPublic], float | None]
+) -> list[ProgressionPointPublic]:
+    """The points that set a record within their own line (section and rules version), by date:
+    each is below every earlier point of that line."""
+    best: dict[tuple[str, str], float] = {}
+    out = []
+    for p in sorted(points, key=lambda p: (p.date, p.entry_id)):
+        v = value(p)
+        if v is None or v <= 0:
+            continue
+        line = (p.section, _rules(p))
+        if v < best.get(line, float("inf")):
+            best[line] = v
+            out.append(p)
+    return out
+
+
+def _rules(p: ProgressionPointPublic) -> str:
+    return p.rules_version
+
+
+def _points(records: Sequence[ProgressionPointPublic], unit: str) -> list[charts.RecordPoint]:
+    return [
+        charts.RecordPoint(
+            r.date,
+            r.hours if unit == "hours" else float(r.cost_usd or 0),
+            r.title,
+            r.floor_hours if unit == "hours" else None,
+            section=r.section,
+            rules_version=_rules(r),
+        )
+        for r in records
+    ]
+
+
+def _key(request: Request, track: str) -> tuple[object, ...]:
+    return ("progression", track, flash_key(request))
+
+
 @router.get("/progression", response_class=HTMLResponse)
-def progression_page(request: Request, session: SessionDep, track: str = DEFAULT_TRACK) -> Response:
+async def progression_page(request: Request) -> Response:
+    track = request.query_params.get("track") or DEFAULT_TRACK
+    return await cached_route(request, _key(request, track), lambda r, s: _progression(r, s, track))
+
+
+def _progression(request: Request, session: Session, track: str) -> Response:
     viewer = viewer_of(request, session)
     try:
         page = shared_page(
-            session,
-            viewer,
-            ("progression", track, flash_key(request)),
-            lambda: _progression_html(request, session, viewer, track),
+            session, viewer, _key(request, track), lambda: _progression_html(request, session, viewer, track)
         )
     except NotFound:
         return error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")
     return bytes_response(request, page)
 
 
-def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
+def _derivation(p: ProgressionPointPublic) -> str | None:
+    """How a cost came about: hours x GPUs x the price per GPU-hour it implies."""
+    if p.cost_usd is None or not p.gpus or p.hours <= 0:
+        return None
+    price = p.cost_usd / (p.gpus * p.hours)
+    kind = "reported" if p.section == "reported" else "reference price"
+    return f"{p.gpus} {p.hardware_class} × {p.hours:,.4g} h × ${price:,.2f}/h ({kind})"
 
+
+def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
     data = progression(session, track)
-    records = data.records
-    chart = charts.progression_chart(
-        [charts.RecordPoint(r.date, r.hours, r.title, r.floor_hours) for r in records if r.hours > 0],
-        title=f"Time to GPT-2 · {data.track.name}",
-    )
-    context = {
+    time_records = records_by_line(data.points, lambda p: p.hours)
+    cost_records = records_by_line(data.points, lambda p: p.cost_usd)
+    name = data.track.name
+    context: dict[str, Any] = {
         "title": "Progression",
         "nav": "progression",
         "json_twin": f"/api/tracks/{data.track.slug}/progression",
+        "page_description": f"The record over time on {name}: training time and dollars to beat GPT-2.",
         "track": data.track,
         "tracks": list_tracks(session),
-        "chart": chart,
-        "records": records,
-        "first_hours": records[0].hours if records else None,
-        "first_year": records[0].date.year if records else "—",
-        "best_hours": records[-1].hours if records else None,
+        "chart": charts.progression_chart(_points(time_records, "hours"), title=f"Time to GPT-2 · {name}"),
+        "cost_chart": charts.progression_chart(
+            _points(cost_records, "usd"), title=f"Cost to GPT-2 · {name}", unit="usd"
+        ),
+        "records": time_records,
+        "cost_records": [(r, _derivation(r)) for r in cost_records],
+        "first": time_records[0] if time_records else None,
+        "best": min(time_records, key=lambda r: r.hours) if time_records else None,
     }
     return render_html(request, "progression.html", context, viewer=viewer, forms=False)[0]

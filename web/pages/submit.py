@@ -33,8 +33,40 @@ router = APIRouter(include_in_schema=False)
 # ---------------------------------------------------------------------------- sign in and submit
 
 
+# the shape of a submission, abridged where ``speedrun submit`` fills in whole files
+EXAMPLE = json.dumps(
+    {
+        "track": "cpu-smoke",
+        "title": "d4 smoke run, muon lr 0.03",
+        "description": "What changed and why, in **Markdown**; link your fork and logs.",
+        "contributors": ["@you"],
+        "run_config": {
+            "trainer": "reference@0.1.0",
+            "recipe": "cpu_smoke",
+            "hardware_class": "cpu",
+            "gpus_per_node": 0,
+            "seed": 1,
+            "overrides": {"matrix_lr": 0.03},
+        },
+        "claimed_results": ["<the result.json of each claimed run, as `speedrun train` wrote it>"],
+        "logs": [{"name": "train.log", "content": "<the run's log>"}],
+        "idempotency_key": "d4-smoke-muon-0.03-2026-12-01",
+    },
+    indent=2,
+)
+
+
 def submit_context(**extra: Any) -> dict[str, Any]:
-    return {"title": "Submit", "nav": "submit", "errors": [], "body": "", "login_error": None, **extra}
+    return {
+        "title": "Submit",
+        "nav": "submit",
+        "errors": [],
+        "body": "",
+        "login_error": None,
+        "example": EXAMPLE,
+        "page_description": "Submit a speedrun: how to get an account, the submission format and its JSON Schema.",
+        **extra,
+    }
 
 
 @router.get("/submit", response_class=HTMLResponse)
