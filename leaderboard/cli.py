@@ -240,6 +240,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from leaderboard import accounts_cli
+
     serve = sub.add_parser("serve", help="Run the leaderboard site (migrations applied on start)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -290,6 +292,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--label", default="")
     _db_options(p)
     p.set_defaults(func=_admin_errors(cmd_token_issue))
+    accounts_cli.register(user, token, groups, _db_options, _admin_errors)
 
     track = groups.add_parser("track", help="tracks").add_subparsers(dest="admin_cmd", metavar="CMD", required=True)
     p = track.add_parser("list", help="list tracks")
