@@ -113,7 +113,7 @@ def test_concurrent_leases_of_one_account_give_it_one_job(fresh_engine: Engine, 
 
 def test_abandoned_leases_requeue_the_job_and_pause_the_worker(api: Api, users: Users, session: Session) -> None:
     sub = _submit(api, users)
-    for n in range(3):  # lease and vanish, three times (the attack that left entries in 'error')
+    for _ in range(3):  # lease and vanish, three times (the attack that left entries in 'error')
         leased = _lease(api, users.worker)
         assert leased.status_code == 200, leased.text
         _expire(session, leased.json()["job_id"])
@@ -242,7 +242,9 @@ def test_complete_refs_must_match_this_jobs_uploads(api: Api, users: Users) -> N
     rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config()).model_dump(mode="json")
     url = protocol.COMPLETE.format(job_id=held["job_id"])
     forged = {**ref, "sha256": hashlib.sha256(b"other").hexdigest()}
-    r = api.post(url, json={"lease_token": held["lease_token"], "report": rep, "artifacts": [forged]}, token=users.worker)
+    r = api.post(
+        url, json={"lease_token": held["lease_token"], "report": rep, "artifacts": [forged]}, token=users.worker
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "artifacts.0.sha256"
     other_entry = api.get(f"/api/entries/{sub['entry_id']}").json()["artifacts"][0]["sha256"]  # the claim's log
     rep["runs"][0]["digests"]["metrics_log_sha256"] = other_entry
