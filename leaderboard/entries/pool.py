@@ -74,6 +74,12 @@ class Evaluation:
         return counted[-1] if counted else (self.looks[-1] if self.looks else None)
 
 
+def pooled_test(cores: Sequence[float], *, threshold: float, alpha: float, looks: int) -> tuple[bool, float]:
+    """The policy's test: pooled CORE values pass when the one-sided p < alpha / looks."""
+    p_value = one_sided_t_test(cores, threshold).p_value
+    return p_value < alpha / max(1, looks), p_value
+
+
 def pool_figures(track: Track, runs: Sequence[RunResult], looks: int, claimed: Sequence[RunResult]) -> PoolFigures:
     """The pooled decision of ``looks`` verifications: distinct seeds, k >= min_runs, p < alpha / looks."""
     alpha = track.alpha / max(1, looks)
@@ -87,16 +93,13 @@ def pool_figures(track: Track, runs: Sequence[RunResult], looks: int, claimed: S
         verdict = "inconclusive"
         reasons.append(f"{len(runs)} counted run(s) with CORE; the track needs at least {max(2, track.min_runs)}")
     else:
-        test = one_sided_t_test(cores, track.threshold)
-        p_value = test.p_value
+        passed, p_value = pooled_test(cores, threshold=track.threshold, alpha=track.alpha, looks=looks)
         summary = (
             f"pool of {len(runs)} runs over {looks} verification(s): mean CORE {mean(cores):.4f} "
             f"(std {sample_std(cores):.4f}) vs threshold {track.threshold}: p = {p_value:.4g}"
         )
-        verdict = "verified" if p_value < alpha else "failed"
-        reasons.append(
-            f"{summary} {'<' if verdict == 'verified' else '>='} alpha {track.alpha} / {looks} = {alpha:.4g}"
-        )
+        verdict = "verified" if passed else "failed"
+        reasons.append(f"{summary} {'<' if passed else '>='} alpha {track.alpha} / {looks} = {alpha:.4g}")
     return PoolFigures(
         verdict=verdict,
         reasons=reasons,
