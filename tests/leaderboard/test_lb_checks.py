@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from lb_factories import core_tasks
+from lb_factories import core_tasks, report, run_config, submission_json
 from lb_support import Api, Users
 from lb_verify import board, complete, entry, forge_runs, gpu_report, submit
 
 from leaderboard.tracks.defaults import BF16_DENSE_PEAKS
+from submissions import protocol
 from submissions.schema import CoreResult
 from submissions.tracks import BF16_PEAK_FLOPS, BUILTIN_TRACKS
 
@@ -144,3 +145,12 @@ def test_the_peak_table_agrees_with_the_verifiers_mfu_table() -> None:
     for sku, peak in BF16_PEAK_FLOPS.items():
         assert BF16_DENSE_PEAKS[sku].flops == peak, sku
     assert all(p.source and p.as_of for p in BF16_DENSE_PEAKS.values())
+
+
+def test_an_unsealed_report_still_verifies_on_the_cpu_track(api: Api, users: Users) -> None:
+    # a laptop without bwrap verifies its own CPU run unsealed: the CPU track does not require a seal
+    sub = api.post(protocol.SUBMISSIONS, json=submission_json(), token=users.alice).json()
+    rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config(), sealed=False)
+    assert complete(api, users, rep, sku="cpu", gpus=0) == 200
+    v = entry(api, sub["entry_id"])["verifications"][0]
+    assert v["verdict"] == "verified" and v["site"]["sealed"] is False

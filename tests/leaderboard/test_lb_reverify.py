@@ -77,3 +77,24 @@ def test_a_weekly_quota_of_gpu_runs_per_user(api: Api, users: Users) -> None:
     )
     assert r.status_code == 429 and "allows 12 per user per week" in r.text
     submit(api, users.bob)  # another user's quota is their own
+
+
+def test_an_honest_entry_that_was_unlucky_verifies_on_the_pool(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report(cores=(0.25, 0.29, 0.30))) == 200  # p = 0.13 alone
+    assert entry(api, eid)["entry"]["status"] == "failed"
+    assert _reverify(api, users.alice, eid).status_code == 201
+    assert complete(api, users, gpu_report(cores=(0.29, 0.30, 0.31), seeds=(21, 22, 23))) == 200
+    e = entry(api, eid)["entry"]
+    assert e["status"] == "verified" and e["core_n"] == 6 and e["p_value"] < 0.025
+    assert e["core_mean"] == pytest.approx(0.29) and [r["id"] for r in board(api)] == [eid]
+
+
+def test_reverification_counts_against_the_weekly_quota(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report(cores=FAILING)) == 200
+    for _ in range(3):
+        submit(api, users.alice)  # 4 jobs x 3 runs: the week's 12
+    r = _reverify(api, users.alice, eid)
+    assert r.status_code == 429 and "the track allows 12" in r.text
+    assert _reverify(api, users.admin, eid).status_code == 201  # admins are exempt
