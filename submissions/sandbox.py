@@ -112,7 +112,11 @@ def interpreter_paths() -> list[Path]:
             paths.add(_resolved(sysconfig.get_paths()[key]))
     import importlib.util
 
+    here = Path(__file__).resolve().parent.parent  # the project's packages sit side by side
     for name in ("speedrun", "trainer", "submissions", "leaderboard", "web"):
+        if (here / name / "__init__.py").is_file():
+            paths.add(here / name)
+            continue
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
             paths.add(_resolved(spec.origin).parent)

@@ -57,7 +57,7 @@ def probe(where, params):
     seen = {}
     for path in params["worker_paths"]:
         try:
-            seen[path] = "listed" if os.path.isdir(path) and os.listdir(path) is not None else open(path).read()[:200]
+            seen[path] = ["listed", *sorted(os.listdir(path))] if os.path.isdir(path) else open(path).read()[:200]
         except OSError as exc:
             seen[path] = f"denied: {exc.__class__.__name__}"
     out["worker_paths"] = seen
