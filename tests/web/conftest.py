@@ -248,6 +248,34 @@ class Site:
         return dict(r.json())
 
 
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A desktop browser page that fails the test on any console error (a resource the
+    Content-Security-Policy refused, a failed load, an uncaught exception)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # a form answered with 422 (validation) or 401 (sign-in), or an error page asked for on
+    # purpose (404), is the page working as meant
+    expected = ("status of 422", "status of 401", "status of 404")
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and not any(e in msg.text for e in expected):
+            errors.append(msg.text)
+
+    pg.on("console", on_console)
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert errors == [], f"errors in the browser console: {errors}"
+
+
 @pytest.fixture(scope="session")
 def make_submission() -> Any:
     """``make_submission(title, idempotency_key, **kwargs)``: a valid submission body (a dict)."""
@@ -290,6 +318,15 @@ def serve(home: Path, database_url: str) -> Iterator[Site]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The site over a fresh SQLite file, seeded on start."""
     home: Path = tmp_path_factory.mktemp("site")
+    with serve(home, f"sqlite:///{home / 'site.db'}") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def own_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A site of one test module's own, over a fresh SQLite file (nothing another module queued
+    can be leased there, and the module decides what every track holds)."""
+    home: Path = tmp_path_factory.mktemp("own-site")
     with serve(home, f"sqlite:///{home / 'site.db'}") as running:
         yield running
 
