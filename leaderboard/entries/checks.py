@@ -15,6 +15,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from leaderboard.tracks.defaults import floor_seconds
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
@@ -136,7 +138,10 @@ def check_report(
     problems: list[str] = []
     if report.track != track.slug:
         problems.append(f"report is for track {report.track}, the entry is on {track.slug}")
-    config = RunConfig.model_validate(entry_config)
+    try:
+        config = RunConfig.model_validate(entry_config)
+    except ValidationError:
+        return SiteChecks(problems=["the entry's run config does not validate: nothing can be checked"], sealed=sealed)
     if report.run_config.model_dump(mode="json", exclude={"seed"}) != config.model_dump(mode="json", exclude={"seed"}):
         problems.append("report.run_config differs from the entry's run config")
     if track.require_sealed and not sealed:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from leaderboard.entries.checks import check_report
 from leaderboard.tracks.models import Track
 from submissions.schema import RunResult, VerificationReport
@@ -139,7 +141,14 @@ def evaluate(
     looks = 0
     allowed = {track.rules_version, entry_rules_version}
     for v in verifications:
-        report = VerificationReport.model_validate(v.report)
+        try:
+            report = VerificationReport.model_validate(v.report)
+        except ValidationError as exc:  # a report stored under an older contract: it counts nothing
+            why = (
+                f"site check: the stored report no longer reads under the current contract ({exc.error_count()} errors)"
+            )
+            out.looks.append(Look(v.id, v.created_at, "error", [why], {"sealed": False, "counted": False}, None))
+            continue
         checks = check_report(
             track,
             entry_config,

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from lb_support import Api, Users
 from lb_verify import board, complete, entry, gpu_report, submit
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
+from leaderboard.entries.models import Verification
 from submissions import protocol
 
 FAILING = (0.20, 0.30, 0.25)  # mean 0.25 < threshold 0.2565: p > 0.05
@@ -98,3 +101,14 @@ def test_reverification_counts_against_the_weekly_quota(api: Api, users: Users) 
     r = _reverify(api, users.alice, eid)
     assert r.status_code == 429 and "the track allows 12" in r.text
     assert _reverify(api, users.admin, eid).status_code == 201  # admins are exempt
+
+
+def test_a_stored_report_that_no_longer_reads_counts_nothing(api: Api, users: Users, session: Session) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report(cores=FAILING)) == 200
+    session.execute(update(Verification).where(Verification.entry_id == eid).values(report={"schema_version": 99}))
+    session.commit()
+    assert _reverify(api, users.admin, eid).status_code == 201
+    assert complete(api, users, gpu_report(seeds=(41, 42, 43))) == 200  # no 500
+    e = entry(api, eid)["entry"]
+    assert e["status"] == "verified" and e["core_n"] == 3  # only the readable report's runs count
