@@ -137,7 +137,11 @@ def approve(session: Session, admin: User, entry_id: int, note: str = "") -> Ent
     entry.updated_at = utcnow()
     session.flush()
     recompute_ranks(session, entry.track_id)
-    record(session, admin, "entry.approve", "entry", entry.id, note=note, commit=entry.commit)
+    diff = (entry.pool or {}).get("fork_diff") or {}
+    reviewed = diff.get("sha256") if isinstance(diff, dict) else None
+    record(
+        session, admin, "entry.approve", "entry", entry.id, note=note, commit=entry.commit, fork_diff_sha256=reviewed
+    )
     bump_revision(session)
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None

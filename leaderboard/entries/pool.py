@@ -163,6 +163,9 @@ def evaluate(
             "clock_flagged": checks.clock_flagged,
             "clock_notes": checks.clock_notes,
             "clock_tolerance": track.clock_tolerance,
+            "fork_diff": None
+            if report.fork_diff is None
+            else report.fork_diff.model_dump(mode="json", exclude={"files"}),
         }
         reasons = [f"site check: {p}" for p in checks.problems]
         if checks.problems:

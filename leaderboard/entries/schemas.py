@@ -136,6 +136,9 @@ class SiteDerivedPublic(Schema):
     clock_flagged: bool = Field(default=False, description="self-reported time vs the verifier's clock")
     clock_notes: list[str] = Field(default_factory=list)
     clock_tolerance: float | None = None
+    fork_diff: dict[str, Any] | None = Field(
+        default=None, description="a fork's diff against the reference (files, lines, artifact sha256), for review"
+    )
 
 
 class VerificationPublic(Schema):

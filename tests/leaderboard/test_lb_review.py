@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from leaderboard.tracks.models import Track
+from submissions.schema import ForkDiff
 from submissions.tracks import BUILTIN_TRACKS
 
 
@@ -23,8 +24,11 @@ def _audit(api: Api, users: Users, action: str) -> list[dict[str, Any]]:
 def test_a_verified_fork_waits_for_code_review_then_ranks(api: Api, users: Users) -> None:
     sub = submit(api, users.alice, trainer=FORK)
     eid = sub["entry_id"]
-    assert complete(api, users, gpu_report(trainer=FORK)) == 200
-    e = entry(api, eid)["entry"]
+    diff = ForkDiff(base_commit="a" * 40, files_changed=1, insertions=12, deletions=3, sha256="d" * 64, size_bytes=900)
+    assert complete(api, users, gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff})) == 200
+    detail = entry(api, eid)
+    assert detail["verifications"][0]["site"]["fork_diff"]["insertions"] == 12  # what the reviewer reads
+    e = detail["entry"]
     assert e["status"] == "awaiting_review" and e["badge"] == "verified, awaiting code review"
     assert e["review_status"] == "pending" and e["rank"] is None and board(api) == []
     url = f"/api/admin/entries/{eid}/approve"
@@ -34,7 +38,8 @@ def test_a_verified_fork_waits_for_code_review_then_ranks(api: Api, users: Users
     assert r.json()["status"] == "verified" and r.json()["review_status"] == "approved"
     assert [row["id"] for row in board(api)] == [eid]
     assert api.post(url, json={}, token=users.admin).status_code == 409  # approved once
-    assert _audit(api, users, "entry.approve")[0]["detail"]["note"] == "diff read"
+    approved = _audit(api, users, "entry.approve")[0]["detail"]
+    assert approved["note"] == "diff read" and approved["fork_diff_sha256"] == "d" * 64
 
 
 def test_the_reference_trainer_needs_no_review(api: Api, users: Users) -> None:
