@@ -65,11 +65,12 @@ def line_chart(
         xa = Axis(x_lo, x_hi, ticks=[(v, fmt_number(v)) for v in nice_ticks(x_lo, x_hi)])
     y_vals = log_ticks(y_lo, y_hi) if log_y else nice_ticks(y_lo, y_hi)
     ya = Axis(y_lo, y_hi, log=log_y, ticks=[(v, fmt_number(v)) for v in y_vals])
+    taken: list[tuple[float, float, float, float]] = []  # note boxes placed so far
     parts = open_svg(frame, title, css_class)
     parts += draw_axes(frame, xa, ya, x_label, y_label)
     for i, s in enumerate(series):
         if s.points:
-            parts += draw_series(frame, xa, ya, s, colors[i], i, step and s.stepped)
+            parts += draw_series(frame, xa, ya, s, colors[i], i, step and s.stepped, taken)
     if len(series) > 1:
         parts += draw_legend(frame, legend)
     parts.append("</svg>")

@@ -72,13 +72,50 @@ def draw_axes(frame: Frame, xa: Axis, ya: Axis, x_label: str, y_label: str) -> l
     return out
 
 
-def draw_series(frame: Frame, xa: Axis, ya: Axis, s: Series, color: str, index: int, step: bool) -> list[str]:
+NOTE_OFFSETS = (-8, 15, -21, 28, -34, 41)  # tried in turn above and below a point
+Box = tuple[float, float, float, float]
+
+
+def draw_notes(
+    frame: Frame, pts: Sequence[tuple[float, float]], notes: Sequence[str], color: str, taken: list[Box]
+) -> list[str]:
+    """A short text beside each point, at the first offset where it overlaps no text placed so far
+    (``taken``, shared across the chart's series); a note with no free place is left to the point's
+    tooltip rather than drawn over another."""
+    out = []
+    right = frame.left + frame.plot_w
+    # newest first: where notes crowd, the latest records keep theirs
+    for (x, y), note in reversed(list(zip(pts, notes, strict=True))):
+        width = 6.2 * len(note)
+        anchor = "end" if x + 7 + width > right else "start"
+        x0 = x - 7 - width if anchor == "end" else x + 7
+        for dy in NOTE_OFFSETS:
+            box = (x0, y + dy - 10, x0 + width, y + dy + 2)
+            inside = frame.top <= box[1] and box[3] <= frame.top + frame.plot_h
+            if inside and not any(_overlap(box, other) for other in taken):
+                taken.append(box)
+                out.append(
+                    f'<text class="point-note" x="{coord(x - 7 if anchor == "end" else x + 7)}" y="{coord(y + dy)}" '
+                    f'text-anchor="{anchor}" font-size="11" fill="{color}">{escape(note)}</text>'
+                )
+                break
+    return out
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def draw_series(
+    frame: Frame, xa: Axis, ya: Axis, s: Series, color: str, index: int, step: bool, taken: list[Box] | None = None
+) -> list[str]:
     px0, py0 = frame.left, frame.top + frame.plot_h
 
     def xy(x: float, y: float) -> tuple[float, float]:
         return px0 + xa.fraction(x) * frame.plot_w, py0 - ya.fraction(y) * frame.plot_h
 
     pts = [xy(x, y) for x, y in s.points]
+    taken = [] if taken is None else taken
     out = [f'<g class="series series-{index}" data-name="{escape(s.name)}">']
     if len(pts) > 1:
         coords: list[str] = []
@@ -105,16 +142,7 @@ def draw_series(frame: Frame, xa: Axis, ya: Axis, s: Series, color: str, index: 
                     f'stroke-width="1"><title>{escape(tip)}</title></circle>'
                 )
     if s.notes is not None:
-        right = frame.left + frame.plot_w
-        for i, (x, y) in enumerate(pts):
-            # beside the point, on its left near the right edge; alternately above and below
-            anchor = "end" if x > right - 120 else "start"
-            dx = -7 if anchor == "end" else 7
-            dy = -8 if i % 2 == 0 else 15
-            out.append(
-                f'<text class="point-note" x="{coord(x + dx)}" y="{coord(y + dy)}" text-anchor="{anchor}" '
-                f'font-size="11" fill="{color}">{escape(s.notes[i])}</text>'
-            )
+        out += draw_notes(frame, pts, s.notes, color, taken)
     out.append("</g>")
     return out
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from leaderboard.entries.schemas import ProgressionPointPublic
 from leaderboard.entries.service import progression
 from leaderboard.errors import NotFound
-from leaderboard.tracks.service import list_tracks
+from leaderboard.tracks.service import list_prices, list_tracks
 from web import charts
 from web.pages.common import (
     DEFAULT_TRACK,
@@ -87,12 +87,13 @@ def _progression(request: Request, session: Session, track: str) -> Response:
     return bytes_response(request, page)
 
 
-def _derivation(p: ProgressionPointPublic) -> str | None:
-    """How a cost came about: hours x GPUs x the price per GPU-hour it implies."""
+def _derivation(p: ProgressionPointPublic, priced: set[str]) -> str | None:
+    """How a cost came about: GPUs x hours x the price per GPU-hour it implies, and whether that
+    price is the site's reference price for the hardware or one its authors reported."""
     if p.cost_usd is None or not p.gpus or p.hours <= 0:
         return None
     price = p.cost_usd / (p.gpus * p.hours)
-    kind = "reported" if p.section == "reported" else "reference price"
+    kind = "reference price" if p.hardware_class in priced else "reported"
     return f"{p.gpus} {p.hardware_class} × {p.hours:,.4g} h × ${price:,.2f}/h ({kind})"
 
 
@@ -101,6 +102,7 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
     time_records = records_by_line(data.points, lambda p: p.hours)
     cost_records = records_by_line(data.points, lambda p: p.cost_usd)
     name = data.track.name
+    priced = {p.sku for p in list_prices(session)}
     context: dict[str, Any] = {
         "title": "Progression",
         "nav": "progression",
@@ -113,7 +115,7 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
             _points(cost_records, "usd"), title=f"Cost to GPT-2 · {name}", unit="usd"
         ),
         "records": time_records,
-        "cost_records": [(r, _derivation(r)) for r in cost_records],
+        "cost_records": [(r, _derivation(r, priced)) for r in cost_records],
         "first": time_records[0] if time_records else None,
         "best": min(time_records, key=lambda r: r.hours) if time_records else None,
     }
