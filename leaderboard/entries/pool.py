@@ -124,6 +124,7 @@ class StoredVerification:
     id: int
     created_at: datetime
     report: dict[str, Any]
+    runs_asked: int | None = None  # k of the job it answered (None: no job on record)
 
 
 def evaluate(
@@ -167,8 +168,16 @@ def evaluate(
             if report.fork_diff is None
             else report.fork_diff.model_dump(mode="json", exclude={"files"}),
         }
-        reasons = [f"site check: {p}" for p in checks.problems]
-        if checks.problems:
+        problems = list(checks.problems)
+        finished = report.verdict.value != "error"  # an error report may stop short
+        if (
+            v.runs_asked is not None
+            and len(report.runs) != v.runs_asked
+            and (finished or len(report.runs) > v.runs_asked)
+        ):
+            problems.append(f"the report has {len(report.runs)} runs, the job asked for {v.runs_asked}")
+        reasons = [f"site check: {p}" for p in problems]
+        if problems:
             out.looks.append(Look(v.id, v.created_at, "rejected", reasons, site, None))
             continue
         if report.verdict.value == "error" or not report.runs:

@@ -52,8 +52,9 @@ def claimed_results(session: Session, entry: Entry) -> list[RunResult]:
 
 
 def evaluate_entry(session: Session, track: Track, entry: Entry) -> Evaluation:
+    asked = {j.id: j.runs for j in jobs_repository.jobs_of_entry(session, entry.id)}
     stored = [
-        StoredVerification(id=v.id, created_at=v.created_at, report=v.report)
+        StoredVerification(v.id, v.created_at, v.report, None if v.job_id is None else asked.get(v.job_id))
         for v in reversed(repository.verifications_of(session, entry.id))  # oldest first
     ]
     return evaluate(track, entry.run_config, entry.rules_version, claimed_results(session, entry), stored)

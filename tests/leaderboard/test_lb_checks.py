@@ -154,3 +154,18 @@ def test_an_unsealed_report_still_verifies_on_the_cpu_track(api: Api, users: Use
     assert complete(api, users, rep, sku="cpu", gpus=0) == 200
     v = entry(api, sub["entry_id"])["verifications"][0]
     assert v["verdict"] == "verified" and v["site"]["sealed"] is False
+
+
+def test_a_report_with_more_runs_than_the_job_asked_for_is_rejected(api: Api, users: Users) -> None:
+    # a worker that ran ten times and kept the best would report more runs than the job's k
+    sub = submit(api, users.alice)
+    rep = gpu_report(cores=(0.27, 0.28, 0.29, 0.30), hours=(1.5,) * 4, seeds=(11, 12, 13, 14))
+    assert complete(api, users, rep) == 200
+    _rejected_for(entry(api, sub["entry_id"]), "the report has 4 runs, the job asked for 3")
+
+
+def test_a_finished_report_that_drops_a_run_is_rejected(api: Api, users: Users) -> None:
+    sub = submit(api, users.alice)
+    rep = gpu_report(cores=(0.28, 0.29), hours=(1.5, 1.5), seeds=(11, 12))  # the worst of three left out
+    assert complete(api, users, rep) == 200
+    _rejected_for(entry(api, sub["entry_id"]), "the report has 2 runs, the job asked for 3")
