@@ -9,6 +9,7 @@ worker outlives a restart of the server.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -136,16 +137,27 @@ class Client:
         content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        retry_until: float | None = None,
     ) -> httpx.Response:
+        """One call with retries on connection errors and 5xx: ``retries`` of them with exponential
+        backoff, or, with ``retry_until`` (a ``time.monotonic()`` deadline), as many as fit before it,
+        each wait shortened so that no wait outlasts the deadline."""
         hdrs = dict(headers or {})
         data = content
         if body is not None:
             data = body.model_dump_json().encode()
             hdrs["Content-Type"] = "application/json"
         last: Exception | None = None
-        for attempt in range(self.retries + 1):
+        attempts = itertools.count() if retry_until is not None else range(self.retries + 1)
+        for attempt in attempts:
             if attempt:
-                self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                if retry_until is not None:
+                    left = retry_until - time.monotonic()
+                    if left <= 0:
+                        break
+                    delay = min(delay, max(0.05, left / 4))
+                self._sleep(delay)
             try:
                 resp = self._http.request(method, path, content=data, params=params, headers=hdrs)
             except httpx.TransportError as exc:
@@ -175,8 +187,9 @@ class Client:
             return None
         return _parse(JobLease, resp)
 
-    def heartbeat(self, job_id: int, heartbeat: Heartbeat) -> HeartbeatReply:
-        resp = self._request("POST", protocol.HEARTBEAT.format(job_id=job_id), body=heartbeat)
+    def heartbeat(self, job_id: int, heartbeat: Heartbeat, *, retry_until: float | None = None) -> HeartbeatReply:
+        """Renew a lease; with ``retry_until`` (monotonic), retried until then (the lease's expiry)."""
+        resp = self._request("POST", protocol.HEARTBEAT.format(job_id=job_id), body=heartbeat, retry_until=retry_until)
         return _parse(HeartbeatReply, resp)
 
     def upload_artifact(

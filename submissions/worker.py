@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from submissions import artifacts
@@ -78,6 +79,11 @@ class _Heartbeat(threading.Thread):
         self.lost = threading.Event()  # also the verifier's cancel event
         self.why_lost = ""
         self.sent = 0
+        self.expires_mono = self._monotonic_expiry(lease.lease_expires_at)
+
+    @staticmethod
+    def _monotonic_expiry(expires_at: datetime) -> float:
+        return time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds()
 
     def run(self) -> None:
         while not self.stop.wait(self.interval_s):
@@ -85,11 +91,15 @@ class _Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         try:
+            # retried while the site is unreachable, but never past the lease's expiry: a short
+            # restart of the site is ridden out by a heartbeat that lands while the lease holds
             reply = self.client.heartbeat(
-                self.lease.job_id, Heartbeat(lease_token=self.lease.lease_token, progress=self.progress)
+                self.lease.job_id,
+                Heartbeat(lease_token=self.lease.lease_token, progress=self.progress),
+                retry_until=self.expires_mono,
             )
         except ClientError as exc:
-            if exc.status in (404, 409, 410):
+            if exc.status in (403, 404, 409, 410):
                 self.why_lost = f"lease lost: {exc}"
                 self.lost.set()
                 self.stop.set()
@@ -97,6 +107,7 @@ class _Heartbeat(threading.Thread):
                 _say(f"heartbeat of job {self.lease.job_id} failed, will retry: {exc}")
             return
         self.sent += 1
+        self.expires_mono = self._monotonic_expiry(reply.lease_expires_at)
         if reply.cancel:
             self.why_lost = "the server cancelled the job"
             self.lost.set()
