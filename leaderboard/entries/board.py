@@ -300,6 +300,7 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
         verifications=[verification_public(v) for v in verifications],
         jobs=jobs,
         retracted_reason=entry.retracted_reason,
+        counted_verifications=len(counted) if isinstance(counted, list) else 0,
         created_at=entry.created_at,
     )
 

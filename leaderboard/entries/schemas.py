@@ -204,6 +204,9 @@ class EntryDetailPublic(Schema):
     verifications: list[VerificationPublic]
     jobs: list[JobPublic]
     retracted_reason: str | None
+    counted_verifications: int = Field(
+        default=0, description="verifications whose runs are pooled; owners may ask for track_info.max_verifications"
+    )
     created_at: datetime
 
 
