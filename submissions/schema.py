@@ -8,6 +8,7 @@ that an old reader could misread.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -53,6 +54,8 @@ MAX_INT = 2**63 - 1
 MAX_FLOAT = 1e30
 MAX_JSON_DEPTH = 32  # nesting of any contract document (config and plan are a few levels deep)
 MAX_CORE_TASKS = 22  # protocol core-v1
+MAX_DOCUMENT_BYTES = 64 * 1024  # a run's resolved config or plan, as JSON
+MAX_MAP_ENTRIES = 200  # overrides, software versions
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 GitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$")]
@@ -161,7 +164,7 @@ class RunConfig(Contract):
     schema_version: Literal[1] = SCHEMA_VERSION
     trainer: TrainerSource
     recipe: Slug
-    overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    overrides: dict[str, OverrideValue] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
     hardware_class: Slug = Field(description="GPU SKU class such as 'h100-sxm', or 'cpu'")
     gpus_per_node: int = Field(ge=0, le=MAX_GPUS_PER_NODE, description="0 for the CPU track")
     nodes: int = Field(default=1, ge=1, le=MAX_NODES)
@@ -244,12 +247,12 @@ class RunResult(Document):
     rules_version: RulesVersion = RULES_VERSION
     run_id: str = Field(min_length=1, max_length=100)
     recipe: Slug
-    overrides: dict[str, OverrideValue] = Field(default_factory=dict)
+    overrides: dict[str, OverrideValue] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
     seed: int = Field(ge=0, lt=2**31)
     trainer_version: str = Field(max_length=64)
     trainer_commit: GitSha | None = None
-    config: dict[str, Any] = Field(description="the resolved TrainConfig, as a JSON object")
-    plan: dict[str, Any] = Field(description="plan.resolve(): dims, params, FLOPs, batch, steps, LRs")
+    config: dict[str, Any] = Field(description="the resolved TrainConfig, as a JSON object (<= 64 KiB)")
+    plan: dict[str, Any] = Field(description="plan.resolve(): dims, params, FLOPs, batch, steps, LRs (<= 64 KiB)")
     training_seconds: NonNegFloat = Field(description="the timed region under rules_version")
     wall_seconds: NonNegFloat = Field(description="the whole process")
     steps: Count
@@ -261,7 +264,7 @@ class RunResult(Document):
     mfu: Fraction | None = Field(default=None, description="bf16-dense-peak MFU; null on CPU")
     attention_backend: str = Field(max_length=32)
     hardware: HardwareFingerprint
-    software: dict[str, str] = Field(default_factory=dict, description="package -> version")
+    software: dict[str, str] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES, description="package -> version")
     digests: Digests = Field(default_factory=Digests)
     started_at: Timestamp
     finished_at: Timestamp
@@ -273,6 +276,14 @@ class RunResult(Document):
     clock_disagrees: bool | None = Field(
         default=None, description="speedrun-v2: self-reported and verifier time differ beyond the tolerance"
     )
+
+    @field_validator("config", "plan")
+    @classmethod
+    def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(v, separators=(",", ":")))
+        if size > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"{size} bytes as JSON, more than {MAX_DOCUMENT_BYTES}")
+        return v
 
     @field_validator("started_at", "finished_at")
     @classmethod
