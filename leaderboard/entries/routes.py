@@ -23,6 +23,7 @@ from leaderboard.entries.schemas import (
     ReverifyRequest,
 )
 from leaderboard.jobs.schemas import JobPublic
+from leaderboard.twins import json_twin
 from submissions.protocol import SUBMISSIONS, SubmissionAccepted
 from submissions.schema import Submission
 
@@ -59,16 +60,25 @@ def _leaderboard_json(request: Request, slug: str, query: LeaderboardQuery) -> b
         return service.leaderboard_json(session, slug, query)
 
 
-@router.get("/api/tracks/{slug}/progression", response_model=ProgressionPublic)
-def progression(slug: str, session: SessionDep) -> ProgressionPublic:
-    """The JSON twin of the record progression page."""
-    return service.progression(session, slug)
+@router.get(
+    "/api/tracks/{slug}/progression",
+    response_class=Response,
+    responses={200: {"model": ProgressionPublic, "content": {"application/json": {}}}, 404: _ERRORS[404]},
+)
+async def progression(slug: str, request: Request) -> Response:
+    """The JSON twin of the record progression page (``ProgressionPublic``)."""
+    return await json_twin(request, ("progression.json", slug), lambda s: service.progression(s, slug))
 
 
-@router.get("/api/entries/{entry_id}", response_model=EntryDetailPublic, responses={404: _ERRORS[404]})
-def entry(entry_id: EntryId, session: SessionDep, store: StoreDep) -> EntryDetailPublic:
-    """The JSON twin of an entry page."""
-    return service.entry_detail(session, entry_id, store)
+@router.get(
+    "/api/entries/{entry_id}",
+    response_class=Response,
+    responses={200: {"model": EntryDetailPublic, "content": {"application/json": {}}}, 404: _ERRORS[404]},
+)
+async def entry(entry_id: EntryId, request: Request) -> Response:
+    """The JSON twin of an entry page (``EntryDetailPublic``)."""
+    store = request.app.state.store
+    return await json_twin(request, ("entry.json", entry_id), lambda s: service.entry_detail(s, entry_id, store))
 
 
 @router.post(

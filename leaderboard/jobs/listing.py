@@ -44,9 +44,12 @@ def with_verdict(public: JobPublic, job: Job, verdicts: dict[int, tuple[str, flo
 
 def queue_listing(session: Session, *, status: JobStatus | None = None, limit: int = 100) -> QueuePublic:
     """The visible queue (running, queued, then finished jobs), each with its verdict."""
-    bucket = int(time.monotonic() / QUEUE_FRESH_S)
-    key = ("queue", None if status is None else status.value, limit, bucket)
-    return cached(session, key, lambda: _queue(session, status, limit))
+    return cached(session, ("queue", *queue_key(status, limit)), lambda: _queue(session, status, limit))
+
+
+def queue_key(status: JobStatus | None, limit: int) -> tuple[object, ...]:
+    """The read-cache key of the queue (and its JSON) for this second."""
+    return ("queue.json", None if status is None else status.value, limit, int(time.monotonic() / QUEUE_FRESH_S))
 
 
 def _queue(session: Session, status: JobStatus | None, limit: int) -> QueuePublic:

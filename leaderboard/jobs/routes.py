@@ -15,6 +15,7 @@ from leaderboard.jobs import listing, service
 from leaderboard.jobs.leasing import Refused
 from leaderboard.jobs.models import JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
+from leaderboard.twins import json_twin
 from submissions import protocol
 from submissions.protocol import (
     ArtifactKind,
@@ -39,14 +40,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/api/queue", response_model=QueuePublic)
-def queue(
-    session: SessionDep,
+@router.get(
+    "/api/queue", response_class=Response, responses={200: {"model": QueuePublic, "content": {"application/json": {}}}}
+)
+async def queue(
+    request: Request,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> QueuePublic:
-    """The JSON twin of the queue page: running jobs with progress, queued, finished (with verdicts)."""
-    return listing.queue_listing(session, status=status_filter, limit=limit)
+) -> Response:
+    """The JSON twin of the queue page: running jobs with progress, queued, finished (with verdicts);
+    at most a second old."""
+    key = listing.queue_key(status_filter, limit)
+    return await json_twin(request, key, lambda s: listing.queue_listing(s, status=status_filter, limit=limit))
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from leaderboard.db import SessionDep
 from leaderboard.entries.compare import record_banner
 from leaderboard.entries.schemas import LeaderboardQuery
 from leaderboard.entries.service import (
@@ -27,7 +26,6 @@ from web.pages.common import (
     error_page,
     flash_key,
     render_html,
-    render_page,
     shared_page,
     viewer_of,
 )
@@ -166,14 +164,22 @@ async def track_board(slug: str, request: Request) -> Response:
 
 
 @router.get("/about", response_class=HTMLResponse)
-def about_page(request: Request, session: SessionDep) -> HTMLResponse:
+async def about_page(request: Request) -> Response:
+    return await cached_route(request, ("about", flash_key(request)), _about)
 
+
+def _about(request: Request, session: Session) -> Response:
     viewer = viewer_of(request, session)
-    context = {
-        "title": "Rules",
-        "nav": "about",
-        "json_twin": "/api/tracks",
-        "tracks": list_tracks(session),
-        "prices": list_prices(session),
-    }
-    return render_page(request, "about.html", context, viewer=viewer, forms=False)
+
+    def html() -> str:
+        context = {
+            "title": "Rules",
+            "nav": "about",
+            "json_twin": "/api/tracks",
+            "page_description": "The rules of the race: what a record is, what is timed, the tracks and the prices.",
+            "tracks": list_tracks(session),
+            "prices": list_prices(session),
+        }
+        return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
+
+    return bytes_response(request, shared_page(session, viewer, ("about", flash_key(request)), html))
