@@ -10,21 +10,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from web import TEMPLATES_DIR
-from web.charts import fmt_hours
-
-
-def hours(v: float | None, digits: int = 2) -> str:
-    """Training hours for a table cell: '2.76', '168', '0.0123'."""
-    if v is None:
-        return "—"
-    if v >= 100:
-        return f"{v:,.0f}"
-    if v >= 0.01:
-        return f"{v:.{digits}f}"
-    return f"{v:.2g}"
 
 
 def usd(v: float | None) -> str:
@@ -75,10 +63,6 @@ def pvalue(v: float | None) -> str:
     if v < 1e-4:
         return f"{v:.1e}"
     return f"{v:.4f}"
-
-
-def signed(v: float | None, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:+.{digits}f}"
 
 
 GPT2_CORE_TEXT = "0.256525"
@@ -164,19 +148,6 @@ def size(v: int | None) -> str:
 _URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
 
 
-def linkify(text: str | None) -> Markup:
-    """``text`` escaped, with its http(s) URLs turned into links that send no referrer or opener."""
-    raw = text or ""
-    out: list[str] = []
-    last = 0
-    for m in _URL.finditer(raw):
-        url = escape(m.group(0))
-        out += [str(escape(raw[last : m.start()])), f'<a href="{url}" rel="nofollow noopener noreferrer">{url}</a>']
-        last = m.end()
-    out.append(str(escape(raw[last:])))
-    return Markup("".join(out))
-
-
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).disable("image")
 
 
@@ -208,12 +179,6 @@ def entry_summary(entry: Any, track: Any) -> str:
     return " · ".join(parts)
 
 
-def json_script(v: Any) -> Markup:
-    """JSON safe to place inside <script type="application/json"> (no '</' or '<!--' can close it)."""
-    text = json.dumps(v, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)
-
-
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The pages' Jinja2 environment: autoescape for every template, undefined names are errors."""
@@ -226,14 +191,12 @@ def environment() -> Environment:
         auto_reload=False,
     )
     env.filters.update(
-        hours=hours,
         hms=hms,
         signed_hms=signed_hms,
         minutes=minutes,
         usd=usd,
         num=num,
         pvalue=pvalue,
-        signed=signed,
         day=day,
         moment=moment,
         pretty_json=pretty_json,
@@ -241,9 +204,6 @@ def environment() -> Environment:
         percent1=percent1,
         basename=basename,
         size=size,
-        duration=fmt_hours,
-        json_script=json_script,
-        linkify=linkify,
     )
     env.filters.update(core=core_value, core_margin=core_margin, markdown=markdown)
     env.globals.update(core_summary=core_summary)

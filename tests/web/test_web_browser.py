@@ -106,6 +106,7 @@ def test_entry_page_shows_its_charts(site: Any, page: Any, verified_entry: int, 
     assert page.locator("#runs tr[data-kind=verified]").count() == 3
     assert "training time" in page.locator("#deltas").inner_text()
     assert page.locator("#verifications tbody tr").count() == 1
+    assert "sealed (ran in the verifier's sandbox)" in page.locator("#verifications .site-checks").first.inner_text()
     assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 7
     assert page.locator(".description a[href='https://example.org/runs/d24-ve']").count() == 1
     box = page.locator("#core-chart svg").bounding_box()

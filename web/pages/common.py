@@ -136,7 +136,6 @@ def render_html(
         "user": viewer.user,
         "csrf_token": token,
         "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
-        "progress_percent": progress_percent,
         "job_view": job_view,
         "json_twin": None,
         "page_description": DEFAULT_DESCRIPTION,
