@@ -116,18 +116,27 @@ def check(root: Path, rel: str, cap: int, *, label: str | None = None, required:
         return None
 
 
-def read_tail(root: Path, rel: str, max_bytes: int, *, label: str | None = None) -> str:
-    """The last ``max_bytes`` of a log as text; a note instead when it is not a plain file."""
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\t")
+
+
+def printable(text: str) -> str:
+    """``text`` without NUL and the other control characters a hostile log may hold (tabs, newlines kept)."""
+    return text.translate(_CONTROL)
+
+
+def read_tail(root: Path, rel: str, max_bytes: int, *, label: str | None = None, cap: int = LOG_CAP) -> str:
+    """The last ``max_bytes`` of a log as printable text; a note instead when it is not a plain
+    file of at most ``cap`` bytes."""
     name = label or rel
     try:
-        with open_regular(root, rel, cap=2**62, label=label) as (fd, size):
+        with open_regular(root, rel, cap=cap, label=label) as (fd, size):
             os.lseek(fd, max(0, size - max_bytes), os.SEEK_SET)
             data = os.read(fd, max_bytes)
     except FileNotFoundError:
         return ""
     except (ArtifactError, OSError) as exc:
         return f"({name}: {getattr(exc, 'reason', exc)})"
-    return data.decode("utf-8", errors="replace")
+    return printable(data.decode("utf-8", errors="replace"))
 
 
 def disk_usage(paths: list[Path], *, max_entries: int = 200_000) -> tuple[int, int]:

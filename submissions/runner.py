@@ -119,7 +119,7 @@ class _BoundedLog(threading.Thread):
 
     def run(self) -> None:
         written, dropped, tail = 0, 0, bytearray()
-        with open(self.pipe, "rb", buffering=0) as src, self.path.open("ab") as dst:
+        with open(self.pipe, "rb", buffering=0) as src, self.path.open("ab", buffering=0) as dst:
             while block := src.read(65536):
                 room = max(0, PROCESS_LOG_HEAD - written)
                 dst.write(block[:room])

@@ -99,7 +99,7 @@ def main() -> int:
         time.sleep(4)
         raise RuntimeError("slow fork gave up")
     if BEHAVIOUR == "hang":
-        subprocess.Popen(["sleep", "3600", PARAMS["marker"]], start_new_session=True)
+        subprocess.Popen(["/bin/sh", "-c", "sleep 3600; echo " + PARAMS["marker"]], start_new_session=True)
         print("waiting forever", flush=True)
         time.sleep(3600)
     if BEHAVIOUR == "garbage":
