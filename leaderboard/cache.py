@@ -48,6 +48,7 @@ class ReadCache:
         self.ttl_seconds = ttl_seconds
         self._items: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -118,6 +119,31 @@ class ReadCache:
             self.hits += 1
             return found[2]
 
+    def peek_stale(self, key: Hashable, revision: int) -> tuple[Any | None, bool]:
+        """The value at ``revision`` whatever its age, and whether the caller should refresh it
+        (it is past ``ttl_seconds``, no computation of it is under way, and no other caller was
+        told so already: stale-while-revalidate, one refresh per key). ``(None, False)`` when
+        absent or of another revision. Never blocks."""
+        if not self.enabled:
+            return None, False
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != revision:
+                return None, False
+            self.hits += 1
+            flight = self._flights.get(key)
+            expired = now - found[1] > self.ttl_seconds
+            refresh = expired and key not in self._refreshing and (flight is None or flight.revision != revision)
+            if refresh:
+                self._refreshing.add(key)
+            return found[2], refresh
+
+    def refreshed(self, key: Hashable) -> None:
+        """The refresh ``peek_stale`` asked for is over (done or failed)."""
+        with self._lock:
+            self._refreshing.discard(key)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -131,6 +157,19 @@ def cached(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
     if not cache.enabled:
         return compute()
     return cache.get_or_compute(key, current_revision(session), compute)
+
+
+def peek_stale_current(state: Any, key: Hashable) -> tuple[Any | None, bool]:
+    """``ReadCache.peek_stale`` at the board's current revision (see ``peek_current``)."""
+    reader = getattr(state, "revision_reader", None)
+    cache = getattr(state, "cache", None)
+    if reader is None or not isinstance(cache, ReadCache) or not cache.enabled or not reader.healthy():
+        return None, False
+    try:
+        revision = reader.read()
+    except SQLAlchemyError:
+        return None, False
+    return cache.peek_stale(key, revision)
 
 
 def peek_current(state: Any, key: Hashable) -> Any | None:

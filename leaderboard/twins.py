@@ -5,23 +5,53 @@ the value is computed once in a worker thread, in its own transaction."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from leaderboard.cache import cached, peek_current
+from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
+
+log = logging.getLogger(__name__)
 
 
 async def json_twin(request: Request, key: Hashable, compute: Callable[[Session], object]) -> Response:
-    """``compute(session)`` (a schema, or a list of them) as JSON, through the read cache under ``key``."""
-    body = peek_current(request.app.state, key)
-    if not isinstance(body, bytes):
-        body = await run_in_threadpool(_compute, request, key, compute)
+    """``compute(session)`` (a schema, or a list of them) as JSON, through the read cache under ``key``.
+    Past the cache's time to live, the last bytes of this revision are served while one refresh runs
+    in the background (stale-while-revalidate: a refresh never stalls a request)."""
+    body, refresh = peek_stale_current(request.app.state, key)
+    if isinstance(body, bytes):
+        if refresh:
+            background(request, key, lambda: _compute(request, key, compute))
+        return Response(body, media_type="application/json")
+    body = await run_in_threadpool(_compute, request, key, compute)
     return Response(body, media_type="application/json")
+
+
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+def background(request: Request, key: Hashable, work: Callable[[], object]) -> None:
+    """Run ``work`` in a worker thread without waiting for it; tell the cache when it is over."""
+    cache = request.app.state.cache
+
+    async def run() -> None:
+        try:
+            await run_in_threadpool(work)
+        except Exception:  # a failed refresh leaves the old value; the next expiry tries again
+            log.exception("background refresh of %r failed", key)
+        finally:
+            cache.refreshed(key)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _TASKS.add(task)  # keep a reference until it is done
+    task.add_done_callback(_TASKS.discard)
 
 
 def _compute(request: Request, key: Hashable, compute: Callable[[Session], object]) -> bytes:

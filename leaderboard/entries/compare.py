@@ -4,6 +4,7 @@ published statistics fail this site's test."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
 from leaderboard.entries.models import Entry, EntryStatus
+from leaderboard.entries.schemas import ProgressionPointPublic, ProgressionPublic
 
 BASELINE_YEAR = 2019  # GPT-2's own run: the reported row every record is measured against
 
@@ -133,3 +135,33 @@ def duplicates_of(session: Session, entry_id: int) -> list[Duplicate]:
         .limit(50)
     )
     return [Duplicate(e.id, e.title, e.id < entry.id) for e in same if e.run_config == entry.run_config]
+
+
+def records_by_line(
+    points: Sequence[ProgressionPointPublic],
+    value: Callable[[ProgressionPointPublic], float | None] = lambda p: p.hours,
+) -> list[ProgressionPointPublic]:
+    """The points that set a record within their own line (section and rules version), by date:
+    each is below every earlier point of that line."""
+    best: dict[tuple[str, str], float] = {}
+    out = []
+    for p in sorted(points, key=lambda p: (p.date, p.entry_id)):
+        v = value(p)
+        if v is None or v <= 0:
+            continue
+        line = (p.section, p.rules_version)
+        if v < best.get(line, float("inf")):
+            best[line] = v
+            out.append(p)
+    return out
+
+
+def progression_view(data: ProgressionPublic, points: str) -> ProgressionPublic:
+    """``data`` with ``points`` = every verified and reported row (``all``), or only those that
+    set a record in time or in cost within their line (``records``, what the page draws)."""
+    if points == "all":
+        return data
+    keep = {p.entry_id for p in records_by_line(data.points)} | {
+        p.entry_id for p in records_by_line(data.points, lambda p: p.cost_usd)
+    }
+    return data.model_copy(update={"points": [p for p in data.points if p.entry_id in keep]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +12,7 @@ from leaderboard.cache import peek_current
 from leaderboard.db import request_session
 from leaderboard.deps import SettingsDep, StoreDep
 from leaderboard.entries import service
+from leaderboard.entries.compare import progression_view
 from leaderboard.entries.schemas import (
     ApproveRequest,
     EntryDetailPublic,
@@ -65,9 +66,17 @@ def _leaderboard_json(request: Request, slug: str, query: LeaderboardQuery) -> b
     response_class=Response,
     responses={200: {"model": ProgressionPublic, "content": {"application/json": {}}}, 404: _ERRORS[404]},
 )
-async def progression(slug: str, request: Request) -> Response:
-    """The JSON twin of the record progression page (``ProgressionPublic``)."""
-    return await json_twin(request, ("progression.json", slug), lambda s: service.progression(s, slug))
+async def progression(
+    slug: str, request: Request, points: Annotated[Literal["records", "all"], Query()] = "records"
+) -> Response:
+    """The JSON twin of the record progression page (``ProgressionPublic``): ``points`` are the rows
+    that set a record in time or cost within their section and rules version (what the page draws),
+    or with ``points=all`` every verified and reported row."""
+    return await json_twin(
+        request,
+        ("progression.json", slug, points),
+        lambda s: progression_view(service.progression(s, slug), points),
+    )
 
 
 @router.get(

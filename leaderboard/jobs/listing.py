@@ -1,10 +1,11 @@
 """Reading the queue for the site: each job with the verdict of its verification and its duration,
 in a fixed number of queries whatever the number of jobs (the jobs with their entries and tracks,
-the status counts, the verifications of the listed jobs), cached for at most a second."""
+the status counts, the verifications of the listed jobs). Cached like the board; since heartbeats
+(progress) do not move the board revision, a queue's progress is at most the read cache's time to
+live old (``settings.cache_ttl_seconds``, 5 s by default), refreshed in the background."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -16,9 +17,6 @@ from leaderboard.entries.models import Verification
 from leaderboard.jobs import repository
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
-
-# heartbeats (progress) do not move the board revision, so a cached queue lives one second at most
-QUEUE_FRESH_S = 1.0
 
 
 def job_verdicts(session: Session, job_ids: Sequence[int]) -> dict[int, tuple[str, float | None]]:
@@ -48,8 +46,8 @@ def queue_listing(session: Session, *, status: JobStatus | None = None, limit: i
 
 
 def queue_key(status: JobStatus | None, limit: int) -> tuple[object, ...]:
-    """The read-cache key of the queue (and its JSON) for this second."""
-    return ("queue.json", None if status is None else status.value, limit, int(time.monotonic() / QUEUE_FRESH_S))
+    """The read-cache key of the queue's JSON."""
+    return ("queue.json", None if status is None else status.value, limit)
 
 
 def _queue(session: Session, status: JobStatus | None, limit: int) -> QueuePublic:

@@ -49,7 +49,7 @@ async def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """The JSON twin of the queue page: running jobs with progress, queued, finished (with verdicts);
-    at most a second old."""
+    progress at most the read cache's time to live old (heartbeats do not move the board revision)."""
     key = listing.queue_key(status_filter, limit)
     return await json_twin(request, key, lambda s: listing.queue_listing(s, status=status_filter, limit=limit))
 

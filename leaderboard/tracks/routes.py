@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 
 from leaderboard.auth import AdminPrincipal, SessionDep
 from leaderboard.tracks import service
 from leaderboard.tracks.schemas import PriceCreate, PricePublic, TrackPublic, TrackUpdate
+from leaderboard.twins import json_twin
 
 router = APIRouter(prefix="/api", tags=["tracks"])
 
 
-@router.get("/tracks", response_model=list[TrackPublic])
-def list_tracks(session: SessionDep) -> list[TrackPublic]:
-    return service.list_tracks(session)
+@router.get(
+    "/tracks",
+    response_class=Response,
+    responses={200: {"model": list[TrackPublic], "content": {"application/json": {}}}},
+)
+async def list_tracks(request: Request) -> Response:
+    """The tracks (the JSON twin of the rules page), cached per board revision."""
+    return await json_twin(request, ("tracks.json",), service.list_tracks)
 
 
 @router.get("/tracks/{slug}", response_model=TrackPublic)

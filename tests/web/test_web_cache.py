@@ -73,3 +73,32 @@ def test_signed_in_pages_are_not_the_cached_anonymous_ones(client: Any) -> None:
     assert "cache-viewer" in signed_in and "sign in</a>" not in signed_in
     client.cookies.clear()
     assert client.get("/").text == anonymous
+
+
+def test_a_stale_value_is_served_while_one_refresh_runs() -> None:
+    """Past its time to live a value of the current revision is still served, and exactly one
+    caller is told to refresh it (stale-while-revalidate), until that refresh reports back."""
+    import time
+
+    from leaderboard.cache import ReadCache
+
+    cache = ReadCache(ttl_seconds=0.01)
+    assert cache.get_or_compute("k", 1, lambda: "v1") == "v1"
+    assert cache.peek_stale("k", 2) == (None, False)  # another revision: nothing to serve
+    time.sleep(0.05)
+    assert cache.peek("k", 1) is None  # expired for the strict reader
+    assert cache.peek_stale("k", 1) == ("v1", True)  # the first caller refreshes
+    assert cache.peek_stale("k", 1) == ("v1", False)  # the others are served the old value
+    assert cache.get_or_compute("k", 1, lambda: "v2") == "v2"  # the refresh
+    cache.refreshed("k")
+    assert cache.peek_stale("k", 1) == ("v2", False)
+
+
+def test_the_progression_twin_lists_the_points_the_page_draws(client: Any) -> None:
+    records = client.get("/api/tracks/gpt2-8xh100/progression").json()
+    every = client.get("/api/tracks/gpt2-8xh100/progression", params={"points": "all"}).json()
+    assert len(every["points"]) >= len(records["points"]) > 0
+    page = client.get("/progression?track=gpt2-8xh100").text
+    for p in records["points"]:
+        assert f'href="/entries/{p["entry_id"]}"' in page
+    assert client.get("/api/tracks/gpt2-8xh100/progression", params={"points": "some"}).status_code == 422

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from leaderboard.artifacts.storage import ArtifactStore
-from leaderboard.cache import cached, peek_current
+from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
 from leaderboard.errors import DomainError, Invalid
 from leaderboard.settings import Settings
+from leaderboard.twins import background
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal
 from leaderboard.users.sessions import session_principal
@@ -186,8 +187,11 @@ async def cached_route(
     the page under ``key`` at the current revision (one indexed read: no Session, no worker
     thread); else ``slow`` in a worker thread, in its own transaction, committed before the response."""
     if key is not None and security.SESSION_COOKIE not in request.cookies:
-        page = peek_current(request.app.state, ("web", *key))
+        cache_key = ("web", *key)
+        page, refresh = peek_stale_current(request.app.state, cache_key)
         if isinstance(page, PageBytes):
+            if refresh:  # past its time to live: served as is while one refresh runs
+                background(request, cache_key, lambda: _in_session(request, slow))
             return bytes_response(request, page)
     return await run_in_threadpool(_in_session, request, slow)
 

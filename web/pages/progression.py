@@ -3,13 +3,14 @@ one section (verified or reported) and one rules version, with the records liste
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from leaderboard.entries.compare import records_by_line
 from leaderboard.entries.schemas import ProgressionPointPublic
 from leaderboard.entries.service import progression
 from leaderboard.errors import NotFound
@@ -30,28 +31,6 @@ from web.pages.common import (
 router = APIRouter(include_in_schema=False)
 
 
-def records_by_line(
-    points: Sequence[ProgressionPointPublic], value: Callable[[ProgressionPointPublic], float | None]
-) -> list[ProgressionPointPublic]:
-    """The points that set a record within their own line (section and rules version), by date:
-    each is below every earlier point of that line."""
-    best: dict[tuple[str, str], float] = {}
-    out = []
-    for p in sorted(points, key=lambda p: (p.date, p.entry_id)):
-        v = value(p)
-        if v is None or v <= 0:
-            continue
-        line = (p.section, _rules(p))
-        if v < best.get(line, float("inf")):
-            best[line] = v
-            out.append(p)
-    return out
-
-
-def _rules(p: ProgressionPointPublic) -> str:
-    return p.rules_version
-
-
 def _points(records: Sequence[ProgressionPointPublic], unit: str) -> list[charts.RecordPoint]:
     return [
         charts.RecordPoint(
@@ -60,7 +39,7 @@ def _points(records: Sequence[ProgressionPointPublic], unit: str) -> list[charts
             r.title,
             r.floor_hours if unit == "hours" else None,
             section=r.section,
-            rules_version=_rules(r),
+            rules_version=r.rules_version,
         )
         for r in records
     ]

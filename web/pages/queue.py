@@ -1,16 +1,16 @@
 """The queue page; its script polls ``/api/queue``. Served like the board (cached bytes on the
-event loop) and refreshed at least every second, since heartbeats do not move the board revision."""
+event loop); its progress is at most the read cache's time to live old (heartbeats do not move the
+board revision), refreshed in the background."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.jobs.listing import QUEUE_FRESH_S, queue_listing
+from leaderboard.jobs.listing import queue_listing
 from web.pages.common import bytes_response, cached_route, flash_key, render_html, shared_page, viewer_of
 
 router = APIRouter(include_in_schema=False)
@@ -24,7 +24,7 @@ def _key(request: Request) -> tuple[object, ...]:
     except ValueError:
         poll_ms = QUEUE_POLL_MS
     poll_ms = min(60_000, max(250, poll_ms))
-    return ("queue", poll_ms, flash_key(request), int(time.monotonic() / QUEUE_FRESH_S))
+    return ("queue", poll_ms, flash_key(request))
 
 
 @router.get("/queue", response_class=HTMLResponse)
