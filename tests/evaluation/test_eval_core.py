@@ -420,3 +420,26 @@ def test_a_span_longer_than_the_positions_fails_before_scoring_naming_task_examp
         ValueError, match=r"squad: a scored span of \d+ tokens .* does not fit in the model's 16 positions .*example 0"
     ):
         prepare_examples(spec, long_answer, [0], tokenizer, max_seq_len=16)
+
+
+def test_a_prompt_that_cannot_fit_fails_before_any_task_is_scored(bundle: Bundle, tokenizer: Tokenizer) -> None:
+    # 6 positions: copa (first; spans of <= 2 tokens) fits once cropped, squad has spans of 6 tokens and
+    # cannot: the run must stop before copa's first forward
+    forwards: list[int] = []
+
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _short_rope_gpt(tokenizer.vocab_size, 6)
+
+        @property
+        def max_positions(self) -> int:
+            return 6
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            forwards.append(idx.size(1))
+            return self.inner(idx)
+
+    with pytest.raises(ValueError, match=r"squad: a scored span of \d+ tokens .*6 positions.*example \d+"):
+        evaluate_tasks(Counting(), tokenizer, bundle, device="cpu", labels=["copa", "squad"], progress=False)
+    assert forwards == []

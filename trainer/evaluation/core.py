@@ -35,6 +35,7 @@ from trainer.evaluation.bundle import Bundle, TaskData
 from trainer.evaluation.prompts import (
     EvalTokenizer,
     ScoredExample,
+    check_examples_fit,
     common_prefix_length,
     first_argmin,
     prepare_examples,
@@ -406,6 +407,11 @@ def evaluate_tasks(
     if max_seq_len is None:  # a model that knows its positions (the reference GPT: its RoPE table) crops to them
         max_seq_len = getattr(model, "max_positions", None)
     tasks = [bundle.task(label) for label in wanted]
+    if max_seq_len is not None:  # a prompt that cannot be cropped fails here, before any task is scored
+        for task in tasks:
+            items = task_items(task.items, max_per_task)
+            if task.spec.num_fewshot < len(items):  # else evaluate_task names the problem
+                check_examples_fit(task.spec, items, range(rank, len(items), world_size), tokenizer, max_seq_len)
     sizes = [len(t.items) if max_per_task is None else min(len(t.items), max_per_task) for t in tasks]
     total = sum(len(range(rank, n, world_size)) for n in sizes)
     was_training = model.training

@@ -208,6 +208,21 @@ def prepare_examples(
     return out
 
 
+def check_examples_fit(
+    spec: TaskSpec, items: Sequence[Item], indices: Sequence[int], tokenizer: EvalTokenizer, max_seq_len: int
+) -> int:
+    """Raise (task, example, lengths named) if an example's scored span cannot fit ``max_seq_len`` positions.
+
+    Cheap enough to run on every task before any is scored: a prompt has at most its UTF-8 byte length + 1
+    (BOS) tokens, so only the examples with a longer prompt than that bound are tokenized. Returns how many
+    examples were long enough to be checked (they will be cropped).
+    """
+    long = [idx for idx in indices if any(len(p.encode()) + 1 > max_seq_len for p in render_prompts(spec, items, idx))]
+    if long:
+        prepare_examples(spec, items, long, tokenizer, max_seq_len=max_seq_len)
+    return len(long)
+
+
 def first_argmin(values: Sequence[float]) -> int:
     """Index of the smallest value, first on ties (Python's ``values.index(min(values))``, NaN included)."""
     best = 0
