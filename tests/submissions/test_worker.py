@@ -124,7 +124,7 @@ def test_killed_worker_job_is_leased_again_and_completed_once(
         "--server",
         live_site.url,
         "--once",
-        "--no-sandbox-user",
+        "--allow-local-git",
         "--work-dir",
         str(tmp_path / "first"),
     ]
