@@ -272,3 +272,62 @@ def test_cuda_batches_equal_cpu_batches(small_data: Path, small_tokenizer: Token
             (xc, yc), (xg, yg) = next(cpu), next(gpu)
             assert xg.device.type == "cuda" and xg.dtype == torch.int64
             assert torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
+
+
+def _record_loader_rows(
+    data_dir: Path, tok: Tokenizer, *, batch: int, seq_len: int, rank: int, world: int, n: int, buffer_size: int
+) -> list[np.ndarray]:
+    """The record's loader restated from its code (nanochat a825e63): a list buffer topped up before every
+    pick with 128-document chunks of the rank's row groups (r, r+W, ... of each shard in file order), a
+    linear scan for the longest fitting document (strict '>': the oldest among equals), else the first
+    shortest document cropped."""
+    import pyarrow.parquet as pq
+
+    from trainer.data.manifest import read_manifest
+
+    def chunks() -> Any:
+        while True:
+            for name in read_manifest(data_dir).train_shards:
+                pf = pq.ParquetFile(data_dir / name)
+                for rg in range(rank, pf.num_row_groups, world):
+                    texts = pf.read_row_group(rg).column("text").to_pylist()
+                    for i in range(0, len(texts), 128):
+                        yield texts[i : i + 128]
+
+    stream, buf, out = chunks(), [], []
+    for _ in range(n):
+        rows = []
+        for _ in range(batch):
+            row: list[int] = []
+            while len(row) < seq_len + 1:
+                while len(buf) < buffer_size:
+                    buf.extend(tok.encode_batch(next(stream), prepend_bos=True))
+                remaining = seq_len + 1 - len(row)
+                best, best_len = -1, 0
+                for i, doc in enumerate(buf):
+                    if best_len < len(doc) <= remaining:
+                        best, best_len = i, len(doc)
+                if best >= 0:
+                    row.extend(buf.pop(best))
+                else:
+                    shortest = min(range(len(buf)), key=lambda i: len(buf[i]))
+                    row.extend(buf.pop(shortest)[:remaining])
+            rows.append(row)
+        out.append(np.array(rows, dtype=np.int32))
+    return out
+
+
+@pytest.mark.parametrize(("rank", "world"), [(0, 1), (1, 2)])
+def test_batches_are_the_records_bit_for_bit(
+    small_data: Path, small_tokenizer: Tokenizer, rank: int, world: int
+) -> None:
+    # 40 batches of 8 x 1025 tokens: ~2200 documents, across row groups and (rank 0 of 1) the shard boundary
+    kw = {"batch": 8, "seq_len": 1024, "rank": rank, "world": world, "n": 40, "buffer_size": 200}
+    expected = _record_loader_rows(small_data, small_tokenizer, **kw)  # type: ignore[arg-type]
+    with _loader(
+        small_data, small_tokenizer, batch_size=8, seq_len=1024, rank=rank, world_size=world, buffer_docs=200
+    ) as loader:
+        got = [loader.next_rows() for _ in range(40)]
+        assert loader.state_dict()["row_group_pos"] >= 1  # the stream went past the first row group
+    for a, b in zip(got, expected, strict=True):
+        assert np.array_equal(a, b)
