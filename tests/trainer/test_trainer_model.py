@@ -159,6 +159,27 @@ def test_window_convention_changes_logits_only_from_the_first_query_with_w_plus_
     assert torch.allclose(ours[0, 5], by_hand, atol=1e-12)
 
 
+def test_model_logits_follow_the_record_window_from_query_w_plus_1() -> None:
+    # depth 3 at T=64: windows 16, 16, 64. Against the same weights with every window full: queries 0..16
+    # (at most 17 candidates: 16 to the left plus itself) are unchanged; query 17, the first with 18
+    # candidates, differs. (Under the old "w - 1 before it" convention query 16 already differed.)
+    import dataclasses
+
+    model = tiny(depth=3).eval()
+    with torch.no_grad():  # jitter the zero-initialized projections so every layer contributes
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    full = tiny(depth=3).eval()
+    full.load_state_dict(model.state_dict())
+    full.config = dataclasses.replace(full.config, window_sizes=(64, 64, 64))
+    assert model.config.window_sizes == (16, 16, 64)
+    idx = torch.randint(0, 2048, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = model(idx), full(idx)
+    assert torch.allclose(a[:, :17], b[:, :17], rtol=0, atol=1e-6)  # bit-identical here; kernels may round apart
+    assert (a[:, 17] - b[:, 17]).abs().max() > 1e-4
+
+
 @pytest.mark.parametrize(("t", "window"), [(32, 8), (33, 1), (64, 17), (40, 39), (40, 100)])
 def test_flex_attention_equals_sdpa_on_cpu(t: int, window: int) -> None:
     # forward only: PyTorch runs FlexAttention's backward on GPUs only (the GPU test checks gradients)
