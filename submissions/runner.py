@@ -92,6 +92,17 @@ class RunContext:
     progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
     rdzv_endpoint: str | None = None
+    train_data: TrainData | None = None
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Downloaded data a training run reads (GPU tracks): bound read-only, its validation shard
+    masked when the trainer can skip its own end-of-run eval (``--no-eval``)."""
+
+    args: tuple[str, ...]
+    readonly: tuple[Path, ...]
+    hidden: tuple[Path, ...]
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES, chars: int = LOG_TAIL_CHARS) -> str:
@@ -225,13 +236,15 @@ def _fresh(run_dir: Path) -> dict[str, Path]:
 def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs: int = 1) -> tuple[RunResult, float]:
     """Train once, sealed; (the run's own result, the verifier's clock in seconds)."""
     d = _fresh(run_dir)
+    data = ctx.train_data
     where = f"run {index} (seed {seed})"
     step = Step(
-        argv=train_command(ctx.trainer, ctx.run_config, seed, d["out"], rdzv_endpoint=ctx.rdzv_endpoint),
+        argv=train_command(ctx.trainer, ctx.run_config, seed, d["out"], rdzv_endpoint=ctx.rdzv_endpoint)
+        + list(data.args if data else ()),
         cwd=d["out"],
         writable=[d["out"], d["home"], d["tmp"]],
-        readonly=list(ctx.trainer.readonly),
-        hidden=ctx.hidden,
+        readonly=[*ctx.trainer.readonly, *(data.readonly if data else ())],
+        hidden=[*ctx.hidden, *(data.hidden if data else ())],
         env={"HOME": str(d["home"]), "TMPDIR": str(d["tmp"]), "SPEEDRUN_HOME": str(d["home"] / "speedrun")},
         gpu=ctx.gpu,
     )

@@ -197,7 +197,7 @@ def bwrap_argv(step: Step, *, extra_readonly: Sequence[Path] = ()) -> list[str]:
             args += ["--ro-bind", str(p), str(p)]
     for h in step.hidden:  # masked before the step's own directories are bound (they may lie inside)
         rh = _resolved(h)
-        if os.path.lexists(rh) and any(rh == b or rh.is_relative_to(b) for b in readonly):
+        if os.path.lexists(rh) and any(rh != b and rh.is_relative_to(b) for b in readonly):
             args += ["--tmpfs", str(rh)] if rh.is_dir() else ["--ro-bind", "/dev/null", str(rh)]
     for p in step.writable:
         args += ["--bind", str(_resolved(p)), str(_resolved(p))]

@@ -39,6 +39,7 @@ from submissions.runner import (
     PreparedTrainer,
     ProgressCallback,
     RunContext,
+    TrainData,
     VerifyError,
     score_run,
     train_command,
@@ -230,6 +231,46 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     )
 
 
+def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData | None:
+    """What training reads of the verifier's downloaded data (None: a synthetic corpus, which the
+    run builds itself in its own SPEEDRUN_HOME from the public seed)."""
+    from trainer.config import build_config
+    from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
+
+    config = build_config(run_config.recipe, {**run_config.overrides, "seed": run_config.seed})
+    if config.data.source == "synthetic":
+        return None
+    data_dir = default_cache_dir() / "climbmix"
+    tokenizer_dir = data_dir.parent / "tokenizer"
+    args = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
+    masked: tuple[Path, ...] = ()
+    if _supports_no_eval(trainer, hidden):
+        args.append("--no-eval")
+        masked = (data_dir / shard_name(CLIMBMIX_VAL_SHARD_INDEX),)
+    return TrainData(args=tuple(args), readonly=(data_dir, tokenizer_dir), hidden=masked)
+
+
+def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
+    """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked sealed)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        step = sandbox.Step(
+            argv=[trainer.python, "-m", "speedrun", "train", "--help"],
+            cwd=Path(tmp),
+            writable=[Path(tmp)],
+            readonly=list(trainer.readonly),
+            hidden=list(hidden),
+            env={"HOME": tmp},
+        )
+        try:
+            proc = sandbox.launch(step, sandbox.Limits(wall_s=120), sealed=trainer.sealed, stdout=subprocess.PIPE)
+            out, _ = proc.communicate(timeout=120)
+        except (OSError, subprocess.SubprocessError, sandbox.SandboxUnavailable):
+            return False
+    return b"--no-eval" in out
+
+
 def pick_seeds(runs: int, avoid: Sequence[int] = ()) -> list[int]:
     """``runs`` distinct seeds the submitter could not predict (and none of ``avoid``)."""
     rng = random.SystemRandom()
@@ -351,6 +392,7 @@ def verify(
         )
         state["fork_diff"] = _fork_diff(diff, out_dir)
         inputs = eval_inputs(run_config, gpu)
+        data = train_data(run_config, trainer, hidden_paths)
     except VerifyError as exc:
         return report(Verdict.error, [exc.reason], [], log_tail=exc.log_tail)
 
@@ -369,6 +411,7 @@ def verify(
         progress=progress,
         cancel=cancel,
         rdzv_endpoint=rdzv_endpoint,
+        train_data=data,
     )
     if smoke_steps is not None:
         smoke = run_config.model_copy(update={"overrides": {**run_config.overrides, **smoke_overrides(smoke_steps)}})
