@@ -128,7 +128,7 @@ def submit(
     existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
     if existing is not None:
         return _replay(session, existing, digest, base_url)
-    # one atomic database counter per token (correct across processes); refused requests roll it back
+    # one atomic database counter per token, correct across processes (every attempt counts)
     if rate_per_minute is not None and not take(
         session, f"submit:{principal.token_id}", limit=rate_per_minute, window_seconds=60
     ):
