@@ -98,9 +98,11 @@ def run_doctor(*, quick: bool = False) -> dict[str, Any]:
 
         depth = int(best["depth"])
         checks.append(guarded("compile", lambda: g.check_compile(device, depth, best, quick)))
-        checks.append(guarded("fp8", lambda: g.check_fp8(device, depth, best, quick)))
+        fp8 = guarded("fp8", lambda: g.check_fp8(device, depth, best, quick))
+        checks.append(fp8)
         checks.append(guarded("allreduce", lambda: g.check_allreduce(quick)))
-        checks.append(guarded("projection", lambda: g.check_projection(device, best)))
+        speedup = fp8.figures.get("speedup") if fp8.status == OK else None
+        checks.append(guarded("projection", lambda: g.check_projection(device, best, speedup)))
     elif not gpu:
         what = {
             "record_model": "depth-24 tokens/s, MFU and memory at device batch 16 and 32",
