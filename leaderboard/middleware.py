@@ -124,18 +124,40 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class StrictJsonError(Exception):
+    """A JSON document the site refuses: ``field`` names the key or path, ``message`` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``json.loads`` that refuses duplicate keys, nesting deeper than ``MAX_BODY_DEPTH`` and NUL
+    characters (StrictJsonError); malformed JSON raises ``json.JSONDecodeError`` as usual."""
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise StrictJsonError(exc.key, f"duplicate key {exc.key!r} (each key may appear once per object)") from None
+    except RecursionError:
+        raise StrictJsonError("(body)", f"JSON nested deeper than {MAX_BODY_DEPTH} levels") from None
+    problem = json_problem(data, MAX_BODY_DEPTH)
+    if problem is not None:
+        raise StrictJsonError(*problem)
+    return data
+
+
 def _json_problem(body: bytes) -> tuple[str, str] | None:
     """(field, message) when a JSON body must be refused; None when it is fine or not JSON at all
     (then the app's own parser answers with its usual error)."""
     try:
-        data = json.loads(body, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
-        return exc.key, f"duplicate key {exc.key!r} in the JSON body (each key may appear once per object)"
-    except RecursionError:
-        return "(body)", f"JSON nested deeper than {MAX_BODY_DEPTH} levels"
+        strict_json(body)
+    except StrictJsonError as exc:
+        return exc.field, exc.message
     except ValueError:
         return None
-    return json_problem(data, MAX_BODY_DEPTH)
+    return None
 
 
 def _with_headers(send: Send, https: bool) -> Send:

@@ -4,7 +4,9 @@ one atomic database counter."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 import pytest
@@ -147,3 +149,23 @@ def test_the_submit_rate_limit_lets_exactly_the_limit_through(
         assert _stored(session) == 3
     finally:
         api.close()
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def test_the_web_form_is_as_strict_as_the_api(api: Api, users: Users, session: Session) -> None:
+    page = api.get("/submit")
+    assert api.post("/login", data={"token": users.alice, "csrf_token": _csrf(page.text)}).status_code == 303
+    csrf = _csrf(api.get("/submit").text)
+    before = _stored(session)
+    duplicate = json.dumps(submission_json()).replace('"title": ', '"title": "first", "title": ', 1)
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    numeric = json.dumps(submission_json()).replace('"steps": ', '"steps": "1", "x": ', 1)
+    for body, named in ((duplicate, "duplicate key"), (deep, "nested deeper"), (numeric, "steps")):
+        r = api.post("/submit", data={"body": body, "csrf_token": csrf})
+        assert r.status_code == 422 and named in html.unescape(r.text), r.text[:300]
+    assert _stored(session) == before

@@ -15,6 +15,7 @@ from leaderboard.entries.service import (
     submit,
 )
 from leaderboard.errors import DomainError
+from leaderboard.middleware import StrictJsonError, strict_json
 from leaderboard.users.models import Role
 from leaderboard.users.service import require_role
 from submissions.schema import Submission
@@ -99,7 +100,9 @@ async def submit_form(request: Request, session: SessionDep) -> Response:
     if not text:
         return failed([{"field": "body", "msg": "paste a submission JSON or choose a file"}])
     try:
-        payload = json.loads(text)
+        payload = strict_json(text)  # duplicate keys, too deep, NUL: refused naming the key or path
+    except StrictJsonError as exc:
+        return failed([{"field": exc.field, "msg": exc.message}])
     except json.JSONDecodeError as exc:
         return failed([{"field": "body", "msg": f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"}])
     try:
