@@ -36,7 +36,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # build-essential: the host compiler of nvcc (flash-attn) and of Triton's launchers (torch.compile)
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       python3 python3-pip python3-venv python3-dev build-essential git ca-certificates \
+       python3 python3-pip python3-venv python3-dev build-essential git ca-certificates bubblewrap \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s /usr/bin/python3 /usr/local/bin/python
 
@@ -102,7 +102,12 @@ COPY submissions ./submissions
 COPY leaderboard ./leaderboard
 COPY web ./web
 
+# bubblewrap (installed above) seals every step that runs submitted code (submissions/sandbox.py);
+# forks' venvs are seeded from the same pinned build tools. SPEEDRUN_REFERENCE_REPO: a clone of this
+# repository (with history) for the review diff of forks, mounted or cloned by the operator.
 ENV SPEEDRUN_HOME=/data \
+    SPEEDRUN_BUILD_TOOLS=/opt/requirements/build-tools.txt \
+    SPEEDRUN_REFERENCE_REPO=/opt/speedrun-reference \
     NCCL_DEBUG=WARN \
     TORCH_NCCL_ASYNC_ERROR_HANDLING=1
 

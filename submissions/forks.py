@@ -254,8 +254,15 @@ class DiffStat:
     truncated: bool
 
 
+REFERENCE_REPO_ENV = "SPEEDRUN_REFERENCE_REPO"
+
+
 def reference_repo() -> Path | None:
-    """The installed reference trainer's git checkout (None when installed from a package)."""
+    """A git checkout of the reference trainer: ``$SPEEDRUN_REFERENCE_REPO`` (an image installs the
+    package without its history), else the installed project's own checkout; None without one."""
+    env = os.environ.get(REFERENCE_REPO_ENV)
+    if env:
+        return Path(env) if (Path(env) / ".git").exists() else None
     import speedrun
 
     root = Path(speedrun.__file__).resolve().parent.parent
