@@ -329,7 +329,8 @@ def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> S
 def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score) -> RunResult:
     """The run as the report carries it: the verifier's time (v2), score, hardware and plan."""
     self_reported = own.training_seconds
-    disagrees = abs(clock - self_reported) > CLOCK_TOLERANCE_S + CLOCK_TOLERANCE_REL * clock
+    # the timed region lies inside the process: longer than the clock is impossible for an honest run
+    disagrees = self_reported > clock or abs(clock - self_reported) > CLOCK_TOLERANCE_S + CLOCK_TOLERANCE_REL * clock
     update: dict[str, object] = {
         "core": score.core,
         "val_bpb": score.val_bpb,
