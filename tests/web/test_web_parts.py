@@ -62,3 +62,6 @@ def test_reverify_refusals_say_why() -> None:
     assert "Sign in" in str(reverify_refusal(None, failed, "alice", []))
     assert "Job #7 is already queued" in str(reverify_refusal(owner, failed, "alice", queued))  # type: ignore[arg-type]
     assert "reported" in str(reverify_refusal(admin, SimpleNamespace(status="reported"), None, []))  # type: ignore[arg-type]
+    limit = reverify_refusal(owner, failed, "alice", [], counted=3, allowed=3)  # type: ignore[arg-type]
+    assert "limit for owners" in str(limit)
+    assert reverify_refusal(admin, failed, "alice", [], counted=3, allowed=3) is None  # type: ignore[arg-type]

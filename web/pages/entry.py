@@ -68,7 +68,14 @@ def _render(
 ) -> tuple[str, str | None]:
     entry = detail.entry
     jobs = entry_jobs(session, detail.jobs)
-    refusal = parts.reverify_refusal(viewer.user, entry, detail.owner, jobs)
+    refusal = parts.reverify_refusal(
+        viewer.user,
+        entry,
+        detail.owner,
+        jobs,
+        counted=detail.counted_verifications,
+        allowed=detail.track_info.max_verifications,
+    )
     latest = detail.verifications[0] if detail.verifications else None
     verified_runs = detail.verified_runs
     loss = parts.curve_series(detail.curves, "loss", markers=False)

@@ -178,8 +178,11 @@ def has_points(curves: list[Any], attr: str) -> bool:
     return any(getattr(p, attr) is not None for c in curves for p in c.points)
 
 
-def reverify_refusal(user: User | None, entry: Any, owner: str | None, jobs: list[Any]) -> str | None:
-    """None when ``user`` may request a re-verification now, else why not (the service's rules)."""
+def reverify_refusal(
+    user: User | None, entry: Any, owner: str | None, jobs: list[Any], counted: int = 0, allowed: int | None = None
+) -> str | None:
+    """None when ``user`` may request a re-verification now, else why not (the service's rules:
+    ``counted`` verifications pooled so far, ``allowed`` the track's limit for owners)."""
     status = str(entry.status)
     if status == "reported":
         return "Imported history is reported, not verifiable here: it has no run config to rerun."
@@ -192,4 +195,6 @@ def reverify_refusal(user: User | None, entry: Any, owner: str | None, jobs: lis
         return "Sign in as the entry's owner or an admin to request a re-verification."
     if user.role != Role.admin and not (user.role == Role.submitter and owner == user.name):
         return "Only the entry's owner or an admin can request a re-verification."
+    if user.role != Role.admin and allowed is not None and counted >= allowed:
+        return f"This entry has had {counted} counted verifications, the track's limit for owners; an admin can ask for more."
     return None
