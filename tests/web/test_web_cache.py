@@ -102,3 +102,52 @@ def test_the_progression_twin_lists_the_points_the_page_draws(client: Any) -> No
     for p in records["points"]:
         assert f'href="/entries/{p["entry_id"]}"' in page
     assert client.get("/api/tracks/gpt2-8xh100/progression", params={"points": "some"}).status_code == 422
+
+
+def test_the_queue_costs_the_same_queries_for_3_jobs_as_for_30(client: Any) -> None:
+    """The queue (page and twin) reads jobs, entries, tracks, counts and verdicts in a fixed number
+    of queries: never one per job."""
+    from sqlalchemy import event, select
+
+    from leaderboard.entries.models import Entry, Verification
+    from leaderboard.jobs.listing import queue_listing
+    from leaderboard.jobs.models import Job, JobStatus
+
+    app = client.app
+    engine = app.state.engine
+
+    def add_jobs(n: int) -> None:
+        with app.state.sessionmaker() as session:
+            entry = session.scalars(select(Entry).limit(1)).one()
+            for _ in range(n):
+                job = Job(entry_id=entry.id, track_id=entry.track_id, status=JobStatus.succeeded, reason="t", runs=3)
+                session.add(job)
+                session.flush()
+                session.add(
+                    Verification(
+                        entry_id=entry.id, job_id=job.id, verifier_id="w", reported_verdict="failed",
+                        verdict="failed", reasons=[], report={},
+                    )
+                )  # fmt: skip
+            session.commit()
+
+    def queries() -> int:
+        app.state.cache.clear()  # the jobs above were written without a revision bump: compute afresh
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with app.state.sessionmaker() as session:
+                listing = queue_listing(session)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert all(j.verdict == "failed" for j in listing.jobs if j.reason == "t")
+        return len(seen)
+
+    add_jobs(3)
+    few = queries()
+    add_jobs(27)
+    assert queries() == few
