@@ -134,8 +134,10 @@ def read_tail(root: Path, rel: str, max_bytes: int, *, label: str | None = None,
             data = os.read(fd, max_bytes)
     except FileNotFoundError:
         return ""
-    except (ArtifactError, OSError) as exc:
-        return f"({name}: {getattr(exc, 'reason', exc)})"
+    except ArtifactError as exc:
+        return f"({exc.reason})"
+    except OSError as exc:
+        return f"({name}: {exc.strerror or exc})"
     return printable(data.decode("utf-8", errors="replace"))
 
 
