@@ -15,7 +15,8 @@ from submissions.tracks import BF16_PEAK_FLOPS, TrackRules
 # pre-screen (the public record takes 1.65 h on 8xH100; this bounds a verification's GPU bill).
 MAX_HOURS_AT_PEAK = 24.0
 # The wall-time cap of one training run: RECORD_FACTOR x the track's record (or reference) time,
-# or the plan's time at MIN_MFU of the hardware's bf16 peak when that is longer, plus start-up.
+# or the plan's time at MIN_MFU of the hardware's bf16 peak when that is longer, plus start-up,
+# at least MIN_RUN_TIMEOUT_S and at most MAX_RUN_TIMEOUT_S.
 RECORD_SECONDS: dict[str, float] = {
     "gpt2-8xh100": 99 * 60.0,  # RULES.md history row 6 (1.65 h on 8xH100)
     "gpt2-cost": 99 * 60.0 * 8,  # the same work on a single GPU of the same class
@@ -25,6 +26,7 @@ FALLBACK_RECORD_SECONDS = 4 * 3600.0  # a track without a known record
 RECORD_FACTOR = 3.0
 MIN_MFU = 0.10
 STARTUP_SLACK_S = 300.0
+MIN_RUN_TIMEOUT_S = 1800.0  # a floor: a slow or shared CPU must not turn an honest run into a timeout
 MAX_RUN_TIMEOUT_S = MAX_HOURS_AT_PEAK * 3600.0
 EVAL_TIMEOUT_S = 3600.0
 SMOKE_CORE_MAX_PER_TASK = 11  # the smallest subsample that keeps the 10-shot tasks valid
@@ -49,7 +51,7 @@ def default_run_timeout_s(track: TrackRules, config: RunConfig) -> float:
     flops = _plan_flops(config) if peak is not None else None
     if flops is not None and peak is not None:
         cap = max(cap, flops / (config.world_size * peak * MIN_MFU))
-    return min(cap + STARTUP_SLACK_S, MAX_RUN_TIMEOUT_S)
+    return min(max(cap + STARTUP_SLACK_S, MIN_RUN_TIMEOUT_S), MAX_RUN_TIMEOUT_S)
 
 
 def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -> list[str]:

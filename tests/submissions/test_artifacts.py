@@ -148,3 +148,19 @@ def test_without_a_sandbox_the_reference_runs_unsealed_and_a_fork_is_refused(
     assert "bwrap" in report.reasons[0]
     refused = verify(config, track=track, runs=1, out_dir=tmp_path / "w", seeds=[3], allow_unsealed=False)
     assert refused.verdict is Verdict.error and "no sandbox" in refused.reasons[0]
+
+
+def test_every_track_has_a_run_time_cap() -> None:
+    from submissions.prescreen import MAX_RUN_TIMEOUT_S, MIN_RUN_TIMEOUT_S, default_run_timeout_s
+    from submissions.schema import RunConfig
+    from submissions.tracks import BUILTIN_TRACKS
+    from tests.submissions.factories import gpu_config
+
+    cpu = RunConfig.model_validate(
+        {"trainer": "reference@0.1.0", "recipe": "cpu_smoke", "hardware_class": "cpu", "gpus_per_node": 0}
+    )
+    assert default_run_timeout_s(BUILTIN_TRACKS["cpu-smoke"], cpu) == MIN_RUN_TIMEOUT_S
+    gpt2 = default_run_timeout_s(BUILTIN_TRACKS["gpt2-8xh100"], gpu_config())
+    assert 3 * 99 * 60 <= gpt2 <= MAX_RUN_TIMEOUT_S  # 3 x the record (99 min), or the FLOPs bound
+    huge = gpu_config(overrides={"num_iterations": 10**7})
+    assert default_run_timeout_s(BUILTIN_TRACKS["gpt2-8xh100"], huge) == MAX_RUN_TIMEOUT_S
