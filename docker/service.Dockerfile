@@ -63,13 +63,17 @@ RUN groupadd --system --gid 10001 speedrun \
     && chown -R 10001:10001 /var/lib/speedrun
 
 COPY --from=build /install /usr/local
+# A CPU worker of this image (`speedrun worker --tracks cpu-smoke`) seeds each fork's venv with the
+# pinned build tools (submissions/forks.py); the installed package has no requirements/ beside it.
+COPY requirements/build-tools.txt /opt/requirements/build-tools.txt
 RUN pip check && speedrun --help > /dev/null
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SPEEDRUN_HOME=/var/lib/speedrun \
     SPEEDRUN_ARTIFACTS_DIR=/var/lib/speedrun/artifacts \
-    SPEEDRUN_MIGRATE_ON_START=true
+    SPEEDRUN_MIGRATE_ON_START=true \
+    SPEEDRUN_BUILD_TOOLS=/opt/requirements/build-tools.txt
 
 # SQLite database file, artifacts (logs, run results by content digest) and the generated secret key
 # live here when no external database/secret is given; mount a volume to keep them.
