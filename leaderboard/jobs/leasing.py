@@ -187,7 +187,7 @@ def reap_expired(session: Session, job: Job, policy: QueuePolicy, now: datetime)
 def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | Refused | None:
     """Lease the oldest job this worker's hardware can run; None when there is none.
 
-    Refused 403 for a paused worker, 409 while it holds ``max_active_leases``.
+    Refused 403 for a paused worker, 204 (with the reason) while it holds ``max_active_leases``.
     """
     now = utcnow()
     touch_account(session, principal, req.worker_id, now)
@@ -204,10 +204,12 @@ def lease(session: Session, principal: Principal, req: LeaseRequest, policy: Que
     if policy.max_active_leases is not None:
         held = active_leases(session, principal.user.id, now)
         if held >= policy.max_active_leases:
+            # 204 like an empty queue (a restarted worker polls on until its old lease expires),
+            # with the reason in a header
             return Refused(
-                409,
-                "conflict",
-                f"this worker holds {held} active lease(s), the most a worker may hold; "
+                204,
+                "lease_limit",
+                f"this worker account holds {held} active lease(s), the most it may hold; "
                 "complete or give back a job before leasing another",
             )
     fp = req.fingerprint

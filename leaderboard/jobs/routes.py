@@ -31,6 +31,7 @@ from submissions.protocol import (
 
 router = APIRouter(tags=["queue"])
 
+LEASE_REFUSED_HEADER = "X-Lease-Refused"
 JobId = Annotated[int, Path(ge=1, le=2**62)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid token"},
@@ -62,7 +63,10 @@ def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
 @router.post(
     protocol.LEASE,
     response_model=JobLease,
-    responses={204: {"description": "no job for this worker now"}, **_ERRORS},
+    responses={
+        204: {"description": "no job for this worker now (header X-Lease-Refused: it holds its most leases)"},
+        **_ERRORS,
+    },
 )
 def lease(
     req: LeaseRequest, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
@@ -76,15 +80,17 @@ def lease(
     return leased
 
 
-def _refusal(refused: Refused) -> JSONResponse:
+def _refusal(refused: Refused) -> Response:
     """A refusal answered without raising, so what the call recorded (a reaped lease, a pause) commits."""
+    if refused.status == status.HTTP_204_NO_CONTENT:
+        return Response(status_code=refused.status, headers={LEASE_REFUSED_HEADER: refused.detail})
     return JSONResponse(error_body(refused.code, refused.detail), status_code=refused.status)
 
 
 @router.post(protocol.HEARTBEAT, response_model=HeartbeatReply, responses=_ERRORS)
 def heartbeat(
     job_id: JobId, hb: Heartbeat, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
-) -> HeartbeatReply | JSONResponse:
+) -> HeartbeatReply | Response:
     """Renew the lease (only the worker account holding it) and report progress."""
     reply = service.heartbeat(session, worker, job_id, hb, service.policy_of(settings))
     return _refusal(reply) if isinstance(reply, Refused) else reply
