@@ -100,6 +100,8 @@ def _train(args: argparse.Namespace) -> int:
             paths["checkpoint.every_steps"] = args.checkpoint_every
         if args.no_progress:
             paths["log.progress"] = False
+        if args.no_eval:
+            paths["eval.enabled"] = False
         if args.wandb_project is not None:
             paths["log.wandb_project"] = args.wandb_project
         config = config.replace(**paths)
@@ -152,6 +154,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--checkpoint-every", type=int, default=None, help="save a checkpoint every N steps")
     t.add_argument("--wandb-project", default=None, help="log to wandb (when installed)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="no val_bpb and no CORE: the validation shard and the eval bundle are never opened "
+        "(result.json has them null; a verifier scores the checkpoint itself)",
+    )
     t.set_defaults(func=_train)
 
     from trainer.doctor.cli import register as register_doctor  # light: argparse only

@@ -194,6 +194,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    # False: no val_bpb and no CORE in the run, and neither the validation shard nor the eval bundle is
+    # opened (the sealed verifier re-scores the checkpoint itself; `speedrun train --no-eval`)
+    enabled: bool = True
     eval_every_steps: int | None = 250  # val_bpb during training; None: only at the end
     eval_tokens: int = 80 * 2**19  # size of the fixed validation slice
     core_at_end: bool = True
@@ -206,6 +209,7 @@ class EvalConfig:
         _positive_int("eval.eval_tokens", self.eval_tokens)
         _optional_positive_int("eval.core_max_per_task", self.core_max_per_task)
         _check(isinstance(self.core_at_end, bool), "eval.core_at_end", "must be true or false", self.core_at_end)
+        _check(isinstance(self.enabled, bool), "eval.enabled", "must be true or false", self.enabled)
         _choice("eval.bundle_source", self.bundle_source, _BUNDLE_SOURCES)
 
 

@@ -157,7 +157,7 @@ def prepare_inputs(config: TrainConfig, *, progress: bool) -> RunInputs:
             f"model.vocab_size: {config.model.vocab_size} is smaller than the tokenizer's {tokenizer.vocab_size}"
         )
     bundle = None
-    if config.eval.core_at_end:
+    if config.eval.enabled and config.eval.core_at_end:
         from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle, load_bundle
 
         e = config.eval
@@ -377,7 +377,8 @@ def _train(
 
             # --- eval ---
             every = config.eval.eval_every_steps
-            if (last or (every is not None and step % every == 0)) and step != resumed:
+            wanted = last or (every is not None and step % every == 0)
+            if config.eval.enabled and wanted and step != resumed:
                 val_bpb = _evaluate_bpb(model, inputs, config, env, device)
                 record: dict[str, Any] = {"step": step, "val_bpb": val_bpb}
                 if last and inputs.bundle is not None:

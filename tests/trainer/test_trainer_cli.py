@@ -29,6 +29,7 @@ PINNED_TRAIN_FLAGS = {
     "--checkpoint-every",
     "--wandb-project",
     "--no-progress",
+    "--no-eval",
     "-h",
     "--help",
 }
@@ -54,6 +55,7 @@ def test_plan_flags_are_the_recipe_flags_plus_output_form() -> None:
         "--checkpoint-every",
         "--wandb-project",
         "--no-progress",
+        "--no-eval",
     }
     assert _flags("plan") == expected | {"--world-size", "--json"}
 

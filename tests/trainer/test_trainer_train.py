@@ -172,3 +172,34 @@ def test_cli_train_writes_result_and_fails_clearly(tmp_path: Path) -> None:
     )
     if not torch.cuda.is_available():
         assert gpu.returncode == 1 and "CUDA" in gpu.stderr
+
+
+@pytest.mark.slow
+def test_no_eval_never_opens_the_validation_shard_or_the_bundle(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from trainer.data.manifest import read_manifest
+    from trainer.data.prepare import ensure_synthetic_dataset
+
+    ds = ensure_synthetic_dataset(seed=0, vocab_size=2048)  # cpu_smoke's corpus
+    data = tmp_path / "data"
+    shutil.copytree(ds.data_dir, data)
+    val = data / read_manifest(data).val_shard
+    val.unlink()
+    os.symlink("/dev/null", val)  # as the sealed verifier masks it: reading it would fail
+    config = tiny_config(
+        tmp_path / "run",
+        **{
+            "data.data_dir": str(data),
+            "data.tokenizer_dir": str(ds.tokenizer_dir),
+            "eval.enabled": False,
+            "eval.core_at_end": True,
+            "eval.bundle": str(tmp_path / "no-such-bundle"),  # would fail if opened
+        },
+    )
+    result = train(config, NullSink())
+    assert result.val_bpb is None and result.core is None
+    assert (tmp_path / "run" / MODEL_FILE).is_file() and (tmp_path / "run" / RESULT_FILE).is_file()
+    lines = (tmp_path / "run" / METRICS_FILE).read_text().splitlines()
+    assert lines and not any("val_bpb" in line for line in lines)

@@ -169,8 +169,8 @@ class DataLoader:
         self.prefetch_row_groups = prefetch_row_groups
 
         manifest = read_manifest(self.data_dir)
-        manifest.check_files(self.data_dir)
         self.shards = manifest.train_shards if split == "train" else [manifest.val_shard]
+        manifest.check_files(self.data_dir, names=self.shards)  # a training loader never opens the val shard
         if not self.shards:
             raise ValueError(f"{self.data_dir}: the manifest has no {split} shards")
         self._row_groups: list[tuple[int, int]] = []  # (shard index, row group) in file order

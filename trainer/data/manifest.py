@@ -108,11 +108,13 @@ class Manifest:
         os.replace(tmp, path)
         return path
 
-    def check_files(self, data_dir: Path | str, *, hash_files: bool = False) -> None:
+    def check_files(
+        self, data_dir: Path | str, *, hash_files: bool = False, names: Iterable[str] | None = None
+    ) -> None:
         """Raise ManifestError naming the first shard that is missing, has the wrong size or (with
-        ``hash_files``) the wrong sha256."""
+        ``hash_files``) the wrong sha256; ``names``: only these shards (None: every shard)."""
         root = Path(data_dir)
-        for name in sorted(self.shards):
+        for name in sorted(self.shards if names is None else names):
             path = root / name
             if not path.is_file():
                 raise ManifestError(f"shard {name} listed in the manifest is missing from {root}")
