@@ -89,6 +89,18 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
             problems.append(f"run_config.overrides: {exc}")
         else:
             problems.extend(_compute_problems(config))
+    else:  # a fork's checkpoint is scored with the reference config of its recipe and overrides
+        try:
+            from trainer.config import build_config
+
+            build_config(config.recipe, {**config.overrides, "seed": config.seed})
+        except ImportError as exc:
+            problems.append(f"run_config: the reference trainer cannot be imported here to check the recipe ({exc})")
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(
+                f"run_config: a fork keeps the reference recipes and overrides (the verifier scores its "
+                f"checkpoint with them): {exc}"
+            )
     return problems
 
 

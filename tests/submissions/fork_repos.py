@@ -38,6 +38,7 @@ BEHAVIOURS = (
     "spy",
     "plant",
     "metrics_bomb",
+    "entry",
 )
 OVERRIDES = {"num_iterations": 2, "core_max_per_task": 11}
 
@@ -151,6 +152,13 @@ def main() -> int:
                 except OSError:
                     pass
         print("planted:", planted, flush=True)
+    if BEHAVIOUR == "entry":
+        import torch
+        from fork_model import Bigram
+        torch.manual_seed(a.seed)
+        torch.save(Bigram(2048).state_dict(), os.path.join(out, "model.pt"))
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(dict(PARAMS["forged"], seed=a.seed), f)
     if BEHAVIOUR == "metrics_bomb":
         with open(os.path.join(out, "metrics.jsonl"), "ab") as f:
             block = b"x" * (1 << 20)
@@ -191,7 +199,27 @@ version = "0.0.1"
 
 [tool.setuptools]
 packages = ["speedrun"]
+py-modules = ["fork_model"]
 """
+
+FORK_MODEL = """
+import os
+import torch
+
+class Bigram(torch.nn.Module):
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.emb(idx)
+
+def load(checkpoint_dir: str, config: dict) -> torch.nn.Module:
+    model = Bigram(config["model"]["vocab_size"])
+    model.load_state_dict(torch.load(os.path.join(checkpoint_dir, "model.pt"), weights_only=True))
+    return model
+"""
+ENTRY_POINT = '\n[tool.speedrun]\nmodel = "fork_model:load"\n'
 
 GIT_ID = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
 
@@ -216,7 +244,7 @@ def make_forks(root: Path, params: dict[str, Any] | None = None) -> dict[str, tu
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (repo / "speedrun" / "__init__.py").write_text('__version__ = "0.0.1-fork"\n')
     (repo / "speedrun" / "_probe.py").write_text(PROBE)
-    (repo / "pyproject.toml").write_text(PYPROJECT)
+    (repo / "fork_model.py").write_text(FORK_MODEL)
     out = {}
     for behaviour in BEHAVIOURS:
         values = {"__BEHAVIOUR__": repr(behaviour), "__PARAMS__": repr(params)}
@@ -225,6 +253,7 @@ def make_forks(root: Path, params: dict[str, Any] | None = None) -> dict[str, tu
             main, setup = main.replace(key, value), setup.replace(key, value)
         (repo / "speedrun" / "__main__.py").write_text(main)
         (repo / "setup.py").write_text(setup)
+        (repo / "pyproject.toml").write_text(PYPROJECT + (ENTRY_POINT if behaviour == "entry" else ""))
         _git(repo, "add", ".")
         _git(repo, "commit", "-q", "--allow-empty", "-m", f"fork: {behaviour}")
         out[behaviour] = (f"file://{repo}", _git(repo, "rev-parse", "HEAD"))

@@ -243,3 +243,31 @@ def test_a_newline_free_gigabyte_of_metrics_keeps_the_verifier_small(hostile: Ho
     assert bomb.stat().st_size > 1024**3  # the fork did write its gigabyte
     print(f"verifier peak RSS: crash fork {peaks['crash']} KiB, 1 GiB metrics bomb {peaks['metrics_bomb']} KiB")
     assert peaks["metrics_bomb"] - peaks["crash"] < 64 * 1024  # < 64 MiB more than a plain failing run
+
+
+def test_a_declared_model_entry_point_is_scored_by_the_verifier(tmp_path: Path) -> None:
+    forged = forged_result()
+    forks = make_forks(tmp_path / "forks", {"forged": forged})
+    report = verify(
+        fork_config(forks, "entry"), track=TRACK, runs=1, out_dir=tmp_path / "job", seeds=[4], allow_local_git=True
+    )
+    assert report.verdict is not Verdict.error, report.reasons
+    [run] = report.runs
+    assert run.core is not None and run.core.core < 0.5 and run.val_bpb is not None and run.val_bpb > 1.0
+    request = json.loads((tmp_path / "job" / "run-0" / "eval" / "request.json").read_text())
+    assert request["entry_point"] == "fork_model:load"
+
+
+def test_a_bad_model_declaration_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from submissions.forks import ForkError, model_entry_point
+
+    for text, why in (
+        ("[tool.speedrun]\nmodel = \"os.system('x')\"\n", "expected 'package.module:function'"),
+        ('[tool.speedrun]\nmodel = "missing.mod:load"\n', "missing/mod.py is not in the fork"),
+        ("[tool.speedrun\n", "not valid TOML"),
+    ):
+        (tmp_path / "pyproject.toml").write_text(text)
+        with pytest.raises(ForkError, match=why.replace("(", r"\(")):
+            model_entry_point(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert model_entry_point(tmp_path) is None
