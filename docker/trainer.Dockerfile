@@ -10,7 +10,11 @@
 #   docker build -f docker/trainer.Dockerfile --target trainer-fa3 -t speedrun-trainer:fa3 .
 #
 # Every version that changes numerics is pinned here (CUDA, torch, flash-attn): an unpinned nightly is
-# a known cause of irreproducible records. `trainer/attention.py` picks FA3 -> FA2 -> SDPA at run time.
+# a known cause of irreproducible records. `trainer/attention.py` picks, at run time, a kernel-hub FA3
+# (`kernels`, from the [gpu] extra; it downloads on first use, so not inside a sealed, offline run),
+# then the FA3 / FA2 built here, then FlexAttention, then SDPA. The image keeps its own FA2 (and the
+# optional FA3 target) because verification runs have no network to fetch the hub kernel; flash-attn
+# is no longer part of the [gpu] extra, so its version is pinned here only.
 
 # CUDA 13.0 toolkit (nvcc for the flash-attn build) + cuDNN on Ubuntu 24.04 (Python 3.12); torch 2.13.0
 # on PyPI and on the cu130 index is built against CUDA 13.0. Pin a digest too where your registry policy
