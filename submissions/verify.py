@@ -77,6 +77,9 @@ __all__ = [
     "write_report",
 ]
 FORK_DIFF_FILE = "fork.diff"
+# A fork's sealed install: no GPU, no network, 5 minutes (installing takes seconds; the cap keeps a
+# setup.py from pre-training a model before the clock starts, beyond what review would see anyway).
+INSTALL_TIMEOUT_S = 300.0
 MEMORY_FRACTION = 0.8  # of this machine's RAM: the address-space cap of a CPU node's sandboxed steps
 
 
@@ -162,7 +165,7 @@ def prepare_trainer(
         env={"HOME": str(home), "TMPDIR": str(home)},
     )
     limits = sandbox.Limits(
-        wall_s=900.0, memory_bytes=_memory_cap(False), file_bytes=2 * 1024**3, disk_bytes=4 * 1024**3
+        wall_s=INSTALL_TIMEOUT_S, memory_bytes=_memory_cap(False), file_bytes=2 * 1024**3, disk_bytes=4 * 1024**3
     )
     log = work_dir / "install.log"
     with log.open("wb") as out:
@@ -438,9 +441,15 @@ def verify(
         results.append(verified_result(ctx, own, clock, score))
 
     decision = decide(results, track=track, run_config=run_config, claimed=claimed)
+    notes = []
+    if trainer.entry_point is not None:
+        notes.append(
+            f"scored through the fork's declared model entry point {trainer.entry_point}: the fork's code ran in "
+            "the scoring sandbox, so this score rests on code review as much as on the sandbox"
+        )
     return report(
         decision.verdict,
-        decision.reasons,
+        decision.reasons + notes,
         results,
         core=decision.core,
         p_value=decision.p_value,
