@@ -251,6 +251,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from submissions.client import Client, ClientError
     from submissions.worker import Worker
 
+    token_file = os.environ.get(TOKEN_FILE_ENV)
     try:
         token = _token(args)
     except (OSError, ValueError) as exc:
@@ -269,6 +270,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             run_timeout_s=args.run_timeout_s,
             smoke_steps=args.smoke_steps,
             allow_local_git=args.allow_local_git,
+            hidden=[Path(token_file)] if token_file else None,  # masked in every sandbox that could see it
         )
     except ValueError as exc:
         return _err(str(exc))
