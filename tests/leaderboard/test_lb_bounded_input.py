@@ -169,3 +169,26 @@ def test_the_web_form_is_as_strict_as_the_api(api: Api, users: Users, session: S
         r = api.post("/submit", data={"body": body, "csrf_token": csrf})
         assert r.status_code == 422 and named in html.unescape(r.text), r.text[:300]
     assert _stored(session) == before
+
+
+def _heaviest_allowed_claim() -> dict[str, Any]:
+    """The biggest claim the contract accepts: 20 runs, 22 tasks each, ~60 KiB config and plan, 8 MiB of logs."""
+    body = submission_json()
+    first = body["claimed_results"][0]
+    task = next(iter(first["core"]["tasks"].values()))
+    first["core"]["tasks"] = {f"task_{i:02d}": task for i in range(22)}
+    first["config"] = {f"k{i:04d}": "x" * 40 for i in range(1200)}
+    first["plan"] = {**first["plan"], **{f"p{i:04d}": 1.5 for i in range(4000)}}
+    body["claimed_results"] = [dict(first, run_id=f"run-{i}", seed=i + 1) for i in range(20)]
+    body["logs"] = [{"name": f"log{i}.txt", "content": f"step {i} loss 3.0\n" * 60_000} for i in range(7)]
+    return body
+
+
+def test_the_entry_page_of_the_heaviest_claim_stays_small(api: Api, users: Users) -> None:
+    r = _post_raw(api, users, json.dumps(_heaviest_allowed_claim()))
+    assert r.status_code == 201, r.text[:500]
+    entry_id = r.json()["entry_id"]
+    page = api.get(f"/entries/{entry_id}")
+    twin = api.get(f"/api/entries/{entry_id}")
+    assert page.status_code == twin.status_code == 200
+    assert len(page.content) < 512 * 1024 and len(twin.content) < 512 * 1024, (len(page.content), len(twin.content))
