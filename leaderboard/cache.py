@@ -57,7 +57,12 @@ class ReadCache:
     def enabled(self) -> bool:
         return self.ttl_seconds > 0
 
-    def get_or_compute(self, key: Hashable, revision: int, compute: Callable[[], T]) -> T:
+    def ttl_for(self, ttl: float | None) -> float:
+        """The time to live of a value: the cache's, or a longer one a caller asks for (values whose
+        every change moves the revision, such as whole pages, need the safety net less often)."""
+        return self.ttl_seconds if ttl is None else max(self.ttl_seconds, ttl)
+
+    def get_or_compute(self, key: Hashable, revision: int, compute: Callable[[], T], ttl: float | None = None) -> T:
         if not self.enabled:
             self.misses += 1
             return compute()
@@ -66,7 +71,7 @@ class ReadCache:
             found = self._items.get(key)
             flight = self._flights.get(key)
             refreshing = flight is not None and flight.revision == revision
-            if found is not None and found[0] == revision and (now - found[1] <= self.ttl_seconds or refreshing):
+            if found is not None and found[0] == revision and (now - found[1] <= self.ttl_for(ttl) or refreshing):
                 # fresh, or being refreshed at this same revision by another caller: serve it
                 self._items.move_to_end(key)
                 self.hits += 1
@@ -119,7 +124,7 @@ class ReadCache:
             self.hits += 1
             return found[2]
 
-    def peek_stale(self, key: Hashable, revision: int) -> tuple[Any | None, bool]:
+    def peek_stale(self, key: Hashable, revision: int, ttl: float | None = None) -> tuple[Any | None, bool]:
         """The value at ``revision`` whatever its age, and whether the caller should refresh it
         (it is past ``ttl_seconds``, no computation of it is under way, and no other caller was
         told so already: stale-while-revalidate, one refresh per key). ``(None, False)`` when
@@ -133,7 +138,7 @@ class ReadCache:
                 return None, False
             self.hits += 1
             flight = self._flights.get(key)
-            expired = now - found[1] > self.ttl_seconds
+            expired = now - found[1] > self.ttl_for(ttl)
             refresh = expired and key not in self._refreshing and (flight is None or flight.revision != revision)
             if refresh:
                 self._refreshing.add(key)
@@ -149,17 +154,17 @@ class ReadCache:
             self._items.clear()
 
 
-def cached(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
+def cached(session: Session, key: Hashable, compute: Callable[[], T], ttl: float | None = None) -> T:
     """``compute()`` through the session's read cache (when it has one), at the current revision."""
     cache = session.info.get(CACHE_INFO_KEY)
     if not isinstance(cache, ReadCache) or session.in_nested_transaction() or session.new or session.dirty:
         return compute()
     if not cache.enabled:
         return compute()
-    return cache.get_or_compute(key, current_revision(session), compute)
+    return cache.get_or_compute(key, current_revision(session), compute, ttl)
 
 
-def peek_stale_current(state: Any, key: Hashable) -> tuple[Any | None, bool]:
+def peek_stale_current(state: Any, key: Hashable, ttl: float | None = None) -> tuple[Any | None, bool]:
     """``ReadCache.peek_stale`` at the board's current revision (see ``peek_current``)."""
     reader = getattr(state, "revision_reader", None)
     cache = getattr(state, "cache", None)
@@ -169,7 +174,7 @@ def peek_stale_current(state: Any, key: Hashable) -> tuple[Any | None, bool]:
         revision = reader.read()
     except SQLAlchemyError:
         return None, False
-    return cache.peek_stale(key, revision)
+    return cache.peek_stale(key, revision, ttl)
 
 
 def peek_current(state: Any, key: Hashable) -> Any | None:

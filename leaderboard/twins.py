@@ -20,17 +20,23 @@ from leaderboard.db import request_session
 
 log = logging.getLogger(__name__)
 
+# the time to live of whole pages and twins whose every change moves the board revision (all but
+# the queue, whose progress comes with heartbeats): the safety net refreshes them less often
+PAGE_TTL_S = 30.0
 
-async def json_twin(request: Request, key: Hashable, compute: Callable[[Session], object]) -> Response:
+
+async def json_twin(
+    request: Request, key: Hashable, compute: Callable[[Session], object], ttl: float | None = None
+) -> Response:
     """``compute(session)`` (a schema, or a list of them) as JSON, through the read cache under ``key``.
     Past the cache's time to live, the last bytes of this revision are served while one refresh runs
     in the background (stale-while-revalidate: a refresh never stalls a request)."""
-    body, refresh = peek_stale_current(request.app.state, key)
+    body, refresh = peek_stale_current(request.app.state, key, ttl)
     if isinstance(body, bytes):
         if refresh:
-            background(request, key, lambda: _compute(request, key, compute))
+            background(request, key, lambda: _compute(request, key, compute, ttl))
         return Response(body, media_type="application/json")
-    body = await run_in_threadpool(_compute, request, key, compute)
+    body = await run_in_threadpool(_compute, request, key, compute, ttl)
     return Response(body, media_type="application/json")
 
 
@@ -54,9 +60,9 @@ def background(request: Request, key: Hashable, work: Callable[[], object]) -> N
     task.add_done_callback(_TASKS.discard)
 
 
-def _compute(request: Request, key: Hashable, compute: Callable[[Session], object]) -> bytes:
+def _compute(request: Request, key: Hashable, compute: Callable[[Session], object], ttl: float | None) -> bytes:
     with request_session(request) as session:
-        return cached(session, key, lambda: _dump(compute(session)))
+        return cached(session, key, lambda: _dump(compute(session)), ttl)
 
 
 def _dump(value: object) -> bytes:

@@ -24,7 +24,7 @@ from leaderboard.entries.schemas import (
     ReverifyRequest,
 )
 from leaderboard.jobs.schemas import JobPublic
-from leaderboard.twins import json_twin
+from leaderboard.twins import PAGE_TTL_S, json_twin
 from submissions.protocol import SUBMISSIONS, SubmissionAccepted
 from submissions.schema import Submission
 
@@ -76,6 +76,7 @@ async def progression(
         request,
         ("progression.json", slug, points),
         lambda s: progression_view(service.progression(s, slug), points),
+        PAGE_TTL_S,
     )
 
 
@@ -87,7 +88,8 @@ async def progression(
 async def entry(entry_id: EntryId, request: Request) -> Response:
     """The JSON twin of an entry page (``EntryDetailPublic``)."""
     store = request.app.state.store
-    return await json_twin(request, ("entry.json", entry_id), lambda s: service.entry_detail(s, entry_id, store))
+    key = ("entry.json", entry_id)
+    return await json_twin(request, key, lambda s: service.entry_detail(s, entry_id, store), PAGE_TTL_S)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from leaderboard.auth import AdminPrincipal, SessionDep
 from leaderboard.tracks import service
 from leaderboard.tracks.schemas import PriceCreate, PricePublic, TrackPublic, TrackUpdate
-from leaderboard.twins import json_twin
+from leaderboard.twins import PAGE_TTL_S, json_twin
 
 router = APIRouter(prefix="/api", tags=["tracks"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api", tags=["tracks"])
 )
 async def list_tracks(request: Request) -> Response:
     """The tracks (the JSON twin of the rules page), cached per board revision."""
-    return await json_twin(request, ("tracks.json",), service.list_tracks)
+    return await json_twin(request, ("tracks.json",), service.list_tracks, PAGE_TTL_S)
 
 
 @router.get("/tracks/{slug}", response_model=TrackPublic)

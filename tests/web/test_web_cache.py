@@ -92,6 +92,11 @@ def test_a_stale_value_is_served_while_one_refresh_runs() -> None:
     assert cache.get_or_compute("k", 1, lambda: "v2") == "v2"  # the refresh
     cache.refreshed("k")
     assert cache.peek_stale("k", 1) == ("v2", False)
+    # a caller may keep a value longer than the cache's own time to live, never shorter
+    assert cache.peek_stale("k", 1, ttl=3600) == ("v2", False)
+    time.sleep(0.05)
+    assert cache.peek_stale("k", 1, ttl=3600) == ("v2", False)
+    assert cache.peek_stale("k", 1, ttl=0.0) == ("v2", True)
 
 
 def test_the_progression_twin_lists_the_points_the_page_draws(client: Any) -> None:

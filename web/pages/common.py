@@ -22,7 +22,7 @@ from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
 from leaderboard.errors import DomainError, Invalid
 from leaderboard.settings import Settings
-from leaderboard.twins import background
+from leaderboard.twins import PAGE_TTL_S, background
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal
 from leaderboard.users.sessions import session_principal
@@ -170,25 +170,30 @@ class PageBytes:
         return cls(body, '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"')
 
 
-def shared_page(session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str]) -> PageBytes:
+def shared_page(
+    session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str], ttl: float | None = PAGE_TTL_S
+) -> PageBytes:
     """Pages without forms look the same to every signed-out visitor: those go through the board's
     read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
     their ETag, so a hit renders, encodes and hashes nothing; signed-in pages are made per request."""
 
     if viewer.user is not None:
         return PageBytes.of(compute())
-    return cached(session, ("web", *key), lambda: PageBytes.of(compute()))
+    return cached(session, ("web", *key), lambda: PageBytes.of(compute()), ttl)
 
 
 async def cached_route(
-    request: Request, key: tuple[Any, ...] | None, slow: Callable[[Request, Session], Response]
+    request: Request,
+    key: tuple[Any, ...] | None,
+    slow: Callable[[Request, Session], Response],
+    ttl: float | None = PAGE_TTL_S,
 ) -> Response:
     """A signed-out visitor's page straight from the read cache on the event loop when it holds
     the page under ``key`` at the current revision (one indexed read: no Session, no worker
     thread); else ``slow`` in a worker thread, in its own transaction, committed before the response."""
     if key is not None and security.SESSION_COOKIE not in request.cookies:
         cache_key = ("web", *key)
-        page, refresh = peek_stale_current(request.app.state, cache_key)
+        page, refresh = peek_stale_current(request.app.state, cache_key, ttl)
         if isinstance(page, PageBytes):
             if refresh:  # past its time to live: served as is while one refresh runs
                 background(request, cache_key, lambda: _in_session(request, slow))

@@ -30,7 +30,7 @@ def _key(request: Request) -> tuple[object, ...]:
 @router.get("/queue", response_class=HTMLResponse)
 async def queue_page(request: Request) -> Response:
     """The queue; its script polls ``/api/queue`` every ``poll_ms`` (250 ms .. 1 min)."""
-    return await cached_route(request, _key(request), _queue)
+    return await cached_route(request, _key(request), _queue, ttl=None)  # the cache's own TTL: heartbeats
 
 
 def _queue(request: Request, session: Session) -> Response:
@@ -51,4 +51,4 @@ def _queue(request: Request, session: Session) -> Response:
         }
         return render_html(request, "queue.html", context, viewer=viewer, forms=False)[0]
 
-    return bytes_response(request, shared_page(session, viewer, key, html))
+    return bytes_response(request, shared_page(session, viewer, key, html, ttl=None))
