@@ -88,6 +88,9 @@ def storage_full(exc: BaseException) -> bool:
             return True
         if getattr(seen, "pgcode", None) == "53100" or getattr(seen, "sqlstate", None) == "53100":
             return True
+        # SQLite: a full disk, or a write the OS refused (EFBIG past a file size limit, EDQUOT)
+        if getattr(seen, "sqlite_errorname", None) in ("SQLITE_FULL", "SQLITE_IOERR_WRITE"):
+            return True
         seen = seen.__cause__ or getattr(seen, "orig", None)
     return False
 

@@ -102,3 +102,28 @@ def test_a_full_disk_is_507_and_health_says_degraded(site_db: str, tmp_path: Pat
             assert client.get("/api/health").json()["status"] == "ok"
     finally:
         site.stop()
+
+
+def test_a_full_database_disk_is_507_and_nothing_is_half_stored(tmp_path: Path, free_port: int) -> None:
+    url = f"sqlite:///{tmp_path / 'site.db'}"
+    tokens = make_tokens(tmp_path, url, {"alice": Role.submitter})
+    site = start_site(tmp_path, url, free_port, preexec=_limit_file_size)
+    try:
+        codes: list[int] = []
+        with httpx.Client(base_url=site.url, timeout=120) as client:
+            alice = {"Authorization": f"Bearer {tokens['alice']}"}
+            for _ in range(12):  # ~2.6 MB of claimed runs per submission into an 8 MiB database file
+                body = submission_json()
+                first = body["claimed_results"][0]
+                first["config"] = {f"k{i:04d}": "x" * 40 for i in range(1200)}
+                body["claimed_results"] = [dict(first, run_id=f"run-{i}", seed=i + 1) for i in range(20)]
+                codes.append(client.post(protocol.SUBMISSIONS, json=body, headers=alice).status_code)
+                if codes[-1] == 507:
+                    break
+            assert codes[-1] == 507 and set(codes[:-1]) == {201}, codes
+        # a new connection: the server closes one whose request raised (after answering 507)
+        assert httpx.get(f"{site.url}/api/health", timeout=30).json()["status"] == "degraded"
+        site.stop()
+        assert _stored_submissions(url) == len(codes) - 1  # the refused one left nothing behind
+    finally:
+        site.stop()
