@@ -124,6 +124,13 @@ def check_attention(device: torch.device, quick: bool) -> Check:
             if not ok:
                 bad.append(f"{name} at window {w}")
     others = [n for n in usable if n != "sdpa"]
+    if device.type == "cuda" and "flex" in usable:  # FlexAttention inside a compiled model (its block masks)
+        config = small_config(quick=True).replace(**{"runtime.attention": "flex", "runtime.compile": True})
+        try:
+            figs = measure_training(config, device, steps=2)
+            figures["flex_compiled_training_tokens_per_second"] = round(figs.tokens_per_second, 1)
+        except Exception as exc:
+            bad.append(f"flex inside a compiled model ({type(exc).__name__}: {str(exc)[:200]})")
     if bad:
         return Check("attention", FAIL, f"disagrees with SDPA: {', '.join(bad)}", figures)
     what = "forward and backward" if device.type == "cuda" else "forward (no CPU backward in FlexAttention)"
