@@ -127,7 +127,7 @@ def submit(
     digest = body_digest(sub)
     existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
     if existing is not None:
-        return _replay(session, existing, digest, base_url)
+        return _replay(session, existing, sub, digest, base_url)
     # one atomic database counter per token, correct across processes (every attempt counts)
     if rate_per_minute is not None and not take(
         session, f"submit:{principal.token_id}", limit=rate_per_minute, window_seconds=60
@@ -161,7 +161,7 @@ def submit(
     if submission_id is None:  # a concurrent request with this key won the insert
         existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
         assert existing is not None
-        return _replay(session, existing, digest, base_url)
+        return _replay(session, existing, sub, digest, base_url)
 
     claimed = sub.claimed_results
     cfg = sub.run_config
@@ -213,7 +213,9 @@ def submit(
     return SubmitOutcome(accepted=accepted, created=True)
 
 
-def _replay(session: Session, existing: Submission, digest: str, base_url: str) -> SubmitOutcome:
-    if existing.body_sha256 != digest:
+def _replay(session: Session, existing: Submission, sub: SubmissionModel, digest: str, base_url: str) -> SubmitOutcome:
+    # rows stored before the digest was canonical hold the digest of the model's own serialization
+    legacy = hashlib.sha256(sub.model_dump_json().encode()).hexdigest()
+    if existing.body_sha256 not in (digest, legacy):
         raise Conflict("this idempotency key was used for a different submission; use a new key")
     return SubmitOutcome(accepted=_accepted(session, existing, base_url), created=False)

@@ -4,6 +4,7 @@ one atomic database counter."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -192,3 +193,18 @@ def test_the_entry_page_of_the_heaviest_claim_stays_small(api: Api, users: Users
     twin = api.get(f"/api/entries/{entry_id}")
     assert page.status_code == twin.status_code == 200
     assert len(page.content) < 512 * 1024 and len(twin.content) < 512 * 1024, (len(page.content), len(twin.content))
+
+
+def test_a_submission_stored_with_the_old_digest_still_replays(api: Api, users: Users, session: Session) -> None:
+    from sqlalchemy import update
+
+    from submissions.schema import Submission as SubmissionModel
+
+    body = submission_json()
+    first = _post_raw(api, users, json.dumps(body))
+    assert first.status_code == 201
+    old = hashlib.sha256(SubmissionModel.model_validate(body).model_dump_json().encode()).hexdigest()
+    session.execute(update(Submission).where(Submission.id == first.json()["submission_id"]).values(body_sha256=old))
+    session.commit()
+    again = _post_raw(api, users, json.dumps(body))
+    assert again.status_code == 200 and again.json() == first.json()
