@@ -119,3 +119,25 @@ def test_a_short_site_restart_loses_no_job(tmp_path: Path, free_port: int, forks
         if worker is not None and worker.poll() is None:
             worker.kill()
         site.stop()
+
+
+def test_heartbeat_retries_never_wait_past_the_lease(free_port: int) -> None:
+    """Against a site that is down, the worker's heartbeat retries stop at the lease's expiry, each
+    wait shortened to fit (the plain client backoff would wait 0.5 + 1 + 2 + 4 + 8 + 15 s)."""
+    from submissions.client import Client, ClientError
+    from submissions.protocol import Heartbeat, JobProgress
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    lease_left_s = 1.5
+    hb = Heartbeat(lease_token="lease_x", progress=JobProgress(run_index=0, runs=1))
+    with Client(f"http://127.0.0.1:{free_port}", "sr_token", sleep=sleep) as client:  # nothing listens there
+        deadline = time.monotonic() + lease_left_s
+        with pytest.raises(ClientError) as exc:
+            client.heartbeat(1, hb, retry_until=deadline)
+    assert exc.value.status == 0 and len(waits) >= 3
+    assert sum(waits) <= lease_left_s and max(waits) <= lease_left_s / 4 + 1e-9
