@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from leaderboard.db import utcnow
@@ -24,6 +24,13 @@ def start_session(session: Session, principal: Principal, *, ttl_seconds: int) -
     """Open a session for ``principal``; returns the new session id (goes into the cookie only)."""
     sid = SESSION_ID_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
+    # the user's dead sessions (signed out, ended by a revocation, expired) are of no use any more
+    session.execute(
+        delete(WebSession).where(
+            WebSession.user_id == principal.user.id,
+            or_(WebSession.ended_at.is_not(None), WebSession.expires_at <= now),
+        )
+    )
     session.add(
         WebSession(
             sid_sha256=token_digest(sid),
