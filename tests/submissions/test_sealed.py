@@ -144,6 +144,14 @@ def test_a_worker_fails_each_bad_job_naming_the_file_and_serves_the_next(
     for behaviour, job_id in zip(behaviours, jobs, strict=True):
         report = json.loads((tmp_path / "work" / f"job-{job_id}-attempt-1" / "report.json").read_text())
         assert report["verdict"] == "error", behaviour
+        named = {
+            "link_environ": "train.log",
+            "link_secret": "result.json",
+            "fifo": "metrics.jsonl",
+            "sparse": "train.log",
+        }
+        if behaviour in named:
+            assert f"run-0/{named[behaviour]}" in report["reasons"][0], report["reasons"]
         job = live_site.job(job_id)
         entry = httpx.get(f"{live_site.url}/api/entries/{job['entry_id']}", timeout=10).json()
         for artifact in entry["artifacts"]:
