@@ -12,8 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
+from leaderboard.entries.board import entry_url
 from leaderboard.entries.models import Entry, EntryStatus
+from leaderboard.entries.ranking import compute_floor_hours
+from leaderboard.entries.repository import RANKED
 from leaderboard.entries.schemas import ProgressionPointPublic, ProgressionPublic
+from leaderboard.tracks.schemas import TrackPublic
+from leaderboard.tracks.service import get_track_row
 
 BASELINE_YEAR = 2019  # GPT-2's own run: the reported row every record is measured against
 
@@ -156,12 +161,58 @@ def records_by_line(
     return out
 
 
-def progression_view(data: ProgressionPublic, points: str) -> ProgressionPublic:
-    """``data`` with ``points`` = every verified and reported row (``all``), or only those that
-    set a record in time or in cost within their line (``records``, what the page draws)."""
-    if points == "all":
-        return data
-    keep = {p.entry_id for p in records_by_line(data.points)} | {
-        p.entry_id for p in records_by_line(data.points, lambda p: p.cost_usd)
-    }
-    return data.model_copy(update={"points": [p for p in data.points if p.entry_id in keep]})
+def progression_records(session: Session, track_slug: str) -> ProgressionPublic:
+    """The progression with ``points`` = the rows that set a record in time or in cost within their
+    section and rules version (what the page draws), and ``records`` as in the full progression
+    (faster than every earlier point). Reads a few columns of every ranked row, and whole rows only
+    for those points: a fraction of the full progression's cost on a big board. Cached."""
+    return cached(session, ("progression.records", track_slug), lambda: _progression_records(session, track_slug))
+
+
+def _progression_records(session: Session, track_slug: str) -> ProgressionPublic:
+    track = get_track_row(session, track_slug)
+    rows = session.execute(
+        select(Entry.id, Entry.record_date, Entry.hours, Entry.cost_usd, Entry.status, Entry.rules_version)
+        .where(Entry.track_id == track.id, Entry.status.in_(RANKED), Entry.hours.is_not(None))
+        .order_by(Entry.record_date, Entry.id)
+    ).all()
+    best_overall = float("inf")
+    overall: set[int] = set()
+    best: dict[tuple[str, str, str], float] = {}
+    keep: set[int] = set()
+    for entry_id, _, hours, cost, status, rules in rows:
+        if hours is not None and hours < best_overall:
+            best_overall = hours
+            overall.add(entry_id)
+            keep.add(entry_id)
+        section = "verified" if status == EntryStatus.verified else "reported"
+        for unit, v in (("time", hours), ("cost", cost)):
+            if v is not None and v > 0 and v < best.get((unit, section, rules), float("inf")):
+                best[(unit, section, rules)] = v
+                keep.add(entry_id)
+    entries = session.scalars(select(Entry).where(Entry.id.in_(keep)).order_by(Entry.record_date, Entry.id))
+    points = [_point(e, e.id in overall) for e in entries]
+    return ProgressionPublic(
+        track=TrackPublic.model_validate(track), points=points, records=[p for p in points if p.is_record]
+    )
+
+
+def _point(e: Entry, is_record: bool) -> ProgressionPointPublic:
+    assert e.hours is not None
+    gpus = max(1, e.gpus_per_node) * e.nodes if e.gpus_per_node else 0
+    return ProgressionPointPublic(
+        entry_id=e.id,
+        url=entry_url(e.id),
+        title=e.title,
+        date=e.record_date,
+        hours=e.hours,
+        cost_usd=e.cost_usd,
+        core_mean=e.core_mean,
+        section="verified" if e.status == EntryStatus.verified else "reported",
+        hardware_class=e.hardware_class,
+        gpus=gpus,
+        rules_version=e.rules_version,
+        is_record=is_record,
+        flops=e.flops,
+        floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),
+    )

@@ -12,7 +12,7 @@ from leaderboard.cache import peek_current
 from leaderboard.db import request_session
 from leaderboard.deps import SettingsDep, StoreDep
 from leaderboard.entries import service
-from leaderboard.entries.compare import progression_view
+from leaderboard.entries.compare import progression_records
 from leaderboard.entries.schemas import (
     ApproveRequest,
     EntryDetailPublic,
@@ -75,7 +75,7 @@ async def progression(
     return await json_twin(
         request,
         ("progression.json", slug, points),
-        lambda s: progression_view(service.progression(s, slug), points),
+        lambda s: service.progression(s, slug) if points == "all" else progression_records(s, slug),
         PAGE_TTL_S,
     )
 

@@ -107,6 +107,23 @@ def test_the_progression_twin_lists_the_points_the_page_draws(client: Any) -> No
     for p in records["points"]:
         assert f'href="/entries/{p["entry_id"]}"' in page
     assert client.get("/api/tracks/gpt2-8xh100/progression", params={"points": "some"}).status_code == 422
+    # the cheap read gives the same points as the full progression filtered the same way
+    from leaderboard.entries.compare import records_by_line
+    from leaderboard.entries.schemas import ProgressionPointPublic
+
+    for slug in ("gpt2-8xh100", "gpt2-cost"):
+        full = [
+            ProgressionPointPublic.model_validate(p)
+            for p in client.get(f"/api/tracks/{slug}/progression", params={"points": "all"}).json()["points"]
+        ]
+        expected = (
+            {p.entry_id for p in records_by_line(full)}
+            | {p.entry_id for p in records_by_line(full, lambda p: p.cost_usd)}
+            | {p.entry_id for p in full if p.is_record}
+        )
+        fast = client.get(f"/api/tracks/{slug}/progression").json()
+        assert {p["entry_id"] for p in fast["points"]} == expected
+        assert [r["entry_id"] for r in fast["records"]] == [p.entry_id for p in full if p.is_record]
 
 
 def test_the_queue_costs_the_same_queries_for_3_jobs_as_for_30(client: Any) -> None:

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.entries.compare import records_by_line
+from leaderboard.entries.compare import progression_records, records_by_line
 from leaderboard.entries.schemas import ProgressionPointPublic
-from leaderboard.entries.service import progression
 from leaderboard.errors import NotFound
 from leaderboard.tracks.service import list_prices, list_tracks
 from web import charts
@@ -77,7 +76,7 @@ def _derivation(p: ProgressionPointPublic, priced: set[str]) -> str | None:
 
 
 def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
-    data = progression(session, track)
+    data = progression_records(session, track)
     time_records = records_by_line(data.points, lambda p: p.hours)
     cost_records = records_by_line(data.points, lambda p: p.cost_usd)
     name = data.track.name
