@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
-from submissions.schema import Verdict
+from submissions.schema import RunResult, Verdict
 from submissions.stats import claim_deltas, decide, mean, one_sided_t_test, sample_std
 from submissions.tracks import BUILTIN_TRACKS
-from tests.submissions.factories import CPU, H200, core, gpu_config, run_result
+from tests.submissions import factories
+from tests.submissions.factories import CPU, H200, core, gpu_config
+
+
+def run_result(**kw: Any) -> RunResult:
+    """A verifier's run (rules speedrun-v2, the built-in tracks' rules)."""
+    return factories.run_result(**{"rules_version": "speedrun-v2", **kw})
+
 
 TRACK = BUILTIN_TRACKS["gpt2-8xh100"]  # k >= 3, alpha 0.05, CORE > 0.256525, 8 x h100-sxm
 CONFIG = gpu_config()
