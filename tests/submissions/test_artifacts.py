@@ -164,3 +164,35 @@ def test_every_track_has_a_run_time_cap() -> None:
     assert 3 * 99 * 60 <= gpt2 <= MAX_RUN_TIMEOUT_S  # 3 x the record (99 min), or the FLOPs bound
     huge = gpu_config(overrides={"num_iterations": 10**7})
     assert default_run_timeout_s(BUILTIN_TRACKS["gpt2-8xh100"], huge) == MAX_RUN_TIMEOUT_S
+
+
+@pytest.mark.slow
+def test_a_fork_venv_sees_the_outer_venvs_packages_not_only_the_base_interpreters(tmp_path: Path) -> None:
+    """The worker itself in a venv (as CI runs it): the fork's venv must see that venv's packages,
+    which `--system-site-packages` would not give (it links the base interpreter's)."""
+    import subprocess
+    import sys
+
+    outer = tmp_path / "outer"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(outer)], check=True)
+    outer_python = outer / "bin" / "python"
+    purelib = subprocess.run(
+        [outer_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(purelib, "only_in_the_outer_venv.py").write_text("WHERE = 'outer venv'\n")
+    fork_venv = tmp_path / "fork-venv"
+    subprocess.run(
+        [
+            outer_python,
+            "-c",
+            f"from submissions.forks import make_venv; make_venv(__import__('pathlib').Path({str(fork_venv)!r}))",
+        ],
+        check=True,
+    )
+    probe = "import only_in_the_outer_venv as m, torch, trainer.config; print(m.WHERE)"
+    out = subprocess.run([fork_venv / "bin" / "python", "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "outer venv"
