@@ -200,6 +200,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
         return _err(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    from submissions.sandbox import sandbox_problem
+
+    if (problem := sandbox_problem()) is not None:
+        print(
+            f"note: no sandbox here ({problem}): the installed reference trainer runs UNSEALED, forks are refused",
+            file=sys.stderr,
+        )
     runs = args.runs if args.runs is not None else track.min_runs
     if runs < track.min_runs:
         print(f"note: track {track.slug} needs {track.min_runs} runs; {runs} can only be inconclusive", file=sys.stderr)

@@ -212,6 +212,10 @@ class Worker:
                 lease.job_id,
                 JobFail(lease_token=lease.lease_token, reason=f"worker refused: {mismatch}", retryable=True),
             )
+        from submissions.sandbox import sandbox_problem
+
+        if (problem := sandbox_problem()) is not None:
+            _say(f"no sandbox on this node ({problem}): forks are refused, the reference trainer runs UNSEALED")
         job_dir = self.work_dir / f"job-{lease.job_id}-attempt-{lease.attempt}"
         if job_dir.exists():
             shutil.rmtree(job_dir)
