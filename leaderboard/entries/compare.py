@@ -57,14 +57,18 @@ def _hardware(e: Entry) -> str:
 
 
 def _holder(session: Session, track_id: int, status: EntryStatus, ranking: str) -> Holder | None:
+    """The best entry of a section by its rank (rank 1 of each rules version: reported history
+    ranks per rules version), read through the board's rank index rather than a sort of every row."""
+    rank = Entry.rank_time if ranking == "time" else Entry.rank_cost
     col = Entry.hours if ranking == "time" else Entry.cost_usd
     base = select(Entry).where(Entry.track_id == track_id, Entry.status == status, col.is_not(None))
-    best = session.scalar(base.order_by(col, Entry.record_date, Entry.id).limit(1))
+    firsts = list(session.scalars(base.where(rank == 1)))
+    best = min(firsts, key=lambda e: (getattr(e, col.key), e.record_date, e.id), default=None)
     if best is None or best.hours is None:
         return None
     prev = session.scalar(
-        base.where(Entry.rules_version == best.rules_version, Entry.record_date < best.record_date)
-        .order_by(col, Entry.record_date, Entry.id)
+        base.where(Entry.rules_version == best.rules_version, Entry.record_date < best.record_date, rank.is_not(None))
+        .order_by(rank, Entry.id)
         .limit(1)
     )
     return Holder(
