@@ -14,6 +14,7 @@ from leaderboard.artifacts.service import artifact_url
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached
 from leaderboard.entries import repository
+from leaderboard.entries.checks import clock_allowed_gap, clock_apart, clock_rule
 from leaderboard.entries.metrics import read_curve
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Verification
 from leaderboard.entries.ranking import compute_floor_hours
@@ -42,6 +43,9 @@ from leaderboard.tracks.schemas import TrackPublic
 from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import User
 from submissions.protocol import ENTRY_PAGE
+from submissions.schema import MAX_CORE_TASKS
+from trainer.evaluation.bpb import VAL_BPB_NOTE
+from trainer.evaluation.protocol import CORE_V1_LABELS
 
 BADGES = {EntryStatus.awaiting_review: "verified, awaiting code review"}
 
@@ -150,7 +154,22 @@ def get_entry_row(session: Session, entry_id: int) -> Entry:
     return entry
 
 
-def run_public(run: Run) -> RunPublic:
+def protocol_tasks(tasks: dict[str, float] | None) -> dict[str, float] | None:
+    """A run's per-task CORE as shown: only the protocol's tasks (at most MAX_CORE_TASKS), in the
+    protocol's order. A row stored before the contract was bounded may hold any number of names;
+    the page stays bounded whatever it holds."""
+    if tasks is None:
+        return None
+    kept = {t: tasks[t] for t in CORE_V1_LABELS if isinstance(tasks.get(t), int | float)}
+    return dict(list(kept.items())[:MAX_CORE_TASKS])
+
+
+def run_public(run: Run, clock_tolerance: float | None = None) -> RunPublic:
+    """One run; ``clock_tolerance`` (the track's) judges its self-reported time against the clock."""
+    own, clock = run.self_reported_training_seconds, run.training_seconds
+    flagged, allowed = None, None
+    if own is not None and clock is not None and clock_tolerance is not None:
+        flagged, allowed = clock_apart(own, clock, clock_tolerance), clock_allowed_gap(clock, clock_tolerance)
     return RunPublic(
         id=run.id,
         kind=run.kind.value,
@@ -164,12 +183,17 @@ def run_public(run: Run) -> RunPublic:
         flops=run.flops,
         val_bpb=run.val_bpb,
         core=run.core,
-        core_tasks=run.core_tasks,
+        core_tasks=protocol_tasks(run.core_tasks),
         mfu=run.mfu,
         hardware=run.hardware,
         result_sha256=run.result_sha256,
         metrics_sha256=run.metrics_sha256,
         verification_id=run.verification_id,
+        self_reported_training_seconds=own,
+        clock_disagrees=run.clock_disagrees,
+        clock_flagged=flagged,
+        clock_allowed_gap_seconds=allowed,
+        val_bpb_note=run.val_bpb_note,
         created_at=run.created_at,
     )
 
@@ -224,16 +248,24 @@ def job_public(job: Job, entry: Entry, track_slug: str) -> JobPublic:
     )
 
 
-def _core_tasks(claimed: Sequence[Run], verified: Sequence[Run]) -> list[CoreTaskPublic]:
-    names: dict[str, None] = {}
-    for run in [*claimed, *verified]:
-        for task in run.core_tasks or {}:
-            names.setdefault(task)
+def _core_tasks(claimed: Sequence[RunPublic], verified: Sequence[RunPublic]) -> list[CoreTaskPublic]:
+    """Mean accuracy per protocol task over each side's runs (the runs' tasks already bounded)."""
+    present = {t for run in [*claimed, *verified] for t in run.core_tasks or {}}
+    names = [t for t in CORE_V1_LABELS if t in present]
 
-    def mean_of(runs: Sequence[Run], task: str) -> float | None:
+    def mean_of(runs: Sequence[RunPublic], task: str) -> float | None:
         return mean_of_present((r.core_tasks or {}).get(task) for r in runs)
 
     return [CoreTaskPublic(task=t, claimed=mean_of(claimed, t), verified=mean_of(verified, t)) for t in names]
+
+
+def val_bpb_note(entry: Entry, verified: Sequence[Run]) -> str | None:
+    """How the entry's val_bpb counts bytes: verified runs are scored by this project's evaluation
+    code (``trainer.evaluation.bpb``), whose note says how it compares with the record's log;
+    reported history carries its authors' own figure, and an unverified entry shows none."""
+    if entry.val_bpb is None or entry.status == EntryStatus.reported or not verified:
+        return None
+    return VAL_BPB_NOTE
 
 
 def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = None) -> EntryDetailPublic:
@@ -242,7 +274,7 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None
     runs = repository.runs_of(session, entry.id)
-    verifications = repository.verifications_of(session, entry.id)
+    verifications = repository.verifications_of(session, entry.id, with_report=False)
     counted = (entry.pool or {}).get("counted_verification_ids")
     latest = set(counted) if isinstance(counted, list) and counted else {verifications[0].id if verifications else None}
     claimed = [r for r in runs if r.kind == RunKind.claimed]
@@ -280,7 +312,10 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     ]
     jobs = [job_public(j, entry, track.slug) for j in jobs_repository.jobs_of_entry(session, entry.id)]
     owner = session.get(User, entry.owner_id) if entry.owner_id is not None else None
+    reviewer = session.get(User, entry.reviewed_by_id) if entry.reviewed_by_id is not None else None
     hardware_run = next((r for r in [*verified, *claimed, *reported] if r.hardware), None)
+    claimed_public = [run_public(r) for r in claimed]
+    verified_public = [run_public(r, track.clock_tolerance) for r in verified]
     return EntryDetailPublic(
         entry=entry_public(entry, track),
         track_info=TrackPublic.model_validate(track),
@@ -290,16 +325,20 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
         recipe=entry.recipe,
         run_config=entry.run_config,
         plan=entry.plan,
-        claimed_runs=[run_public(r) for r in claimed],
-        verified_runs=[run_public(r) for r in verified],
+        claimed_runs=claimed_public,
+        verified_runs=verified_public,
         reported_runs=[run_public(r) for r in reported],
-        core_tasks=_core_tasks(claimed, verified),
+        core_tasks=_core_tasks(claimed_public, verified_public),
+        clock_rule=clock_rule(track.clock_tolerance),
+        val_bpb_note=val_bpb_note(entry, verified),
         curves=curves,
         hardware=None if hardware_run is None else hardware_run.hardware,
         artifacts=artifacts,
         verifications=[verification_public(v) for v in verifications],
         jobs=jobs,
         retracted_reason=entry.retracted_reason,
+        reviewed_by=None if reviewer is None else reviewer.name,
+        reviewed_at=entry.reviewed_at,
         counted_verifications=len(counted) if isinstance(counted, list) else 0,
         created_at=entry.created_at,
     )

@@ -153,6 +153,13 @@ class Run(Base):
     hardware: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     result_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     metrics_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # speedrun-v2 verified runs: the trainer's own timed region (v1) beside the verifier's clock
+    # (training_seconds), and whether the VERIFIER found them apart (the site judges again on display)
+    self_reported_training_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    clock_disagrees: Mapped[bool | None] = mapped_column(default=None)
+    val_bpb_note: Mapped[str | None] = mapped_column(
+        String(300), default=None, doc="the result's software['val_bpb']: how its val_bpb counts bytes"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

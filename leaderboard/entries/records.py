@@ -14,6 +14,8 @@ from leaderboard.tracks.models import Track
 from leaderboard.users.models import User
 from submissions.schema import RunResult
 
+VAL_BPB_NOTE_CHARS = 300
+
 
 def run_row(entry_id: int, kind: RunKind, result: RunResult, result_sha256: str | None) -> Run:
     return Run(
@@ -33,7 +35,15 @@ def run_row(entry_id: int, kind: RunKind, result: RunResult, result_sha256: str 
         hardware=result.hardware.model_dump(mode="json"),
         result_sha256=result_sha256,
         metrics_sha256=result.digests.metrics_log_sha256,
+        self_reported_training_seconds=result.self_reported_training_seconds,
+        clock_disagrees=result.clock_disagrees,
+        val_bpb_note=_note(result.software.get("val_bpb")),
     )
+
+
+def _note(text: str | None) -> str | None:
+    """A result's free-text note, cut to its column (it is shown escaped, like all text)."""
+    return None if not text else text[:VAL_BPB_NOTE_CHARS]
 
 
 def queue_job(session: Session, entry: Entry, track: Track, user: User, reason: str, max_attempts: int) -> Job:

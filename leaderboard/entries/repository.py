@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, case, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from leaderboard.db import utcnow
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
@@ -85,10 +85,12 @@ def runs_of(session: Session, entry_id: int) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.entry_id == entry_id).order_by(Run.id)))
 
 
-def verifications_of(session: Session, entry_id: int) -> list[Verification]:
-    return list(
-        session.scalars(select(Verification).where(Verification.entry_id == entry_id).order_by(Verification.id.desc()))
-    )
+def verifications_of(session: Session, entry_id: int, *, with_report: bool = True) -> list[Verification]:
+    """Newest first; ``with_report=False`` leaves the stored report JSON unread (pages never show it)."""
+    query = select(Verification).where(Verification.entry_id == entry_id).order_by(Verification.id.desc())
+    if not with_report:
+        query = query.options(defer(Verification.report))
+    return list(session.scalars(query))
 
 
 def entries_with_verifications(session: Session, track_id: int) -> list[Entry]:

@@ -120,6 +120,15 @@ class RunPublic(Schema):
     result_sha256: str | None
     metrics_sha256: str | None
     verification_id: int | None
+    self_reported_training_seconds: float | None = Field(
+        default=None, description="speedrun-v2 verified runs: the trainer's own timed region (v1), never ranked"
+    )
+    clock_disagrees: bool | None = Field(default=None, description="the verifier found the two times apart")
+    clock_flagged: bool | None = Field(
+        default=None, description="the site finds the two times apart under the track's tolerance (clock_rule)"
+    )
+    clock_allowed_gap_seconds: float | None = Field(default=None, description="the gap not flagged for this run")
+    val_bpb_note: str | None = Field(default=None, description="the result's own note on how val_bpb counts bytes")
     created_at: datetime
 
 
@@ -197,13 +206,19 @@ class EntryDetailPublic(Schema):
     claimed_runs: list[RunPublic]
     verified_runs: list[RunPublic] = Field(description="runs of the latest verification")
     reported_runs: list[RunPublic]
-    core_tasks: list[CoreTaskPublic]
+    core_tasks: list[CoreTaskPublic] = Field(description="the protocol's tasks only (at most 22)")
+    clock_rule: str = Field(default="", description="when a run's self-reported time is flagged against the clock")
+    val_bpb_note: str | None = Field(
+        default=None, description="how the entry's val_bpb counts bytes (the evaluation code's note)"
+    )
     curves: list[CurvePublic]
     hardware: dict[str, Any] | None = Field(description="fingerprint of a verified run, else of a claimed run")
     artifacts: list[ArtifactPublic]
     verifications: list[VerificationPublic]
     jobs: list[JobPublic]
     retracted_reason: str | None
+    reviewed_by: str | None = Field(default=None, description="the admin who approved a fork's code")
+    reviewed_at: datetime | None = None
     counted_verifications: int = Field(
         default=0, description="verifications whose runs are pooled; owners may ask for track_info.max_verifications"
     )

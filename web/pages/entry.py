@@ -95,6 +95,10 @@ def _render(
         "plan": detail.plan,
         "retracted_reason": detail.retracted_reason,
         "runs": [*detail.claimed_runs, *verified_runs, *detail.reported_runs],
+        "self_reported": any(r.self_reported_training_seconds is not None for r in verified_runs),
+        "clock_rule": detail.clock_rule,
+        "val_bpb_note": detail.val_bpb_note,
+        "review": parts.code_review(detail),
         "latest": latest,
         "failed": entry.status in ("failed", "inconclusive", "error"),
         "deltas": parts.deltas(

@@ -1,0 +1,170 @@
+"""What an entry page and its JSON twin say beside the ranked figures (SQLite and PostgreSQL):
+the trainer's own time next to the verifier's clock with the site's flag and rule, how val_bpb
+counts bytes, a fork's diff and review status, and a bounded page whatever a stored row holds."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import re
+from typing import Any
+
+from lb_factories import fingerprint, submission_json
+from lb_support import Api, Users
+from lb_verify import FORK, complete, entry, gpu_report, submit
+from sqlalchemy.orm import Session
+
+from leaderboard.entries.models import Run, RunKind
+from submissions import protocol
+from submissions.schema import CLOCK_TOLERANCE_S, ForkDiff, VerificationReport
+from trainer.evaluation.bpb import VAL_BPB_NOTE
+from trainer.evaluation.protocol import CORE_V1_LABELS
+
+_workers = itertools.count()
+CLOCK = 1.5 * 3600  # the verifier's clock of every run in gpu_report()
+
+
+def _with_self_reports(rep: VerificationReport, own: tuple[float, ...]) -> VerificationReport:
+    runs = [
+        r.model_copy(update={"self_reported_training_seconds": s, "clock_disagrees": s > CLOCK})
+        for r, s in zip(rep.runs, own, strict=True)
+    ]
+    return rep.model_copy(update={"runs": runs})
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_the_trainers_own_time_is_shown_beside_the_clock_and_flagged(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    tolerance = api.get("/api/tracks/gpt2-cost").json()["clock_tolerance"]
+    allowed = CLOCK_TOLERANCE_S + tolerance * CLOCK
+    own = (CLOCK - 100.0, CLOCK + 30.0, CLOCK - allowed - 1.0)  # close, longer than the clock, too far
+    assert complete(api, users, _with_self_reports(gpu_report(), own)) == 200
+    detail = entry(api, eid)
+    runs = detail["verified_runs"]
+    assert [r["training_seconds"] for r in runs] == [CLOCK] * 3  # ranked: the verifier's clock
+    assert detail["entry"]["hours"] == 1.5
+    assert [r["self_reported_training_seconds"] for r in runs] == list(own)
+    assert [r["clock_flagged"] for r in runs] == [False, True, True]
+    assert [r["clock_disagrees"] for r in runs] == [False, True, False]  # the verifier's own flag, kept apart
+    assert all(r["clock_allowed_gap_seconds"] == allowed for r in runs)
+    assert f"{CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock" in detail["clock_rule"]
+    assert all(r["self_reported_training_seconds"] is None for r in detail["claimed_runs"])
+    page = api.get(f"/entries/{eid}").text
+    assert "trainer's own time" in page and page.count("clock disagrees</span>") == 2
+    assert detail["clock_rule"] in _text(page)
+    assert "1:28:20" in page  # the first run's own 5,300 s, as h:mm:ss
+
+
+def test_an_entry_without_self_reports_shows_no_clock_column(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report()) == 200
+    assert all(r["clock_flagged"] is None for r in entry(api, eid)["verified_runs"])
+    assert "trainer's own time" not in api.get(f"/entries/{eid}").text
+
+
+def test_val_bpb_says_how_it_counts_bytes(api: Api, users: Users) -> None:
+    body = submission_json(track="gpt2-cost", sku="h100-sxm", gpus=8, hours=1.2, core=0.28)
+    body["claimed_results"][0]["software"] = {"torch": "2.13.0", "val_bpb": VAL_BPB_NOTE}
+    r = api.post(protocol.SUBMISSIONS, json=body, token=users.alice)
+    assert r.status_code == 201, r.text
+    eid = r.json()["entry_id"]
+    pending = entry(api, eid)
+    assert pending["claimed_runs"][0]["val_bpb_note"] == VAL_BPB_NOTE  # what the trainer's result said
+    assert pending["val_bpb_note"] is None  # nothing verified: no figure to annotate
+    assert complete(api, users, gpu_report()) == 200
+    detail = entry(api, eid)
+    assert detail["entry"]["val_bpb"] is not None
+    assert detail["val_bpb_note"] == VAL_BPB_NOTE  # the evaluation code's own note, not a typed number
+    summary = _text(re.search(r'<dl class="kv card" id="summary">.*?</dl>', api.get(f"/entries/{eid}").text, re.S)[0])
+    assert re.search(r"val_bpb\s+[0-9.]+\s+" + re.escape(VAL_BPB_NOTE), summary), summary
+
+
+def test_reported_history_carries_no_byte_note(api: Api) -> None:
+    rows = api.get("/api/tracks/gpt2-8xh100/leaderboard").json()["rows"]
+    reported = next(r for r in rows if r["section"] == "reported" and r["val_bpb"] is not None)
+    assert entry(api, reported["id"])["val_bpb_note"] is None
+
+
+def _complete_with_diff(api: Api, users: Users, diff_bytes: bytes | None) -> int:
+    """Lease as a fresh worker, upload the fork's diff (unless None), complete with its summary."""
+    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
+    worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
+    lease = api.post(protocol.LEASE, json=worker, token=users.worker).json()
+    job_id, token = lease["job_id"], lease["lease_token"]
+    refs: list[dict[str, Any]] = []
+    sha, size = "d" * 64, 900
+    if diff_bytes is not None:
+        up = api.post(
+            protocol.ARTIFACTS.format(job_id=job_id) + "?name=fork.diff&kind=other",
+            content=diff_bytes,
+            headers={"X-Lease-Token": token},
+            token=users.worker,
+        )
+        assert up.status_code == 201, up.text
+        refs.append(up.json())
+        sha, size = up.json()["sha256"], len(diff_bytes)
+    diff = ForkDiff(base_commit="a" * 40, files_changed=2, insertions=12, deletions=3, sha256=sha, size_bytes=size)
+    rep = gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff})
+    body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
+    r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=users.worker)
+    assert r.status_code == 200, r.text
+    return int(r.status_code)
+
+
+def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice, trainer=FORK)["entry_id"]
+    diff_bytes = b"--- a/trainer/model.py\n+++ b/trainer/model.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+    _complete_with_diff(api, users, diff_bytes)
+    page = api.get(f"/entries/{eid}").text
+    review = _text(re.search(r'<section class="card" id="code-review">.*?</section>', page, re.S)[0])
+    assert "verified, awaiting code review" in review and "a" * 40 in review
+    assert "2" in review and "+12" in review and "−3" in review
+    link = re.search(r'id="fork-diff-link"', page)
+    assert link is not None
+    url = re.search(r'<a href="(/api/artifacts/[0-9a-f]{64})" download="fork.diff" id="fork-diff-link">', page)
+    assert url is not None and api.get(url[1]).content == diff_bytes
+    r = api.post(f"/api/admin/entries/{eid}/approve", json={"note": "read"}, token=users.admin)
+    assert r.status_code == 200, r.text
+    detail = entry(api, eid)
+    assert detail["reviewed_by"] and detail["reviewed_at"] is not None
+    review = _text(
+        re.search(r'<section class="card" id="code-review">.*?</section>', api.get(f"/entries/{eid}").text, re.S)[0]
+    )
+    assert "approved" in review and detail["reviewed_by"] in review and "awaiting" not in review
+
+
+def test_a_diff_summary_without_its_upload_is_not_linked(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice, trainer=FORK)["entry_id"]
+    _complete_with_diff(api, users, None)
+    page = api.get(f"/entries/{eid}").text
+    assert 'id="fork-diff-link"' not in page and "fork.diff was not uploaded" in page
+
+
+def test_the_reference_trainer_has_no_review_box(api: Api, users: Users) -> None:
+    eid = submit(api, users.alice)["entry_id"]
+    assert complete(api, users, gpu_report()) == 200
+    assert 'id="code-review"' not in api.get(f"/entries/{eid}").text
+
+
+def test_a_stored_row_with_100000_task_names_still_gives_a_bounded_page(
+    api: Api, users: Users, session: Session
+) -> None:
+    """Rows stored before the contract bounded CORE tasks: only the protocol's 22 are listed."""
+    eid = submit(api, users.alice)["entry_id"]
+    heavy = {f"planted_task_{i:06d}": 0.5 for i in range(100_000)} | {label: 0.4 for label in CORE_V1_LABELS}
+    for seed in (2, 3):
+        session.add(Run(entry_id=eid, kind=RunKind.claimed, run_id=f"old-{seed}", seed=seed, core_tasks=heavy))
+    session.commit()
+    page = api.get(f"/entries/{eid}")
+    twin = api.get(f"/api/entries/{eid}")
+    assert page.status_code == twin.status_code == 200
+    assert len(page.content) < 512 * 1024 and len(twin.content) < 512 * 1024, (len(page.content), len(twin.content))
+    detail = json.loads(twin.content)
+    assert [t["task"] for t in detail["core_tasks"]] == list(CORE_V1_LABELS)
+    for run in detail["claimed_runs"]:
+        assert list(run["core_tasks"]) == list(CORE_V1_LABELS)
+    assert "planted_task" not in page.text and "planted_task" not in twin.text
