@@ -140,6 +140,7 @@ def cmd_track_list(args: argparse.Namespace) -> int:
 _TRACK_FIELDS = (
     "name", "description", "threshold", "gpus_per_node", "nodes", "min_runs", "alpha", "ranking",
     "require_sealed", "fork_review", "clock_tolerance", "max_verifications", "weekly_gpu_runs", "core_examples",
+    "max_job_seconds",
 )  # fmt: skip
 
 
@@ -315,6 +316,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-verifications", type=int, help="counted verifications an owner may ask for")
     p.add_argument("--weekly-gpu-runs", type=int, help="GPU runs per user per 7 days")
     p.add_argument("--core-examples", type=int, help="examples a full CORE pass scores")
+    p.add_argument("--max-job-seconds", type=int, help="longest lease of a verification job (60 .. 2592000 s)")
     _db_options(p)
     p.set_defaults(func=_admin_errors(cmd_track_set))
 

@@ -73,6 +73,7 @@ SITE_SETTINGS_FIELDS = (
     "max_verifications",
     "weekly_gpu_runs",
     "core_examples",
+    "max_job_seconds",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from leaderboard.schemas import Schema
 from submissions.schema import MAX_GPUS_PER_NODE, MAX_NODES, Sha256, Slug
@@ -34,10 +34,16 @@ class TrackPublic(Schema):
     max_verifications: int = Field(description="counted verifications an owner may ask for (runs pooled)")
     weekly_gpu_runs: int | None = Field(description="GPU runs one user may ask for per 7 days; None = no quota")
     core_examples: int | None = Field(description="examples a full CORE pass scores; None = not checked")
+    max_job_seconds: int | None = Field(
+        default=None, description="longest lease of one verification job; None = the site's default (max_job_seconds)"
+    )
     updated_at: datetime
 
 
-NULLABLE = frozenset({"gpus_per_node", "nodes", "bundle_sha256", "max_per_task", "weekly_gpu_runs", "core_examples"})
+NULLABLE = frozenset(
+    {"gpus_per_node", "nodes", "bundle_sha256", "max_per_task", "weekly_gpu_runs", "core_examples", "max_job_seconds"}
+)
+MIN_JOB_SECONDS, MAX_JOB_SECONDS = 60, 30 * 86_400  # as Settings.max_job_seconds
 # edits that change what a verified record means: the track's entries are re-read after them
 RULE_FIELDS = frozenset(
     {
@@ -49,7 +55,10 @@ RULE_FIELDS = frozenset(
 
 class TrackUpdate(Schema):
     """An admin's edit of a track; fields left out keep their value. Bounded like the contract
-    (a value out of range is a 422 naming the field); a rule change re-reads the track's entries."""
+    (a value out of range is a 422 naming the field; numbers must be JSON numbers, as in the
+    contract); a rule change re-reads the track's entries."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True, strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=5000)
@@ -68,6 +77,9 @@ class TrackUpdate(Schema):
     max_verifications: int | None = Field(default=None, ge=1, le=20)
     weekly_gpu_runs: int | None = Field(default=None, ge=1, le=10_000)
     core_examples: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_job_seconds: int | None = Field(
+        default=None, ge=MIN_JOB_SECONDS, le=MAX_JOB_SECONDS, description="null: the site's default"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> TrackUpdate:
