@@ -196,3 +196,19 @@ def test_a_fork_venv_sees_the_outer_venvs_packages_not_only_the_base_interpreter
     out = subprocess.run([fork_venv / "bin" / "python", "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "outer venv"
+
+
+def test_gpu_track_training_reads_the_downloaded_data_without_the_validation_shard() -> None:
+    import sys
+
+    from submissions.runner import PreparedTrainer
+    from submissions.sandbox import sandbox_problem
+    from submissions.verify import train_data
+    from tests.submissions.factories import gpu_config
+
+    trainer = PreparedTrainer(python=sys.executable, label="reference@0.1.0", sealed=sandbox_problem() is None)
+    data = train_data(gpu_config(), trainer, [])
+    assert data is not None
+    assert "--no-eval" in data.args  # the trainer skips its own eval: the verifier re-scores
+    assert [p.name for p in data.hidden] == ["shard_06542.parquet"]  # the validation shard is masked
+    assert data.args[data.args.index("--data-dir") + 1] == str(data.readonly[0])
