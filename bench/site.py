@@ -97,7 +97,9 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
 
     rng = random.Random(0)
     db = open_database(Settings(home=home, database_url=database_url, secret_key="bench"))
-    tasks = [f"task_{i}" for i in range(22)]
+    from trainer.evaluation.protocol import CORE_V1_LABELS
+
+    tasks = list(CORE_V1_LABELS)  # the protocol's names: the entry page lists only those
     with session_scope(db.sessionmaker) as session:
         track_id = session.scalar(select(Track.id).where(Track.slug == TRACK))
         statuses = [EntryStatus.verified] * 7 + [EntryStatus.pending, EntryStatus.failed, EntryStatus.inconclusive]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 # the time to live of whole pages and twins whose every change moves the board revision (all but
 # the queue, whose progress comes with heartbeats): the safety net refreshes them less often
 PAGE_TTL_S = 30.0
+REFRESHES_AT_ONCE = 1  # background refreshes running together, per process
 
 
 async def json_twin(
@@ -44,12 +46,19 @@ _TASKS: set[asyncio.Task[Any]] = set()
 
 
 def background(request: Request, key: Hashable, work: Callable[[], object]) -> None:
-    """Run ``work`` in a worker thread without waiting for it; tell the cache when it is over."""
+    """Run ``work`` in a worker thread without waiting for it; tell the cache when it is over.
+
+    Refreshes run one at a time (``_refresh_gate``): when many keys expire together (the 50 entry
+    pages a crawler warmed at once), dozens of CPU-bound threads would share the GIL with the event
+    loop and every cached answer would wait behind them; one at a time, the loop keeps its share
+    while the stale bytes are served."""
     cache = request.app.state.cache
+    gate = _refresh_gate(request.app.state)
 
     async def run() -> None:
         try:
-            await run_in_threadpool(work)
+            async with gate:
+                await run_in_threadpool(work)
         except Exception:  # a failed refresh leaves the old value; the next expiry tries again
             log.exception("background refresh of %r failed", key)
         finally:
@@ -58,6 +67,20 @@ def background(request: Request, key: Hashable, work: Callable[[], object]) -> N
     task = asyncio.get_running_loop().create_task(run())
     _TASKS.add(task)  # keep a reference until it is done
     task.add_done_callback(_TASKS.discard)
+
+
+def _refresh_gate(state: Any) -> asyncio.Semaphore:
+    """The app's gate on the running event loop (a semaphore belongs to one loop; tests run an app
+    on several)."""
+    gates = getattr(state, "refresh_gates", None)
+    if not isinstance(gates, weakref.WeakKeyDictionary):
+        gates = weakref.WeakKeyDictionary()
+        state.refresh_gates = gates
+    loop = asyncio.get_running_loop()
+    gate = gates.get(loop)
+    if gate is None:
+        gate = gates[loop] = asyncio.Semaphore(REFRESHES_AT_ONCE)
+    return gate
 
 
 def _compute(request: Request, key: Hashable, compute: Callable[[Session], object], ttl: float | None) -> bytes:

@@ -48,6 +48,7 @@ class Entry(Base):
     __table_args__ = (
         Index("ix_entries_board_time", "track_id", "status", "rank_time"),
         Index("ix_entries_board_cost", "track_id", "status", "rank_cost"),
+        Index("ix_entries_claimed", "track_id", "claimed_hours"),  # duplicates of a claim (entry pages)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -37,3 +37,58 @@ def test_migrations_match_the_models(fresh_engine: Engine) -> None:
 def test_revisions_are_date_prefixed() -> None:
     files = sorted(p.name for p in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"))
     assert files and all(name[:11].replace("_", "").isdigit() for name in files)
+
+
+def _row(engine: Engine, table: str, **values: object) -> int:
+    """Insert a row into ``table`` as it stands, every other required column given a plain value."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import MetaData, Table, insert, types
+
+    t = Table(table, MetaData(), autoload_with=engine)
+    row = dict(values)
+    for col in t.columns:
+        if col.name in row or col.nullable or col.primary_key or col.server_default is not None:
+            continue
+        kind = col.type
+        if isinstance(kind, types.Boolean):
+            row[col.name] = False
+        elif isinstance(kind, types.Integer | types.Float | types.Numeric):
+            row[col.name] = 1
+        elif isinstance(kind, types.DateTime):
+            row[col.name] = datetime(2026, 12, 1, tzinfo=UTC)
+        elif isinstance(kind, types.Date):
+            row[col.name] = date(2026, 12, 1)
+        elif isinstance(kind, types.JSON):
+            row[col.name] = {}
+        else:
+            row[col.name] = f"{col.name}-x"[: getattr(kind, "length", None) or 100]
+    with engine.begin() as conn:
+        return int(conn.execute(insert(t).values(**row).returning(t.c.id)).scalar_one())
+
+
+def test_the_board_revision_fills_stored_runs_from_their_report(fresh_engine: Engine) -> None:
+    """Runs verified before 20261201_0003 get the trainer's own time, the verifier's clock flag and
+    the val_bpb note from the stored report (its runs in the order they were stored)."""
+    from sqlalchemy import select, text
+
+    migrate.upgrade(fresh_engine, "20261201_0002")
+    track = _row(fresh_engine, "tracks", slug="t-mig", hardware_classes=["cpu"])
+    entry = _row(fresh_engine, "entries", track_id=track, status="verified", contributors=["a"], run_config={})
+    report = {
+        "runs": [
+            {"self_reported_training_seconds": 100.0, "clock_disagrees": False, "software": {"val_bpb": "true bytes"}},
+            {"self_reported_training_seconds": 900.0, "clock_disagrees": True, "software": {}},
+        ]
+    }
+    ver = _row(fresh_engine, "verifications", entry_id=entry, report=report)
+    runs = [_row(fresh_engine, "runs", entry_id=entry, verification_id=ver, kind="verified") for _ in range(2)]
+    claimed = _row(fresh_engine, "runs", entry_id=entry, kind="claimed")
+    migrate.upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        cols = "id, self_reported_training_seconds, clock_disagrees, val_bpb_note"
+        got = {r[0]: tuple(r[1:]) for r in conn.execute(text(f"SELECT {cols} FROM runs"))}
+        assert conn.scalar(select(text("count(*)")).select_from(text("runs"))) == 3
+    assert got[runs[0]] == (100.0, False, "true bytes")
+    assert got[runs[1]] == (900.0, True, None)
+    assert got[claimed] == (None, None, None)

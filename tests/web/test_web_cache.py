@@ -99,6 +99,49 @@ def test_a_stale_value_is_served_while_one_refresh_runs() -> None:
     assert cache.peek_stale("k", 1, ttl=0.0) == ("v2", True)
 
 
+def test_background_refreshes_run_one_at_a_time() -> None:
+    """Many keys past their time to live at once (a crawler warmed 50 entry pages together): their
+    refreshes run one after another in worker threads, each still served stale until its own is over."""
+    import asyncio
+    import threading
+    import time
+
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+    from leaderboard import twins
+    from leaderboard.cache import ReadCache
+
+    app = FastAPI()
+    app.state.cache = ReadCache(ttl_seconds=0.01)
+    request = Request({"type": "http", "app": app, "method": "GET", "path": "/", "headers": []})
+    for i in range(8):
+        app.state.cache.get_or_compute(("page", i), 1, lambda: "old")
+    time.sleep(0.05)
+    lock, running, most, done = threading.Lock(), [0], [0], []
+
+    def refresh(i: int) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)  # the page's work, off the event loop
+        app.state.cache.get_or_compute(("page", i), 1, lambda: "new")
+        with lock:
+            running[0] -= 1
+            done.append(i)
+
+    async def expire_all() -> None:
+        for i in range(8):
+            assert app.state.cache.peek_stale(("page", i), 1) == ("old", True)
+            twins.background(request, ("page", i), lambda i=i: refresh(i))
+        while twins._TASKS:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(expire_all())
+    assert sorted(done) == list(range(8)) and most[0] == twins.REFRESHES_AT_ONCE == 1
+    assert all(app.state.cache.peek_stale(("page", i), 1, ttl=60) == ("new", False) for i in range(8))
+
+
 def test_the_progression_twin_lists_the_points_the_page_draws(client: Any) -> None:
     records = client.get("/api/tracks/gpt2-8xh100/progression").json()
     every = client.get("/api/tracks/gpt2-8xh100/progression", params={"points": "all"}).json()
