@@ -158,9 +158,13 @@ def protocol_tasks(tasks: dict[str, float] | None) -> dict[str, float] | None:
     """A run's per-task CORE as shown: only the protocol's tasks (at most MAX_CORE_TASKS), in the
     protocol's order. A row stored before the contract was bounded may hold any number of names;
     the page stays bounded whatever it holds."""
-    if tasks is None:
+    if not isinstance(tasks, dict):
         return None
-    kept = {t: tasks[t] for t in CORE_V1_LABELS if isinstance(tasks.get(t), int | float)}
+    kept: dict[str, float] = {}
+    for task in CORE_V1_LABELS:
+        v = tasks.get(task)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            kept[task] = float(v)
     return dict(list(kept.items())[:MAX_CORE_TASKS])
 
 
