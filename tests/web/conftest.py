@@ -27,6 +27,7 @@ from submissions.schema import (
     CoreResult,
     CoreTaskResult,
     Digests,
+    ForkDiff,
     HardwareFingerprint,
     LogFile,
     RunConfig,
@@ -191,10 +192,14 @@ class Site:
         verdict: Verdict = Verdict.verified,
         p_value: float = 0.004,
         reasons: tuple[str, ...] = ("3 runs with distinct seeds; mean CORE above the threshold",),
+        self_reported: tuple[float, ...] = (),
+        fork_diff: str | None = None,
     ) -> int:
         """Act as a GPU worker: lease the next job of ``body``'s track, upload each run's metrics log,
         and complete it with a report of three runs (``runs_spec``: (seed, CORE, hours) each; by
-        default ``VERIFIED_RUNS``, a pass). Returns the job id."""
+        default ``VERIFIED_RUNS``, a pass). ``self_reported``: the trainer's own seconds per run
+        (speedrun-v2, beside the clock); ``fork_diff``: a fork's diff, uploaded and summarized in the
+        report. Returns the job id."""
         spec = runs_spec or VERIFIED_RUNS
         track = body["track"]
         fingerprint = body["claimed_results"][0]["hardware"]
@@ -216,7 +221,30 @@ class Site:
                 )
                 assert up.status_code == 201, up.text
                 refs.append(up.json())
-                runs.append(run_result(seed, core=core, hours=hours, metrics=log, rules_version=rules, sealed=True))
+                run = run_result(seed, core=core, hours=hours, metrics=log, rules_version=rules, sealed=True)
+                if self_reported:
+                    own = self_reported[len(runs)]
+                    run = run.model_copy(update={"self_reported_training_seconds": own, "clock_disagrees": False})
+                runs.append(run)
+            diff = None
+            if fork_diff is not None:
+                up = api.post(
+                    f"/api/worker/jobs/{lease['job_id']}/artifacts",
+                    params={"name": "fork.diff", "kind": "other"},
+                    content=fork_diff.encode(),
+                    headers={"X-Lease-Token": lease["lease_token"]},
+                )
+                assert up.status_code == 201, up.text
+                refs.append(up.json())
+                lines = fork_diff.splitlines()
+                diff = ForkDiff(
+                    base_commit="0123456789abcdef0123456789abcdef01234567",
+                    files_changed=sum(1 for line in lines if line.startswith("+++ ")),
+                    insertions=sum(1 for line in lines if line.startswith("+") and not line.startswith("+++")),
+                    deletions=sum(1 for line in lines if line.startswith("-") and not line.startswith("---")),
+                    sha256=up.json()["sha256"],
+                    size_bytes=len(fork_diff.encode()),
+                )
             report = VerificationReport(
                 track=track,
                 verifier=VerifierIdentity(id=worker_id, version="0.1.0"),
@@ -233,6 +261,7 @@ class Site:
                 created_at=datetime.now(UTC),
                 rules_version=rules,
                 sealed=True,
+                fork_diff=diff,
             )
             done = api.post(
                 f"/api/worker/jobs/{lease['job_id']}/complete",

@@ -62,6 +62,43 @@ def failed(story: Site, people: dict[str, str], verified: int) -> tuple[int, int
     return entry_id, job_id
 
 
+FORK_DIFF = "--- a/trainer/model.py\n+++ b/trainer/model.py\n@@ -10,2 +10,3 @@\n-x = 1\n+x = 2\n+y = 3\n"
+FORK_OWN_SECONDS = (5600.0, 5700.0, 1000.0)  # the trainer's own times; the third is far from its clock
+
+
+@pytest.fixture(scope="module")
+def fork(story: Site, people: dict[str, str]) -> int:
+    """A sealed fork verified under speedrun-v2: the trainer's own times beside the clock, its diff uploaded."""
+    body = story.submission("a sealed fork", "story-fork-0001")
+    body["run_config"]["trainer"] = {
+        "kind": "git",
+        "git_url": "https://example.org/someone/fork.git",
+        "commit": "c" * 40,
+    }
+    forker = story.create_user("story-forker", "submitter")  # the track's weekly GPU-run quota is per user
+    entry_id = int(story.submit(forker, body)["entry_id"])
+    story.verify(people["worker"], body, self_reported=FORK_OWN_SECONDS, fork_diff=FORK_DIFF)
+    return entry_id
+
+
+def test_a_sealed_fork_shows_both_clocks_its_diff_and_review(
+    story: Site, page: Any, fork: int, artifacts_dir: Path
+) -> None:
+    page.goto(f"{story.url}/entries/{fork}")
+    review = page.locator("#code-review")
+    assert "verified, awaiting code review" in review.inner_text()
+    assert "0123456789abcdef0123456789abcdef01234567" in review.inner_text()
+    assert "+2" in review.inner_text() and "−1" in review.inner_text()
+    with page.expect_download() as download:
+        page.locator("#fork-diff-link").click()
+    assert Path(download.value.path()).read_text() == FORK_DIFF and download.value.suggested_filename == "fork.diff"
+    assert "trainer's own time" in page.locator("#runs thead").inner_text()
+    assert page.locator("#runs .clock-flag").count() == 1  # only the run whose own time is far off
+    assert "of the clock" in page.locator("#clock-rule").inner_text()
+    assert "0.05%" in page.locator("#val-bpb-note").inner_text()
+    shot(page, artifacts_dir, "fork-review")
+
+
 def shot(page: Any, artifacts_dir: Path, name: str) -> None:
     page.screenshot(path=str(artifacts_dir / f"story-{name}.png"), full_page=True)
 
@@ -394,23 +431,23 @@ def test_docs_render_with_the_network_off(story: Site, browser: Any, artifacts_d
     assert [e for e in errors if "cdn.redoc.ly" not in e] == []
 
 
-def _pages(verified: int, failed: int) -> list[str]:
+def _pages(verified: int, failed: int, fork: int) -> list[str]:
     return [
         "/", "/tracks/gpt2-cost", "/tracks/cpu-smoke", "/tracks/gpt2-8xh100?status=all&sort=date", "/progression",
         "/progression?track=gpt2-cost", "/progression?track=cpu-smoke", "/queue", "/about", "/submit",
-        f"/entries/{verified}", f"/entries/{failed}", "/entries/1", f"/compare?a={failed}&b={verified}", "/compare",
-        "/no/such/page",
+        f"/entries/{verified}", f"/entries/{failed}", f"/entries/{fork}", "/entries/1",
+        f"/compare?a={failed}&b={verified}", "/compare", "/no/such/page",
     ]  # fmt: skip
 
 
 def test_no_page_scrolls_sideways_on_a_phone(
-    story: Site, browser: Any, verified: int, failed: tuple[int, int], artifacts_dir: Path
+    story: Site, browser: Any, verified: int, failed: tuple[int, int], fork: int, artifacts_dir: Path
 ) -> None:
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     try:
         pg = phone.new_page()
         wide = {}
-        for path in _pages(verified, failed[0]):
+        for path in _pages(verified, failed[0], fork):
             pg.goto(story.url + path)
             width = pg.evaluate("document.documentElement.scrollWidth")
             if width > 391:
@@ -426,14 +463,14 @@ def test_no_page_scrolls_sideways_on_a_phone(
 
 
 def test_axe_finds_no_serious_violation_on_any_page(
-    story: Site, browser: Any, verified: int, failed: tuple[int, int]
+    story: Site, browser: Any, verified: int, failed: tuple[int, int], fork: int
 ) -> None:
     axe = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     found: dict[str, list[str]] = {}
     try:
         pg = context.new_page()
-        for path in _pages(verified, failed[0]):
+        for path in _pages(verified, failed[0], fork):
             pg.goto(story.url + path)
             pg.add_script_tag(content=axe)
             result = pg.evaluate(
