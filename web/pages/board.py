@@ -26,6 +26,7 @@ from web.pages.common import (
     error_page,
     flash_key,
     render_html,
+    settings_of,
     shared_page,
     viewer_of,
 )
@@ -179,6 +180,7 @@ def _about(request: Request, session: Session) -> Response:
             "page_description": "The rules of the race: what a record is, what is timed, the tracks and the prices.",
             "tracks": list_tracks(session),
             "prices": list_prices(session),
+            "default_job_seconds": settings_of(request).max_job_seconds,
         }
         return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
 
