@@ -36,27 +36,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "leaderboard"))
 from lb_factories import submission_json  # valid contract objects, shared with the tests
+from serving import serve
 
 
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SPEEDRUN_SECRET_KEY": "bench", "SPEEDRUN_SUBMIT_RATE_PER_MINUTE": "1000"}
-    cmd = [sys.executable, "-m", "speedrun", "serve", "--port", str(port), "--home", str(home)]
-    cmd += ["--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("speedrun serve did not start")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -178,7 +164,7 @@ def main() -> None:
         home = Path(tmp)
         token = _tokens(home)["alice"]
         port = _port()
-        proc = _serve(home, port)
+        proc = serve(home, port, env={"SPEEDRUN_SECRET_KEY": "bench", "SPEEDRUN_SUBMIT_RATE_PER_MINUTE": "1000"})
         url = f"http://127.0.0.1:{port}"
         try:
             attack_status, attack_s, _ = _post(url, token, _attack_claim())

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "leaderboard"))
 from lb_factories import submission_json  # valid contract objects, shared with the tests
+from serving import serve
 
 POSTGRES_ADMIN_URL = os.environ.get("SPEEDRUN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -36,21 +36,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _serve(home: Path, url: str, port: int, workers: int, limit: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SPEEDRUN_SECRET_KEY": "bench", "SPEEDRUN_SUBMIT_RATE_PER_MINUTE": str(limit)}
-    cmd = [sys.executable, "-m", "speedrun", "serve", "--port", str(port), "--home", str(home)]
-    cmd += ["--database-url", url, "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("speedrun serve did not start")
 
 
 def _token(home: Path, url: str) -> str:
@@ -107,7 +92,12 @@ def _burst(base: str, token: str, posts: int) -> tuple[list[int], list[float], f
 def _backend(name: str, url: str, home: Path, args: argparse.Namespace) -> dict[str, Any]:
     token = _token(home, url)
     port = _port()
-    proc = _serve(home, url, port, args.workers, args.limit)
+    proc = serve(
+        home,
+        port,
+        env={"SPEEDRUN_SECRET_KEY": "bench", "SPEEDRUN_SUBMIT_RATE_PER_MINUTE": str(args.limit)},
+        args=("--database-url", url, "--workers", str(args.workers)),
+    )
     try:
         codes, seconds, wall = _burst(f"http://127.0.0.1:{port}", token, args.posts)
     finally:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.processes import peak_rss_kib  # noqa: E402  (the repository root is on the path above)
+
 OLD_VERIFIER_COMMIT = "22c7b8f"  # the contract commit; its verify.py is the pre-sandbox verifier
 TINY = {"depth": 2, "device_batch_size": 4, "total_batch_size": 1024, "eval_tokens": 1024, "core_max_per_task": 11}
 
@@ -106,20 +108,6 @@ def verification(steps: int, work: Path) -> dict[str, float | str | None]:
     }
 
 
-def _peak_rss_kib(cmd: list[str]) -> int:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return peak
-
-
 def metrics_bomb(work: Path) -> dict[str, float]:
     from tests.submissions.fork_repos import fork_config, make_forks
 
@@ -130,7 +118,7 @@ def metrics_bomb(work: Path) -> dict[str, float]:
         config.write_text(fork_config(forks, behaviour).model_dump_json())
         cmd = [sys.executable, "-m", "speedrun", "verify", str(config), "--runs", "1", "--seeds", "1"]
         cmd += ["--out", str(work / behaviour), "--quiet", "--allow-local-git"]
-        peaks[behaviour] = _peak_rss_kib(cmd) / 1024
+        peaks[behaviour] = peak_rss_kib(cmd)[0] / 1024
     written = (work / "metrics_bomb" / "run-0" / "out" / "metrics.jsonl").stat().st_size / 2**20
     return {
         "peak_rss_mib_crash_fork": peaks["crash"],

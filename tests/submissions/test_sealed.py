@@ -23,6 +23,7 @@ from submissions.schema import Verdict, VerificationReport
 from submissions.tracks import BUILTIN_TRACKS
 from submissions.verify import verify
 from submissions.worker import Worker
+from tests.processes import peak_rss_kib, processes_with
 from tests.submissions.conftest import Hostile, LiveSite
 from tests.submissions.factories import CPU, cpu_submission
 from tests.submissions.fork_repos import forged_result, fork_config, make_forks
@@ -55,18 +56,6 @@ def _skeleton(directory: Path) -> set[str]:
     return {
         p.relative_to(directory).parts[0] for p in interpreter_paths() if p.is_relative_to(directory) and p != directory
     }
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if marker.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_forged_result_is_never_verified_and_none_of_its_numbers_is_kept(tmp_path: Path) -> None:
@@ -209,33 +198,18 @@ def test_killing_the_verifier_takes_the_sandbox_down(hostile: Hostile, tmp_path:
     verifier = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while not _processes_with(hostile.marker.name):
+        while not processes_with(hostile.marker.name):
             assert verifier.poll() is None and time.monotonic() < deadline, "the hanging fork never started"
             time.sleep(0.2)
         os.kill(verifier.pid, signal.SIGKILL)
         verifier.wait()
         deadline = time.monotonic() + 10
-        while _processes_with(hostile.marker.name) and time.monotonic() < deadline:
+        while processes_with(hostile.marker.name) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _processes_with(hostile.marker.name) == []
+        assert processes_with(hostile.marker.name) == []
     finally:
         if verifier.poll() is None:
             verifier.kill()
-
-
-def _peak_rss_kib(cmd: list[str]) -> tuple[int, int]:
-    """(peak VmHWM of the process in KiB, exit code), sampled while it runs."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return peak, proc.returncode
 
 
 def test_a_newline_free_gigabyte_of_metrics_keeps_the_verifier_small(hostile: Hostile, tmp_path: Path) -> None:
@@ -245,7 +219,7 @@ def test_a_newline_free_gigabyte_of_metrics_keeps_the_verifier_small(hostile: Ho
         config.write_text(fork_config(hostile.forks, behaviour).model_dump_json())
         cmd = [sys.executable, "-m", "speedrun", "verify", str(config), "--runs", "3", "--seeds", "1,2,3"]
         cmd += ["--out", str(tmp_path / behaviour), "--quiet", "--allow-local-git"]
-        peaks[behaviour], code = _peak_rss_kib(cmd)
+        peaks[behaviour], code = peak_rss_kib(cmd)
         assert code == 3
     bomb = tmp_path / "metrics_bomb" / "run-0" / "out" / "metrics.jsonl"
     assert bomb.stat().st_size > 1024**3  # the fork did write its gigabyte

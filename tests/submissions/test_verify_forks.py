@@ -14,6 +14,7 @@ from submissions.protocol import JobProgress
 from submissions.schema import RunConfig, Verdict, VerificationReport
 from submissions.tracks import BUILTIN_TRACKS
 from submissions.verify import REPORT_FILE, SUMMARY_FILE, verify
+from tests.processes import processes_with
 from tests.submissions.conftest import Hostile
 from tests.submissions.fork_repos import fork_config
 
@@ -48,18 +49,6 @@ def test_crashing_run_is_an_error_with_its_log(fork: Forks, tmp_path: Path) -> N
     assert not (tmp_path / "job" / "run-1").exists()  # stopped at the first broken run
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if marker.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_hanging_run_is_killed_with_everything_it_started(fork: Forks, hostile: Hostile, tmp_path: Path) -> None:
     seen: list[JobProgress] = []
     report = _verify(fork, "hang", tmp_path / "job", run_timeout_s=3.0, progress=seen.append)
@@ -68,9 +57,9 @@ def test_hanging_run_is_killed_with_everything_it_started(fork: Forks, hostile: 
     assert report.log_tail is not None and "waiting forever" in report.log_tail
     # the detached `sleep` (its own session) died with the sandbox's PID namespace
     deadline = time.monotonic() + 10
-    while _processes_with(hostile.marker.name) and time.monotonic() < deadline:
+    while processes_with(hostile.marker.name) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_with(hostile.marker.name) == []
+    assert processes_with(hostile.marker.name) == []
     assert any(p.step == 3 and p.steps == 10 and p.eta_seconds is not None for p in seen)
 
 
