@@ -348,6 +348,28 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     )
 
 
+def progression_point(e: Entry, *, is_record: bool) -> ProgressionPointPublic:
+    """One ranked row (verified or reported, with hours) as a point of the progression."""
+    assert e.hours is not None
+    gpus = max(1, e.gpus_per_node) * e.nodes if e.gpus_per_node else 0
+    return ProgressionPointPublic(
+        entry_id=e.id,
+        url=entry_url(e.id),
+        title=e.title,
+        date=e.record_date,
+        hours=e.hours,
+        cost_usd=e.cost_usd,
+        core_mean=e.core_mean,
+        section=_section(e.status),
+        hardware_class=e.hardware_class,
+        gpus=gpus,
+        rules_version=e.rules_version,
+        is_record=is_record,
+        flops=e.flops,
+        floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),
+    )
+
+
 def progression(session: Session, track_slug: str) -> ProgressionPublic:
     """The record over time: every ranked row with hours, by date; a record beats all earlier ones."""
     return cached(session, ("progression", track_slug), lambda: _progression(session, track_slug))
@@ -359,27 +381,8 @@ def _progression(session: Session, track_slug: str) -> ProgressionPublic:
     best = math.inf
     for e in repository.board_points(session, track.id):
         assert e.hours is not None
-        gpus = max(1, e.gpus_per_node) * e.nodes if e.gpus_per_node else 0
-        is_record = e.hours < best
+        points.append(progression_point(e, is_record=e.hours < best))
         best = min(best, e.hours)
-        points.append(
-            ProgressionPointPublic(
-                entry_id=e.id,
-                url=entry_url(e.id),
-                title=e.title,
-                date=e.record_date,
-                hours=e.hours,
-                cost_usd=e.cost_usd,
-                core_mean=e.core_mean,
-                section=_section(e.status),
-                hardware_class=e.hardware_class,
-                gpus=gpus,
-                rules_version=e.rules_version,
-                is_record=is_record,
-                flops=e.flops,
-                floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),
-            )
-        )
     return ProgressionPublic(
         track=TrackPublic.model_validate(track), points=points, records=[p for p in points if p.is_record]
     )

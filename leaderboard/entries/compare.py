@@ -12,9 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
-from leaderboard.entries.board import entry_url
+from leaderboard.entries.board import progression_point
 from leaderboard.entries.models import Entry, EntryStatus
-from leaderboard.entries.ranking import compute_floor_hours
 from leaderboard.entries.repository import RANKED
 from leaderboard.entries.schemas import ProgressionPointPublic, ProgressionPublic
 from leaderboard.tracks.schemas import TrackPublic
@@ -195,28 +194,7 @@ def _progression_records(session: Session, track_slug: str) -> ProgressionPublic
                 best[(unit, section, rules)] = v
                 keep.add(entry_id)
     entries = session.scalars(select(Entry).where(Entry.id.in_(keep)).order_by(Entry.record_date, Entry.id))
-    points = [_point(e, e.id in overall) for e in entries]
+    points = [progression_point(e, is_record=e.id in overall) for e in entries]
     return ProgressionPublic(
         track=TrackPublic.model_validate(track), points=points, records=[p for p in points if p.is_record]
-    )
-
-
-def _point(e: Entry, is_record: bool) -> ProgressionPointPublic:
-    assert e.hours is not None
-    gpus = max(1, e.gpus_per_node) * e.nodes if e.gpus_per_node else 0
-    return ProgressionPointPublic(
-        entry_id=e.id,
-        url=entry_url(e.id),
-        title=e.title,
-        date=e.record_date,
-        hours=e.hours,
-        cost_usd=e.cost_usd,
-        core_mean=e.core_mean,
-        section="verified" if e.status == EntryStatus.verified else "reported",
-        hardware_class=e.hardware_class,
-        gpus=gpus,
-        rules_version=e.rules_version,
-        is_record=is_record,
-        flops=e.flops,
-        floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),
     )
