@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import CACHE_INFO_KEY, ReadCache
-from leaderboard.db import SessionDep, make_engine, make_sessionmaker, session_scope
+from leaderboard.db import (
+    COUNTER_ENGINE_KEY,
+    COUNTER_POOL_SIZE,
+    SessionDep,
+    make_engine,
+    make_sessionmaker,
+    session_scope,
+)
 from leaderboard.errors import install_error_handlers
 from leaderboard.middleware import BodyLimitMiddleware
 from leaderboard.revision import RevisionReader
@@ -37,6 +44,11 @@ from speedrun import __version__
 class Database:
     engine: Engine
     sessionmaker: sessionmaker[Session]
+    counter_engine: Engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.counter_engine.dispose()
 
 
 def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Database:
@@ -44,17 +56,21 @@ def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Data
     from leaderboard import migrate
     from leaderboard.seed import seed_all
 
-    engine = make_engine(settings.resolved_database_url, echo=settings.sql_echo)
+    pg_pool = None if settings.resolved_database_url.startswith("sqlite") else settings.database_pool_size
+    engine = make_engine(settings.resolved_database_url, echo=settings.sql_echo, pool_size=pg_pool)
+    counter_engine = make_engine(settings.resolved_database_url, pool_size=COUNTER_POOL_SIZE)
     if settings.resolved_database_url.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
         migrate.upgrade(engine)
-    info = {} if cache is None else {CACHE_INFO_KEY: cache}
+    info: dict[str, object] = {COUNTER_ENGINE_KEY: counter_engine}
+    if cache is not None:
+        info[CACHE_INFO_KEY] = cache
     factory = make_sessionmaker(engine, info=info)
     if settings.seed_on_start:
         with session_scope(factory) as session:
             seed_all(session)
-    return Database(engine=engine, sessionmaker=factory)
+    return Database(engine=engine, sessionmaker=factory, counter_engine=counter_engine)
 
 
 class Health(BaseModel):
@@ -128,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.revision_reader.close()
-            db.engine.dispose()
+            db.close()
 
     app = FastAPI(
         title="speedrun leaderboard",

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     base_url = settings.base_url
     db = open_database(settings)  # migrations + seed once, before any worker process starts
-    db.engine.dispose()
+    db.close()
     print(f"speedrun site on {base_url}  (database: {_safe_url(settings.resolved_database_url)})", file=sys.stderr)
     if args.workers > 1:
         os.environ["SPEEDRUN_DATABASE_URL"] = settings.resolved_database_url

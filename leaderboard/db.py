@@ -69,21 +69,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # as many kept connections as sync routes can run at once (anyio's thread limit, 40): a smaller
 # pool opens and closes an overflow connection per request under load (SQLite: 4 PRAGMAs each)
 POOL_SIZE = 40
+# PostgreSQL counts every connection of every process against its max_connections (100 by
+# default): a process keeps at most this many (Settings.database_pool_size), and requests beyond
+# them wait for one instead of opening more ("too many clients" would fail them)
+PG_POOL_SIZE = 20
+# the rate counter's own small pool: a request that already holds a connection may take one of
+# these for one statement; holders never wait on anything else, so the two pools cannot deadlock
+COUNTER_POOL_SIZE = 2
+COUNTER_ENGINE_KEY = "counter_engine"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
+
+    ``pool_size`` bounds the connections kept (PostgreSQL: the most it opens, no overflow).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=POOL_SIZE,
+            pool_size=pool_size or POOL_SIZE,
             max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=pool_size or PG_POOL_SIZE, max_overflow=0, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:

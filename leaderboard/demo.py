@@ -54,7 +54,7 @@ def _tokens(settings: object) -> tuple[str, str]:
                 tokens.append(create_user(session, UserCreate(name=name, role=role, token_label="demo")).token)
             else:
                 tokens.append(issue_token(session, user, label="demo").token)
-    db.engine.dispose()
+    db.close()
     return tokens[0], tokens[1]
 
 

@@ -95,6 +95,22 @@ def storage_full(exc: BaseException) -> bool:
     return False
 
 
+def overloaded(exc: BaseException) -> bool:
+    """True when the database cannot take another connection now (the pool timed out waiting, or
+    PostgreSQL's max_connections is reached: SQLSTATE 53300): a 503 to retry, not a 500."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, PoolTimeout):
+            return True
+        text = str(seen)
+        if getattr(seen, "sqlstate", None) == "53300" or "too many clients" in text or "too many connections" in text:
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
 def error_body(code: str, detail: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail}
 
@@ -154,6 +170,9 @@ def install_error_handlers(app: FastAPI) -> None:
             request.app.state.storage_full = (time.monotonic(), f"{type(exc).__name__}: the database could not write")
             detail = "the site's storage is full; nothing was stored, try again later"
             return JSONResponse(error_body("insufficient_storage", detail), status_code=507)
+        if overloaded(exc):  # every connection busy: nothing was done, the client may retry shortly
+            detail = "the site is busy (no database connection free); nothing was stored, retry shortly"
+            return JSONResponse(error_body("overloaded", detail), status_code=503, headers={"Retry-After": "5"})
         # the traceback is logged by the server; the client gets the one error shape, no internals
         page = _html_error(request, 500, None)
         if page is not None:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     allow_local_git_urls: bool = Field(
         default=False, description="accept file:// trainer URLs (tests and single-machine setups only)"
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each site process keeps at most (processes x (this + 3) must stay "
+        "below the server's max_connections); SQLite keeps 40",
+    )
     cache_ttl_seconds: float = Field(default=5.0, ge=0, description="read cache entries live this long")
     sql_echo: bool = False
 

@@ -6,7 +6,10 @@ in one process or many, so no two requests read the same count and exactly ``lim
 a window get through. It runs in a short transaction of its own, committed at once: holding the
 counter's lock for a whole request would queue every request of the key behind it, each holding
 a worker thread, until the one that holds the lock cannot get a thread to commit (a deadlock seen
-with 60 concurrent posts on PostgreSQL). So every attempt counts, whatever its outcome.
+with 60 concurrent posts on PostgreSQL). So every attempt counts, whatever its outcome. The site
+gives the counter a small pool of its own (``COUNTER_ENGINE_KEY`` in the session's info): a request
+already holds a connection of the main pool, and taking a second one from that pool could wait
+forever once every thread holds one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy import Engine, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from leaderboard.db import utcnow
+from leaderboard.db import COUNTER_ENGINE_KEY, utcnow
 from leaderboard.users.models import RateCounter
 
 
@@ -41,7 +44,7 @@ def take(session: Session, key: str, *, limit: int, window_seconds: int, now: da
             "window_started_at": case((expired, stmt.excluded.window_started_at), else_=table.c.window_started_at),
         },
     ).returning(table.c.count)
-    bind = session.get_bind()
+    bind = session.info.get(COUNTER_ENGINE_KEY) or session.get_bind()
     if isinstance(bind, Engine):
         with bind.begin() as conn:  # its own transaction, committed before the request goes on
             count = conn.execute(upsert).scalar_one()

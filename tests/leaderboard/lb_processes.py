@@ -53,7 +53,7 @@ def make_tokens(home: Path, database_url: str, roles: dict[str, Role]) -> dict[s
         with session_scope(db.sessionmaker) as s:
             return {name: create_user(s, UserCreate(name=name, role=role)).token for name, role in roles.items()}
     finally:
-        db.engine.dispose()
+        db.close()
 
 
 @dataclass

@@ -100,5 +100,5 @@ def live_tokens(settings: Settings) -> dict[str, str]:
     with session_scope(db.sessionmaker) as s:
         for name, role in (("admin", Role.admin), ("alice", Role.submitter), ("worker", Role.worker)):
             out[name] = create_user(s, UserCreate(name=f"live-{name}", role=role)).token
-    db.engine.dispose()
+    db.close()
     return out

@@ -85,7 +85,7 @@ def test_cli_revokes_tokens_and_disables_users_audited(tmp_path: Path, capsys: p
                 authenticate(s, revoked)
         actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
         assert actions[-2:] == ["token.revoke", "user.disable"]
-    db.engine.dispose()
+    db.close()
 
 
 def _csrf(html: str) -> str:

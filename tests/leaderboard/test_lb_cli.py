@@ -30,7 +30,7 @@ def test_user_create_prints_a_working_token_once(tmp_path: Path, capsys: pytest.
     db = open_database(Settings(home=tmp_path, secret_key="x"))
     with session_scope(db.sessionmaker) as s:
         assert authenticate(s, token).name == "ada"
-    db.engine.dispose()
+    db.close()
     code, _, err = _run(capsys, "admin", "user", "create", "ada", "--home", str(tmp_path))
     assert code == 2 and "exists already" in err
 
@@ -46,7 +46,7 @@ def test_price_add_and_track_set_are_audited(tmp_path: Path, capsys: pytest.Capt
     db = open_database(Settings(home=tmp_path, secret_key="x"))
     with session_scope(db.sessionmaker) as s:
         assert set(s.scalars(select(AuditEvent.action))) == {"price.add", "track.update"}
-    db.engine.dispose()
+    db.close()
 
 
 def test_bad_values_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,7 +66,7 @@ def test_acknowledged_submissions_survive_sigkill(tmp_path: Path, free_port: int
     db = open_database(settings)
     with session_scope(db.sessionmaker) as s:
         tokens = [create_user(s, UserCreate(name=f"dur-{i}", role=Role.submitter)).token for i in range(SUBMITTERS)]
-    db.engine.dispose()
+    db.close()
 
     base = f"http://127.0.0.1:{free_port}"
     proc = _start(home, free_port)
@@ -126,4 +126,4 @@ def test_acknowledged_submissions_survive_sigkill(tmp_path: Path, free_port: int
         assert sorted(n for _, n in per_sub if _ is not None) == [1] * len(acked)
         jobs = s.execute(select(Job.entry_id, func.count(Job.id)).group_by(Job.entry_id)).all()
         assert len(jobs) == len(acked) and all(n == 1 for _, n in jobs)
-    db.engine.dispose()
+    db.close()

@@ -37,7 +37,7 @@ def fuzz_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         config = schemathesis.Config.from_dict({"phases": phases})
         yield schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     finally:
-        db.engine.dispose()
+        db.close()
 
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")

@@ -87,4 +87,4 @@ def test_entry_approve_ranks_a_reviewed_fork(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and json.loads(out)["status"] == "verified" and json.loads(out)["rank"] == 1
     with session_scope(db.sessionmaker) as s:
         assert "entry.approve" in set(s.scalars(select(AuditEvent.action)))
-    db.engine.dispose()
+    db.close()

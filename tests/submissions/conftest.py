@@ -82,7 +82,7 @@ class LiveSite:
             with session_scope(db.sessionmaker) as session:
                 issued = create_user(session, UserCreate(name=name, role=Role(role)))
         finally:
-            db.engine.dispose()
+            db.close()
         self.tokens[name] = issued.token
         return issued.token
 
