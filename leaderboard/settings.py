@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         default=20,
         ge=1,
         le=1000,
-        description="PostgreSQL connections each site process keeps at most (processes x (this + 3) must stay "
+        description="PostgreSQL connections each site process keeps at most (processes x (this + 2) must stay "
         "below the server's max_connections); SQLite keeps 40",
     )
     cache_ttl_seconds: float = Field(default=5.0, ge=0, description="read cache entries live this long")
