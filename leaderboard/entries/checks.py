@@ -41,17 +41,19 @@ def report_sealed(report: VerificationReport) -> bool:
     return report.sealed is True and all(r.sealed is not False for r in report.runs)
 
 
-def _site_plan(config: RunConfig, seed: int) -> Any:
-    """The reference trainer's plan of the entry's recipe + overrides at ``seed`` (None for a fork)."""
+def _site_plan(config: RunConfig, seed: int) -> tuple[Any, str | None]:
+    """The reference trainer's plan of the entry's recipe + overrides at ``seed``: (plan, None);
+    (None, None) for a fork; (None, why) when the reference trainer cannot plan them, which is
+    itself a problem: a run the site cannot re-derive is not ranked."""
     if config.trainer.kind != "reference":
-        return None
-    try:
-        from trainer.config import build_config
-        from trainer.plan import resolve
+        return None, None
+    from trainer.config import build_config
+    from trainer.plan import resolve
 
-        return resolve(build_config(config.recipe, {**config.overrides, "seed": seed}), config.world_size)
-    except (ImportError, ValueError, TypeError, KeyError):
-        return None
+    try:
+        return resolve(build_config(config.recipe, {**config.overrides, "seed": seed}), config.world_size), None
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, f"the reference trainer cannot plan the entry's recipe and overrides ({exc})"
 
 
 def _core_problems(run: RunResult, core_examples: int | None) -> list[str]:
@@ -73,8 +75,7 @@ def _core_problems(run: RunResult, core_examples: int | None) -> list[str]:
     return out
 
 
-def _plan_problems(run: RunResult, config: RunConfig) -> list[str]:
-    plan = _site_plan(config, run.seed)
+def _plan_problems(run: RunResult, plan: Any) -> list[str]:
     if plan is None:
         return []
     out: list[str] = []
@@ -87,8 +88,7 @@ def _plan_problems(run: RunResult, config: RunConfig) -> list[str]:
     return out
 
 
-def _floor_problems(run: RunResult, config: RunConfig) -> list[str]:
-    plan = _site_plan(config, run.seed)
+def _floor_problems(run: RunResult, config: RunConfig, plan: Any) -> list[str]:
     flops = max(run.flops, plan.total_flops if plan is not None else 0.0)
     if flops <= 0:
         return ["reports 0 FLOPs: its training time cannot be checked against the physical floor"]
@@ -176,8 +176,9 @@ def check_report(
         where = f"runs[{i}] (seed {run.seed})"
         found = run_problems(run, config, rules)
         found += _core_problems(run, track.core_examples if track.max_per_task is None else None)
-        found += _plan_problems(run, config)
-        found += _floor_problems(run, config)
+        plan, unplanned = _site_plan(config, run.seed)
+        found += [unplanned] if unplanned is not None else _plan_problems(run, plan)
+        found += _floor_problems(run, config, plan)
         if run.seed in claimed_seeds:
             found.append("the seed is a claimed seed: a verification must use seeds the submitter did not pick")
         elif run.seed in counted_seeds or run.seed in seen:

@@ -101,8 +101,6 @@ def _prescreen(track: Track, sub: SubmissionModel) -> None:
         cfg.validate_overrides()
     except ValueError as exc:
         raise Invalid("run_config.overrides", str(exc)) from exc
-    except ImportError:  # the reference trainer is not installed with this site: the verifier checks it
-        pass
 
 
 def submit(

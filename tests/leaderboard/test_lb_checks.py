@@ -10,7 +10,9 @@ import pytest
 from lb_factories import core_tasks, report, run_config, submission_json
 from lb_support import Api, Users
 from lb_verify import board, complete, entry, forge_runs, gpu_report, submit
+from sqlalchemy.orm import Session
 
+from leaderboard.entries.models import Entry
 from leaderboard.tracks.defaults import BF16_DENSE_PEAKS
 from submissions import protocol
 from submissions.schema import CoreResult
@@ -169,3 +171,23 @@ def test_a_finished_report_that_drops_a_run_is_rejected(api: Api, users: Users) 
     rep = gpu_report(cores=(0.28, 0.29), hours=(1.5, 1.5), seeds=(11, 12))  # the worst of three left out
     assert complete(api, users, rep) == 200
     _rejected_for(entry(api, sub["entry_id"]), "the report has 2 runs, the job asked for 3")
+
+
+def test_a_reference_entry_the_trainer_can_no_longer_plan_is_not_ranked(
+    api: Api, users: Users, session: Session
+) -> None:
+    # e.g. a recipe the installed trainer dropped: the site cannot re-derive the runs, so it
+    # refuses them instead of skipping the plan checks
+    sub = submit(api, users.alice)
+    row = session.get(Entry, sub["entry_id"])
+    assert row is not None
+    row.run_config = {**row.run_config, "recipe": "recipe_the_trainer_dropped"}
+    session.flush()
+    rep = gpu_report()
+    rep = rep.model_copy(
+        update={"run_config": rep.run_config.model_copy(update={"recipe": "recipe_the_trainer_dropped"})}
+    )
+    assert complete(api, users, rep) == 200
+    detail = entry(api, sub["entry_id"])
+    assert board(api) == []
+    _rejected_for(detail, "the reference trainer cannot plan the entry's recipe and overrides")
