@@ -201,8 +201,12 @@ class OracleLM(nn.Module):
         return logits + 0.0 * self.dummy
 
 
-def depth2_gpt(vocab_size: int, *, seed: int = 0, sequence_len: int = 64) -> nn.Module:
-    """The reference GPT at depth 2 (layer 0 with a sliding window), weights jittered so decisions vary."""
+def depth2_gpt(
+    vocab_size: int, *, seed: int = 0, sequence_len: int = 64, rope_positions_factor: int | None = None
+) -> nn.Module:
+    """The reference GPT at depth 2 (layer 0 with a sliding window), weights jittered so decisions vary.
+
+    ``rope_positions_factor=1`` gives a RoPE table of only ``sequence_len`` rows (the model's positions)."""
     from trainer.model import GPTConfig, build_model
 
     config = GPTConfig(
@@ -215,6 +219,7 @@ def depth2_gpt(vocab_size: int, *, seed: int = 0, sequence_len: int = 64) -> nn.
         head_dim=32,
         window_sizes=(sequence_len // 2, sequence_len),
         value_embed_layers=(1,),
+        **({} if rope_positions_factor is None else {"rope_positions_factor": rope_positions_factor}),
     )
     torch.manual_seed(seed)
     model = build_model(config, torch.device("cpu"), torch.float32)

@@ -371,29 +371,10 @@ def test_gpt_path_agrees_with_reference_on_cuda(
     assert agree / total >= 0.95
 
 
-def _short_rope_gpt(vocab_size: int, positions: int) -> nn.Module:
-    from trainer.model import GPTConfig, build_model
-
-    config = GPTConfig(
-        sequence_len=positions,
-        vocab_size=vocab_size,
-        n_layer=2,
-        n_head=2,
-        n_kv_head=2,
-        n_embd=64,
-        head_dim=32,
-        window_sizes=(positions // 2, positions),
-        value_embed_layers=(1,),
-        rope_positions_factor=1,  # a RoPE table of `positions` rows, shorter than the 10-shot prompts
-    )
-    torch.manual_seed(0)
-    return build_model(config, torch.device("cpu"), torch.float32).eval()
-
-
 def test_prompts_longer_than_the_rope_table_are_cropped_to_their_last_tokens(
-    bundle: Bundle, tokenizer: Tokenizer
+    bundle: Bundle, tokenizer: Tokenizer, ref
 ) -> None:
-    model = _short_rope_gpt(tokenizer.vocab_size, 40)
+    model = ref.depth2_gpt(tokenizer.vocab_size, sequence_len=40, rope_positions_factor=1)
     assert model.max_positions == 40
     labels = ["squad", "hellaswag", "winogrande"]
     task = bundle.task("squad")
@@ -422,7 +403,7 @@ def test_a_span_longer_than_the_positions_fails_before_scoring_naming_task_examp
         prepare_examples(spec, long_answer, [0], tokenizer, max_seq_len=16)
 
 
-def test_a_prompt_that_cannot_fit_fails_before_any_task_is_scored(bundle: Bundle, tokenizer: Tokenizer) -> None:
+def test_a_prompt_that_cannot_fit_fails_before_any_task_is_scored(bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
     # 6 positions: copa (first; spans of <= 2 tokens) fits once cropped, squad has spans of 6 tokens and
     # cannot: the run must stop before copa's first forward
     forwards: list[int] = []
@@ -430,7 +411,7 @@ def test_a_prompt_that_cannot_fit_fails_before_any_task_is_scored(bundle: Bundle
     class Counting(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.inner = _short_rope_gpt(tokenizer.vocab_size, 6)
+            self.inner = ref.depth2_gpt(tokenizer.vocab_size, sequence_len=6, rope_positions_factor=1)
 
         @property
         def max_positions(self) -> int:
