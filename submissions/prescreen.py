@@ -63,7 +63,7 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
         if sub.track != track.slug:
             problems.append(f"track: the submission names {sub.track!r}, checked against {track.slug!r}")
         for i, claim in enumerate(sub.claimed_results):
-            if claim.rules_version not in (track.rules_version, "speedrun-v1"):  # a trainer self-reports v1
+            if claim.rules_version not in track.claim_rules_versions:
                 problems.append(
                     f"claimed_results[{i}].rules_version: {claim.rules_version}, the track needs {track.rules_version}"
                 )

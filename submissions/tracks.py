@@ -16,6 +16,7 @@ from pydantic import Field
 
 from submissions.schema import (
     EVAL_PROTOCOL,
+    RULES_VERSION,
     VERIFIER_RULES_VERSION,
     Contract,
     EvalProtocol,
@@ -44,6 +45,15 @@ class TrackRules(Contract):
     ranking: Literal["time", "cost"]
     bundle_sha256: Sha256 | None = Field(default=None, description="pinned eval bundle; None = any")
     max_per_task: int | None = Field(default=None, ge=1, description="CORE subsample; None = all examples")
+
+    @property
+    def claim_rules_versions(self) -> frozenset[str]:
+        """The rules a claimed result may be timed under: the track's; on a track whose time is the
+        verifier's clock (speedrun-v2) also the trainer's own timed region (speedrun-v1), the only
+        one a trainer can measure of itself."""
+        if self.rules_version == VERIFIER_RULES_VERSION:
+            return frozenset({self.rules_version, RULES_VERSION})
+        return frozenset({self.rules_version})
 
     def allows_hardware(self, sku: str, gpus_per_node: int, nodes: int) -> str | None:
         """None when the hardware fits this track, else the reason it does not.

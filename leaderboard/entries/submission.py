@@ -82,12 +82,8 @@ def _prescreen(track: Track, sub: SubmissionModel) -> None:
     why = rules.allows_hardware(cfg.hardware_class, cfg.gpus_per_node, cfg.nodes)
     if why is not None:
         raise Invalid("run_config.hardware_class", why)
-    # a trainer times itself under speedrun-v1; under speedrun-v2 the verifier's clock is what counts
-    claim_versions = (
-        {rules.rules_version, "speedrun-v1"} if rules.rules_version == "speedrun-v2" else {rules.rules_version}
-    )
     for i, result in enumerate(sub.claimed_results):
-        if result.rules_version not in claim_versions:
+        if result.rules_version not in rules.claim_rules_versions:
             raise Invalid(
                 f"claimed_results.{i}.rules_version",
                 f"track {track.slug} uses rules {rules.rules_version}, this run was timed under {result.rules_version}",

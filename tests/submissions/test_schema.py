@@ -283,3 +283,13 @@ def test_json_schema_rejects_unknown_fields() -> None:
     doc = json.loads(schema_documents()["submission.schema.json"])
     assert doc["additionalProperties"] is False
     assert "run_config" in doc["required"]
+
+
+def test_a_claim_may_carry_the_trainers_own_time_only_on_a_verifier_clock_track() -> None:
+    v2 = BUILTIN_TRACKS["gpt2-8xh100"]
+    assert v2.rules_version == "speedrun-v2"
+    assert v2.claim_rules_versions == {"speedrun-v2", "speedrun-v1"}
+    v1 = v2.model_copy(update={"rules_version": "speedrun-v1"})
+    assert v1.claim_rules_versions == {"speedrun-v1"}
+    history = v2.model_copy(update={"rules_version": "nanochat-2026"})
+    assert history.claim_rules_versions == {"nanochat-2026"}
