@@ -185,3 +185,13 @@ def test_health_reports_the_database(api: Api) -> None:
     r = api.get("/api/health")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ok" and r.json()["database"] == "ok"
+
+
+def test_a_hostile_log_name_is_refused_before_it_can_reach_a_download_header(api: Api, users: Users) -> None:
+    # a submitter names its log to inject header parameters or a path
+    data = submission_json(logs=[{"name": "x.log", "content": "hello"}])
+    data["logs"][0]["name"] = 'dir/ev"il; filename=x.exe .log'
+    before = api.get("/api/tracks/cpu-smoke/leaderboard?status=all").json()["total"]
+    r = api.post(SUBMISSIONS, json=data, token=users.alice)
+    assert r.status_code == 422 and "logs.0.name" in r.text, r.text
+    assert api.get("/api/tracks/cpu-smoke/leaderboard?status=all").json()["total"] == before
