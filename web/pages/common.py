@@ -17,11 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
+from leaderboard.deps import app_settings, artifact_store
 from leaderboard.errors import DomainError, Invalid
-from leaderboard.settings import Settings
 from leaderboard.twins import PAGE_TTL_S, background
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal
@@ -66,14 +65,9 @@ class Viewer:
         return None if self.principal is None else self.principal.user
 
 
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def store_of(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
-    return store
+# the pages read what the app's lifespan built the same way the API's dependencies do
+settings_of = app_settings
+store_of = artifact_store
 
 
 def secret_of(request: Request) -> str:
@@ -82,7 +76,6 @@ def secret_of(request: Request) -> str:
 
 
 def viewer_of(request: Request, session: Session) -> Viewer:
-
     # the cookie holds a random session id (signed); the server-side session says who it is, and
     # ends on sign-out, token revocation or a disabled user: a replayed cookie signs in no one
     return Viewer(session_principal(session, session_id_of(request)))
