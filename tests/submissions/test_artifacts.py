@@ -168,13 +168,20 @@ def test_every_track_has_a_run_time_cap() -> None:
 
 @pytest.mark.slow
 def test_a_fork_venv_sees_the_outer_venvs_packages_not_only_the_base_interpreters(tmp_path: Path) -> None:
-    """The worker itself in a venv (as CI runs it): the fork's venv must see that venv's packages,
-    which `--system-site-packages` would not give (it links the base interpreter's)."""
+    """The worker itself runs in a venv (as CI and the worker image run it): the fork's venv must see that
+    venv's packages, which `--system-site-packages` would not give (it links the base interpreter's).
+
+    The outer venv is built here without the base interpreter's packages: it holds a module of its own
+    and, through a .pth as an install would, the packages this test runs with (torch, trainer). Nothing
+    depends on what the base interpreter has: on CI it has none of them (.ci/run checks)."""
     import subprocess
     import sys
+    import sysconfig
+
+    import torch
 
     outer = tmp_path / "outer"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(outer)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(outer)], check=True)
     outer_python = outer / "bin" / "python"
     purelib = subprocess.run(
         [outer_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -183,6 +190,10 @@ def test_a_fork_venv_sees_the_outer_venvs_packages_not_only_the_base_interpreter
         text=True,
     ).stdout.strip()
     Path(purelib, "only_in_the_outer_venv.py").write_text("WHERE = 'outer venv'\n")
+    ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    Path(purelib, "the_packages_of_this_test.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in ours)
+    )
     fork_venv = tmp_path / "fork-venv"
     subprocess.run(
         [
@@ -191,11 +202,14 @@ def test_a_fork_venv_sees_the_outer_venvs_packages_not_only_the_base_interpreter
             f"from submissions.forks import make_venv; make_venv(__import__('pathlib').Path({str(fork_venv)!r}))",
         ],
         check=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
-    probe = "import only_in_the_outer_venv as m, torch, trainer.config; print(m.WHERE)"
-    out = subprocess.run([fork_venv / "bin" / "python", "-c", probe], capture_output=True, text=True)
+    probe = "import only_in_the_outer_venv as m, torch, trainer.config; print(m.WHERE); print(torch.__file__)"
+    out = subprocess.run([fork_venv / "bin" / "python", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "outer venv"
+    where, torch_file = out.stdout.splitlines()[-2:]
+    assert where == "outer venv"
+    assert Path(torch_file).resolve() == Path(torch.__file__).resolve()
 
 
 def test_gpu_track_training_reads_the_downloaded_data_without_the_validation_shard() -> None:
