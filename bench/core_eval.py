@@ -60,14 +60,14 @@ def main() -> int:
 
     import torch
 
-    from submissions.tracks import BF16_PEAK_FLOPS
+    from contract.core_v1 import CORE_V1_EXAMPLES, CORE_V1_LABELS
+    from contract.hardware import PEAKS
     from trainer.config import cpu_smoke, gpt2_speedrun
     from trainer.data.synth import SyntheticWorld
     from trainer.data.tokenizer import train_tokenizer
     from trainer.evaluation.bundle import load_bundle, write_synthetic_bundle
     from trainer.evaluation.core import _rows, _units, evaluate_tasks, forward_options, pack_batches
     from trainer.evaluation.prompts import prepare_examples, task_items
-    from trainer.evaluation.protocol import CORE_V1_EXAMPLES, CORE_V1_LABELS
     from trainer.model import GPT, GPTConfig
     from trainer.plan import dims_for
 
@@ -145,7 +145,7 @@ def main() -> int:
     flops_token_d24 = _forward_flops_per_token(d24, mean_context)
     flops_example_d24 = flops_token_d24 * padded / examples
     full_examples = sum(CORE_V1_EXAMPLES.values())
-    projected_s = full_examples * flops_example_d24 / (BF16_PEAK_FLOPS["h100-sxm"] * args.mfu)
+    projected_s = full_examples * flops_example_d24 / (PEAKS["h100-sxm"].flops * args.mfu)
 
     result = {
         "bench": "core_eval",
@@ -174,7 +174,7 @@ def main() -> int:
             "forward_flops_per_example": flops_example_d24,
             "examples": full_examples,
             "assumed_mfu": args.mfu,
-            "bf16_peak_flops": BF16_PEAK_FLOPS["h100-sxm"],
+            "bf16_peak_flops": PEAKS["h100-sxm"].flops,
             "seconds": round(projected_s, 1),
             "note": "synthetic prompts are shorter than the public bundle's; scale by the real tokens/example",
         },

@@ -58,9 +58,9 @@ def main() -> int:
     p.add_argument("--max-per-task", type=int, default=None, help="CORE subsample (default: all, as the track)")
     args = p.parse_args()
 
-    from submissions.schema import RunResult
+    from contract.schema import RunResult
+    from contract.tracks import BUILTIN_TRACKS
     from submissions.stats import mean, one_sided_t_test, sample_std
-    from submissions.tracks import BUILTIN_TRACKS
 
     threshold = BUILTIN_TRACKS["cpu-smoke"].threshold
     untrained: dict[str, float] = {}

@@ -73,8 +73,8 @@ def _old_verify():  # type: ignore[no-untyped-def]
 
 
 def verification(steps: int, work: Path) -> dict[str, float | str | None]:
-    from submissions.schema import RunConfig
-    from submissions.tracks import BUILTIN_TRACKS
+    from contract.schema import RunConfig
+    from contract.tracks import BUILTIN_TRACKS
     from submissions.verify import verify
 
     config = RunConfig.model_validate(

@@ -97,7 +97,7 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
 
     rng = random.Random(0)
     db = open_database(Settings(home=home, database_url=database_url, secret_key="bench"))
-    from trainer.evaluation.protocol import CORE_V1_LABELS
+    from contract.core_v1 import CORE_V1_LABELS
 
     tasks = list(CORE_V1_LABELS)  # the protocol's names: the entry page lists only those
     with session_scope(db.sessionmaker) as session:

@@ -3,7 +3,7 @@
 For each precision (bf16, fp8): build the model, torch.compile it, run untimed warm-up steps, then
 50 timed optimizer steps (CUDA-synchronized), on one GPU with random token batches (the loader is
 benchmarked separately in bench/loader.py). MFU is against the GPU's bf16 dense peak
-(`submissions.tracks.BF16_PEAK_FLOPS`) with FLOPs per token from `plan.resolve` (fp8 layers counted).
+(`contract.hardware.PEAKS`) with FLOPs per token from `plan.resolve` (fp8 layers counted).
 The reference in the same run is bf16; `ratio` = fp8 / bf16 tokens/s. The public record runs at
 about 59% bf16-equivalent MFU on 8xH100.
 
@@ -24,7 +24,7 @@ from typing import Any
 def measure(depth: int, dbs: int, fp8: bool, steps: int, warmup: int, compiled: bool) -> dict[str, Any]:
     import torch
 
-    from submissions.tracks import BF16_PEAK_FLOPS, sku_from_device_name
+    from contract.hardware import peak_flops, sku_from_device_name
     from trainer.attention import select_backend
     from trainer.config import build_config
     from trainer.model import GPTConfig, build_model
@@ -69,7 +69,7 @@ def measure(depth: int, dbs: int, fp8: bool, steps: int, warmup: int, compiled: 
     torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
     name = torch.cuda.get_device_name(dev)
-    peak = BF16_PEAK_FLOPS.get(sku_from_device_name(name))
+    peak = peak_flops(sku_from_device_name(name))
     tps = plan.total_batch_size * steps / seconds
     return {
         "device": name,

@@ -36,6 +36,7 @@ RUN pip install --prefix=/install --no-deps --index-url "${TORCH_INDEX_URL}" "to
 WORKDIR /src
 COPY requirements ./requirements
 COPY pyproject.toml README.md ./
+COPY contract ./contract
 COPY speedrun ./speedrun
 COPY trainer ./trainer
 COPY submissions ./submissions

@@ -100,6 +100,7 @@ RUN groupadd --gid 10001 speedrun \
 
 WORKDIR /opt/speedrun
 COPY pyproject.toml README.md ./
+COPY contract ./contract
 COPY speedrun ./speedrun
 COPY trainer ./trainer
 COPY submissions ./submissions

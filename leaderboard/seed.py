@@ -12,13 +12,15 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from contract.core_v1 import GPT2_XL_CORE
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind
 from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate, mean_std, one_sided_p_value
 from leaderboard.entries.service import recompute_ranks
+from leaderboard.prices import PRICE_TABLE_VERSION, REFERENCE_PRICES
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.defaults import SITE_DEFAULTS
 from leaderboard.tracks.models import Price, Track
-from submissions.tracks import BUILTIN_TRACKS, GPT2_CORE, PRICE_TABLE_VERSION, REFERENCE_PRICES
 
 HISTORY_TRACK = "gpt2-8xh100"
 COST_TRACK = "gpt2-cost"  # the same public history, ranked by dollars: the $43K -> $39.60 story
@@ -47,7 +49,7 @@ class HistoryRow:
 # RULES.md, "Public history to import" (nanochat leaderboard, all on 8xH100 except row 0).
 NANOCHAT_HISTORY: tuple[HistoryRow, ...] = (
     HistoryRow(
-        "GPT-2 1.5B (original OpenAI run)", 168.0, None, GPT2_CORE, (), None, date(2019, 2, 14), None,
+        "GPT-2 1.5B (original OpenAI run)", 168.0, None, GPT2_XL_CORE, (), None, date(2019, 2, 14), None,
         ("OpenAI",), "tpu-v3", 32, None, 8.0, "32 TPU v3 x 168 h x $8/h = $43,008 (reported: a week on 32 TPU v3 at ~$8 per TPU-hour)",
     ),
     HistoryRow(
@@ -121,7 +123,7 @@ def seed_history(session: Session, track_slug: str = HISTORY_TRACK) -> int:
         else:
             cost, per_gpu_hour = None, None
         std = mean_std(row.core_runs)[1] if len(row.core_runs) >= 2 else None
-        p_value = one_sided_p_value(row.core_runs, GPT2_CORE) if len(row.core_runs) >= 2 else None
+        p_value = one_sided_p_value(row.core_runs, GPT2_XL_CORE) if len(row.core_runs) >= 2 else None
         entry = Entry(
             track_id=track.id,
             status=EntryStatus.reported,

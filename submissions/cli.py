@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from submissions.schema import RunConfig, RunResult, Submission
-    from submissions.tracks import TrackRules
+    from contract.schema import RunConfig, RunResult, Submission
+    from contract.tracks import TrackRules
 
 TOKEN_ENV = "SPEEDRUN_TOKEN"
 TOKEN_FILE_ENV = "SPEEDRUN_TOKEN_FILE"
@@ -48,8 +48,8 @@ def _load_submission(args: argparse.Namespace) -> Submission:
     """The submission of the command line (ValueError naming the problem)."""
     from pydantic import ValidationError
 
+    from contract.schema import Submission
     from submissions.client import submission_from_run_dir, validation_messages
-    from submissions.schema import Submission
 
     if args.from_run:
         missing = [name for name in ("track", "title") if not getattr(args, name)]
@@ -81,8 +81,8 @@ def _load_submission(args: argparse.Namespace) -> Submission:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from contract.tracks import BUILTIN_TRACKS
     from submissions.client import Client, ClientError
-    from submissions.tracks import BUILTIN_TRACKS
     from submissions.verify import prescreen
 
     try:
@@ -126,8 +126,9 @@ def _load_verify_input(path: Path) -> tuple[RunConfig, list[RunResult], str | No
     Returns (config, claimed results, track slug named by the input or None)."""
     from pydantic import ValidationError
 
+    from contract import RESULT_FILE
+    from contract.schema import RunConfig, RunResult, Submission
     from submissions.client import read_run_result, run_config_from_result, validation_messages
-    from submissions.schema import RESULT_FILE, RunConfig, RunResult, Submission
 
     if path.is_dir():
         result = read_run_result(path)
@@ -160,7 +161,7 @@ def _load_verify_input(path: Path) -> tuple[RunConfig, list[RunResult], str | No
 def _resolve_track(args: argparse.Namespace, named: str | None, config: RunConfig) -> TrackRules:
     from pydantic import ValidationError
 
-    from submissions.tracks import BUILTIN_TRACKS, TrackRules
+    from contract.tracks import BUILTIN_TRACKS, TrackRules
 
     if args.track_file:
         try:
@@ -188,7 +189,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _err("--out DIR is required")
     from tqdm import tqdm
 
-    from submissions.protocol import JobProgress
+    from contract.protocol import JobProgress
     from submissions.verify import verify
 
     try:

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from submissions import protocol
-from submissions.protocol import (
+from contract import LOG_FILE, METRICS_FILE, RESULT_FILE
+from contract.protocol import (
     ArtifactKind,
     ArtifactRef,
     Heartbeat,
@@ -32,17 +32,8 @@ from submissions.protocol import (
     LeaseRequest,
     SubmissionAccepted,
 )
-from submissions.schema import (
-    LOG_FILE,
-    MAX_LOG_FILE_BYTES,
-    METRICS_FILE,
-    RESULT_FILE,
-    LogFile,
-    RunConfig,
-    RunResult,
-    Submission,
-    TrainerSource,
-)
+from contract.schema import MAX_LOG_FILE_BYTES, LogFile, RunConfig, RunResult, Submission, TrainerSource
+from submissions import protocol
 
 USER_AGENT = "speedrun-client"
 M = TypeVar("M", bound=BaseModel)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import contract
 from submissions.sandbox import clean_env
 
 MAX_FORK_BYTES = 1024 * 1024 * 1024
@@ -263,9 +264,7 @@ def reference_repo() -> Path | None:
     env = os.environ.get(REFERENCE_REPO_ENV)
     if env:
         return Path(env) if (Path(env) / ".git").exists() else None
-    import speedrun
-
-    root = Path(speedrun.__file__).resolve().parent.parent
+    root = Path(contract.__file__).resolve().parent.parent
     return root if (root / ".git").exists() else None
 
 

@@ -7,9 +7,10 @@ when the operator gives none: never "none", derived from the track's record and 
 
 from __future__ import annotations
 
-from submissions.schema import RunConfig, Submission
+from contract.hardware import peak_flops
+from contract.schema import RunConfig, Submission
+from contract.tracks import TrackRules
 from submissions.stats import same_overrides
-from submissions.tracks import BF16_PEAK_FLOPS, TrackRules
 
 # A reference config whose plan needs more than this many hours at 100% MFU is refused by the
 # pre-screen (the public record takes 1.65 h on 8xH100; this bounds a verification's GPU bill).
@@ -47,7 +48,7 @@ def default_run_timeout_s(track: TrackRules, config: RunConfig) -> float:
     """The time cap of one training run of ``config`` on ``track`` when none is given."""
     record = RECORD_SECONDS.get(track.slug, FALLBACK_RECORD_SECONDS)
     cap = RECORD_FACTOR * record
-    peak = BF16_PEAK_FLOPS.get(config.hardware_class)
+    peak = peak_flops(config.hardware_class)
     flops = _plan_flops(config) if peak is not None else None
     if flops is not None and peak is not None:
         cap = max(cap, flops / (config.world_size * peak * MIN_MFU))
@@ -106,7 +107,7 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
 
 def _compute_problems(config: RunConfig) -> list[str]:
     """A reference config whose plan needs more than MAX_HOURS_AT_PEAK even at 100% MFU."""
-    peak = BF16_PEAK_FLOPS.get(config.hardware_class)
+    peak = peak_flops(config.hardware_class)
     if peak is None:  # CPU or an SKU without a known peak: the time cap of each run bounds it
         return []
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from submissions.schema import VerificationReport
+from contract.schema import VerificationReport
 
 REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.txt"

@@ -21,21 +21,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from contract import LOG_FILE, METRICS_FILE, MODEL_FILE, RESULT_FILE
+from contract.protocol import JobProgress
+from contract.schema import CLOCK_TOLERANCE_REL, CLOCK_TOLERANCE_S, HardwareFingerprint, RunConfig, RunResult
 from submissions import artifacts
 from submissions.measure import MetricsTail, StepOutcome, supervise
-from submissions.protocol import JobProgress
 from submissions.sandbox import Limits, Step, launch
-from submissions.schema import (
-    CLOCK_TOLERANCE_REL,
-    CLOCK_TOLERANCE_S,
-    LOG_FILE,
-    METRICS_FILE,
-    RESULT_FILE,
-    HardwareFingerprint,
-    RunConfig,
-    RunResult,
-)
-from submissions.score import MODEL_FILE, SCORE_FILE, Score, ScoreRequest
+from submissions.score import SCORE_FILE, Score, ScoreRequest
 
 PROCESS_LOG_FILE = "process.log"
 LOG_TAIL_CHARS = 16_000

@@ -20,6 +20,8 @@ create namespaces, ``sandbox_problem`` says why, and callers decide: a worker re
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import importlib.util
 import ctypes
 import functools
 import os
@@ -104,16 +106,24 @@ def _resolved(p: Path | str) -> Path:
     return Path(os.path.realpath(p))
 
 
+def project_packages() -> list[str]:
+    """The top-level packages of the installed ``speedrun`` distribution (its ``top_level.txt``): the
+    one list, written by the build from pyproject.toml, so a new package is bound without an edit here."""
+    try:
+        text = importlib.metadata.distribution("speedrun").read_text("top_level.txt")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise RuntimeError("the speedrun distribution is not installed: `pip install -e .` first") from exc
+    return sorted(set((text or "").split()))
+
+
 def interpreter_paths() -> list[Path]:
     """The running interpreter's prefixes and the installed project's package directories."""
     paths = {_resolved(sys.base_prefix), _resolved(sys.prefix), _resolved(sys.executable).parent}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         with contextlib.suppress(KeyError):
             paths.add(_resolved(sysconfig.get_paths()[key]))
-    import importlib.util
-
     here = Path(__file__).resolve().parent.parent  # the project's packages sit side by side
-    for name in ("speedrun", "trainer", "submissions", "leaderboard", "web"):
+    for name in project_packages():
         if (here / name / "__init__.py").is_file():
             paths.add(here / name)
             continue

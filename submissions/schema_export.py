@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from submissions.protocol import JobLease, SubmissionAccepted
-from submissions.schema import SCHEMA_VERSION, RunConfig, RunResult, Submission, VerificationReport
-from submissions.tracks import TrackRules
+from contract.protocol import JobLease, SubmissionAccepted
+from contract.schema import SCHEMA_VERSION, RunConfig, RunResult, Submission, VerificationReport
+from contract.tracks import TrackRules
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json_schema"
 MODELS: dict[str, type[BaseModel]] = {

@@ -20,12 +20,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from pydantic import Field
 
-from submissions.schema import Contract, CoreResult
+from contract import MODEL_FILE
+from contract.schema import Contract, CoreResult
+from trainer.config import build_config
+from trainer.data.loader import val_batches
+from trainer.data.tokenizer import Tokenizer
+from trainer.evaluation.bpb import evaluate_bpb
+from trainer.evaluation.bundle import load_bundle
+from trainer.evaluation.core import evaluate_core
+from trainer.model import GPTConfig, build_model
+from trainer.train import compute_dtype_for
 
 SCORE_FILE = "score.json"
-MODEL_FILE = "model.pt"
 ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -49,14 +59,8 @@ class Score(Contract):
     seconds: float = Field(ge=0)
 
 
-def _trainer(name: str) -> Any:
-    return importlib.import_module(f"trainer.{name}")
-
-
 def _bpb_adapter(model: Any) -> Any:
     """Gives an entry-point model (token ids -> logits) the loss interface of evaluate_bpb."""
-    import torch
-    import torch.nn.functional as F
 
     class Adapter(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -73,16 +77,11 @@ def _bpb_adapter(model: Any) -> Any:
 
 def load_model(req: ScoreRequest, config: Any, device: Any) -> tuple[Any, int | None, bool]:
     """(model, max_seq_len, speaks the reference GPT's loss interface)."""
-    import torch
-
-    model_mod = _trainer("model")  # imported by name: mypy would check the trainer under strict rules
-    compute_dtype_for = _trainer("train").compute_dtype_for
-
     if req.entry_point is None:
-        model = model_mod.build_model(model_mod.GPTConfig.from_train_config(config), device, compute_dtype_for(device))
+        model = build_model(GPTConfig.from_train_config(config), device, compute_dtype_for(device))
         state = torch.load(Path(req.model_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-        return model, int(model.rope_cos.size(1)), True
+        return model, model.max_positions, True
     module_name, _, func_name = req.entry_point.partition(":")
     if req.fork_src:
         sys.path.append(req.fork_src)  # after the verifier's own packages: never shadows them
@@ -94,22 +93,15 @@ def load_model(req: ScoreRequest, config: Any, device: Any) -> tuple[Any, int | 
 
 
 def score(req: ScoreRequest) -> Score:
-    import torch
-
-    build_config = _trainer("config").build_config
-    tokenizer_cls = _trainer("data.tokenizer").Tokenizer
-    evaluate_bpb = _trainer("evaluation.bpb").evaluate_bpb
-    load_bundle = _trainer("evaluation.bundle").load_bundle
-    evaluate_core = _trainer("evaluation.core").evaluate_core
 
     t0 = time.perf_counter()
     config = build_config(req.recipe, {**req.overrides, "seed": req.seed})
     device = torch.device(req.device)
-    tokenizer = tokenizer_cls.load(req.tokenizer_dir)
+    tokenizer = Tokenizer.load(req.tokenizer_dir)
     model, max_seq_len, gpt_loss = load_model(req, config, device)
     val_bpb = None
     if req.data_dir is not None:
-        batches = _trainer("data.loader").val_batches(
+        batches = val_batches(
             req.data_dir,
             tokenizer,
             batch_size=config.data.device_batch_size,

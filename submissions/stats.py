@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from submissions.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
-from submissions.tracks import TrackRules
+from contract.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
+from contract.tracks import TrackRules
 
 # A claim is "far off" (flagged) when it is better than the verified mean by more than this.
 HOURS_TOLERANCE_RATIO = 1.10  # claimed hours x 1.10 < verified hours

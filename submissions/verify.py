@@ -30,6 +30,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from contract import __version__
+from contract.schema import (
+    RANKED_RULES_VERSION,
+    ForkDiff,
+    ForkDiffFile,
+    HardwareFingerprint,
+    RunConfig,
+    RunResult,
+    TrainerSource,
+    Verdict,
+    VerificationReport,
+    VerifierIdentity,
+)
+from contract.tracks import TrackRules
 from submissions import forks, sandbox
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
@@ -46,20 +60,7 @@ from submissions.runner import (
     train_run,
     verified_result,
 )
-from submissions.schema import (
-    VERIFIER_RULES_VERSION,
-    ForkDiff,
-    ForkDiffFile,
-    HardwareFingerprint,
-    RunConfig,
-    RunResult,
-    TrainerSource,
-    Verdict,
-    VerificationReport,
-    VerifierIdentity,
-)
 from submissions.stats import decide
-from submissions.tracks import TrackRules
 
 __all__ = [
     "FORK_DIFF_FILE",
@@ -107,8 +108,6 @@ def _installed_commit() -> str | None:
 
 def reference_matches(version: str) -> bool:
     """Whether ``reference@version`` is the trainer installed here (release version or commit)."""
-    from speedrun import __version__
-
     if version == __version__:
         return True
     commit = _installed_commit()
@@ -129,8 +128,6 @@ def prepare_trainer(
     if source.kind == "reference":
         assert source.version is not None
         if not reference_matches(source.version):
-            from speedrun import __version__
-
             raise TrainerUnavailable(
                 f"trainer: reference@{source.version} is not installed here (installed {__version__}, "
                 f"commit {_installed_commit() or 'unknown'}); submit it as a git trainer at that commit"
@@ -355,8 +352,6 @@ def verify(
     state: dict[str, ForkDiff | None] = {"fork_diff": None}
 
     def report(verdict: Verdict, reasons: list[str], results: list[RunResult], **kw: object) -> VerificationReport:
-        from speedrun import __version__
-
         rep = VerificationReport.model_validate(
             {
                 "track": track.slug,
@@ -408,7 +403,7 @@ def verify(
         fingerprint=fingerprint,
         limits=sandbox.Limits(wall_s=timeout, memory_bytes=memory),
         eval_limits=sandbox.Limits(wall_s=eval_timeout_s or EVAL_TIMEOUT_S, memory_bytes=memory, file_bytes=256 << 20),
-        v2=track.rules_version == VERIFIER_RULES_VERSION,
+        v2=track.rules_version == RANKED_RULES_VERSION,
         hidden=hidden_paths,
         gpu=gpu,
         progress=progress,

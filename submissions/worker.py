@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from submissions import artifacts
-from submissions.client import Client, ClientError
-from submissions.protocol import (
+from contract import LOG_FILE, METRICS_FILE, RESULT_FILE
+from contract.protocol import (
     MAX_ARTIFACT_BYTES,
     ArtifactKind,
     ArtifactRef,
@@ -35,7 +34,9 @@ from submissions.protocol import (
     JobState,
     LeaseRequest,
 )
-from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, HardwareFingerprint
+from contract.schema import HardwareFingerprint
+from submissions import artifacts
+from submissions.client import Client, ClientError
 from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
 LOCK_FILE = "worker.lock"

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from submissions.schema import RULES_VERSION, RulesVersion
+from contract.schema import SELF_TIMED_RULES_VERSION, RulesVersion
 
 
 class Clock:
-    def __init__(self, synchronize: Callable[[], None] | None = None, rules_version: RulesVersion = RULES_VERSION):
+    def __init__(
+        self, synchronize: Callable[[], None] | None = None, rules_version: RulesVersion = SELF_TIMED_RULES_VERSION
+    ):
         if rules_version != "speedrun-v1":
             raise ValueError(f"rules_version: this trainer times under speedrun-v1 only, got {rules_version!r}")
         self.rules_version: RulesVersion = rules_version

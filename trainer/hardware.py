@@ -9,8 +9,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
-from submissions.schema import HardwareFingerprint
-from submissions.tracks import BF16_PEAK_FLOPS, sku_from_device_name
+from contract.hardware import peak_flops as sku_peak_flops
+from contract.hardware import sku_from_device_name
+from contract.schema import HardwareFingerprint
 from trainer.attention import BackendChoice
 
 SOFTWARE_PACKAGES = (
@@ -87,7 +88,7 @@ def fingerprint(device: torch.device, *, devices_per_node: int = 1, nodes: int =
 
 def peak_flops(fp: HardwareFingerprint) -> float | None:
     """bf16 dense peak FLOP/s of one device, or None (CPU, unknown GPU): then MFU is reported as null."""
-    return BF16_PEAK_FLOPS.get(fp.sku)
+    return sku_peak_flops(fp.sku)
 
 
 def software_versions() -> dict[str, str]:

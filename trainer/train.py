@@ -24,8 +24,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-import speedrun
-from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, CoreResult, Digests, RunResult
+from contract import LOG_FILE, METRICS_FILE, MODEL_FILE, RESULT_FILE, __version__
+from contract.schema import CoreResult, Digests, RunResult
 from trainer.attention import BackendChoice, select_backend
 from trainer.checkpoint import latest_step, load_checkpoint, mark_latest, rng_state, save_checkpoint, save_model
 from trainer.clock import Clock, WallClock
@@ -35,9 +35,6 @@ from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
 from trainer.plan import Plan, resolve
 from trainer.sinks import JsonlSink, LogFileSink, Sink, Sinks, StdoutSink, wandb_sink
-
-MODEL_FILE = "model.pt"
-
 
 # --- setup helpers ---------------------------------------------------------------------------------
 
@@ -338,7 +335,7 @@ def _train(
         started_at = datetime.fromisoformat(ckpt["extra"]["started_at"])
         start_step = resumed = found
     sinks = _make_sinks(config, out_dir, extra_sink, resumed, env.is_main)
-    sinks.text(f"speedrun {speedrun.__version__}: recipe {config.recipe}, seed {config.seed}, device {device}")
+    sinks.text(f"speedrun {__version__}: recipe {config.recipe}, seed {config.seed}, device {device}")
     sinks.text(f"attention {attention.name} {attention.version} ({attention.reason}), dtype {dtype}")
     sinks.text(f"compile {config.runtime.compile}")
     if resumed is not None:
@@ -492,7 +489,7 @@ def _run_result(
         recipe=config.recipe,
         overrides=overrides_of(config),
         seed=config.seed,
-        trainer_version=speedrun.__version__,
+        trainer_version=__version__,
         trainer_commit=trainer_commit(),
         config=config.to_dict(),
         plan=plan.to_dict(),

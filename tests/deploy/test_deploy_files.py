@@ -32,6 +32,8 @@ from dockerfile_parser import (
     substitute,
 )
 
+from submissions.sandbox import project_packages
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 SERVICE = DOCKER / "service.Dockerfile"
@@ -39,7 +41,7 @@ TRAINER = DOCKER / "trainer.Dockerfile"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
-SOURCE_DIRS = ("speedrun", "trainer", "submissions", "leaderboard", "web")
+SOURCE_DIRS = tuple(project_packages())
 
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^}]*)?\}")

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from jinja2 import Template
 from torch import nn
 
+from contract.core_v1 import TaskSpec, TaskType
 from trainer.data.synth import SyntheticWorld
 from trainer.data.tokenizer import Tokenizer, train_tokenizer
 from trainer.evaluation.bundle import Bundle, load_bundle, write_synthetic_bundle
-from trainer.evaluation.protocol import TaskSpec, TaskType
 
 # -- the harness's templates (Jinja, as the reference renders them) -----------------------------
 

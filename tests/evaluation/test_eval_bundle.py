@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contract.core_v1 import CORE_V1_LABELS, CORE_V1_TASKS
 from trainer.evaluation.bundle import (
     COMPLETE_MARKER,
     BundleError,
@@ -25,7 +26,6 @@ from trainer.evaluation.bundle import (
     load_bundle,
     write_synthetic_bundle,
 )
-from trainer.evaluation.protocol import CORE_V1_LABELS, CORE_V1_TASKS
 
 
 def zip_bundle(src: Path, dest: Path, *, prefix: str = "eval_bundle/", extra: dict[str, bytes] | None = None) -> Path:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from contract.core_v1 import CORE_V1_LABELS
 from speedrun.cli import main
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bundle import COMPLETE_MARKER, load_bundle
-from trainer.evaluation.protocol import CORE_V1_LABELS
 
 
 def test_eval_group_lists_its_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,9 +122,9 @@ def test_core_command_scores_a_checkpoint_as_json(checkpoint_dir: Path, synth_bu
 
 
 def test_core_table_lists_every_task_and_the_aggregate() -> None:
+    from contract.core_v1 import TASKS_BY_LABEL, centered_accuracy
     from trainer.evaluation.cli import format_table
     from trainer.evaluation.core import TaskOutcome, core_result
-    from trainer.evaluation.protocol import TASKS_BY_LABEL, centered_accuracy
 
     outcomes = [
         TaskOutcome(

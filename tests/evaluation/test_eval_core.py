@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from submissions.schema import CoreResult
+from contract.core_v1 import CORE_V1_LABELS, TaskType
+from contract.schema import CoreResult
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bundle import Bundle, LMItem
 from trainer.evaluation.core import evaluate_core, evaluate_tasks, pack_batches
 from trainer.evaluation.prompts import prepare_examples, task_items
-from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType
 
 # one task of each type and shot regime: MC 0/3/10-shot, schema, LM 0/10-shot (with "\nAnswer: ")
 MIXED_LABELS = ["copa", "agi_eval_lsat_ar", "arc_easy", "winogrande", "lambada_openai", "jeopardy", "squad"]

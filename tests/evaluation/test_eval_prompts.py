@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from contract.core_v1 import TASKS_BY_LABEL, TaskSpec, TaskType
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bundle import Bundle, LMItem, MCItem, SchemaItem
 from trainer.evaluation.prompts import (
@@ -21,7 +22,6 @@ from trainer.evaluation.prompts import (
     render_schema,
     task_items,
 )
-from trainer.evaluation.protocol import TASKS_BY_LABEL, TaskSpec, TaskType
 
 ANSWER = "\nAnswer: "
 

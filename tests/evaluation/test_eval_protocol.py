@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.evaluation.protocol import (
+from contract.core_v1 import (
     CORE_V1_EXAMPLES,
     CORE_V1_LABELS,
     CORE_V1_TASKS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from submissions.schema import CoreResult, CoreTaskResult, Digests, HardwareFingerprint, RunConfig, RunResult
+from contract.schema import CoreResult, CoreTaskResult, Digests, HardwareFingerprint, RunConfig, RunResult
 
 BUNDLE = "b" * 64
 CPU = HardwareFingerprint(sku="cpu", device_type="cpu", device_name="Test CPU", device_count=1, torch_version="2.13.0")
@@ -83,7 +83,7 @@ def gpu_config(**changes: Any) -> RunConfig:
 
 def cpu_submission(run_config: RunConfig, *, key: str = "test-key-0001", **changes: Any) -> Any:
     """A cpu-smoke Submission for ``run_config`` with one claimed CPU result."""
-    from submissions.schema import Submission
+    from contract.schema import Submission
 
     claim = run_result(
         seed=run_config.seed,

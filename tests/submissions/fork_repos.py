@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from submissions.schema import RunConfig
+from contract.schema import RunConfig
 
 BEHAVIOURS = (
     "crash",

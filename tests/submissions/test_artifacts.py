@@ -120,9 +120,9 @@ def test_children_get_only_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> No
 def test_without_a_sandbox_the_reference_runs_unsealed_and_a_fork_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from contract.schema import RunConfig, Verdict
+    from contract.tracks import BUILTIN_TRACKS
     from submissions import sandbox
-    from submissions.schema import RunConfig, Verdict
-    from submissions.tracks import BUILTIN_TRACKS
     from submissions.verify import verify
     from tests.submissions.fork_repos import fork_config, make_forks
 
@@ -151,9 +151,9 @@ def test_without_a_sandbox_the_reference_runs_unsealed_and_a_fork_is_refused(
 
 
 def test_every_track_has_a_run_time_cap() -> None:
+    from contract.schema import RunConfig
+    from contract.tracks import BUILTIN_TRACKS
     from submissions.prescreen import MAX_RUN_TIMEOUT_S, MIN_RUN_TIMEOUT_S, default_run_timeout_s
-    from submissions.schema import RunConfig
-    from submissions.tracks import BUILTIN_TRACKS
     from tests.submissions.factories import gpu_config
 
     cpu = RunConfig.model_validate(

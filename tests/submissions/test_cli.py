@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.schema import MAX_LOG_FILE_BYTES, RunConfig, Submission, VerificationReport
 from speedrun.cli import main
 from submissions.client import submission_from_run_dir
-from submissions.schema import MAX_LOG_FILE_BYTES, RunConfig, Submission, VerificationReport
 from submissions.schema_export import schema_documents
 from tests.submissions.factories import CPU, run_result
 from tests.submissions.fork_repos import fork_config, make_forks

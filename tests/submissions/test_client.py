@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from contract.protocol import LeaseRequest
+from contract.schema import RunConfig
 from submissions.client import Client, ClientError
-from submissions.protocol import LeaseRequest
-from submissions.schema import RunConfig
 from tests.submissions.conftest import LiveSite
 from tests.submissions.factories import CPU, cpu_submission
 

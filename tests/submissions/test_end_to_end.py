@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contract.schema import Verdict, VerificationReport
+from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client, read_run_result
-from submissions.schema import Verdict, VerificationReport
 from submissions.stats import decide
-from submissions.tracks import BUILTIN_TRACKS
 from submissions.worker import Worker
 from tests.submissions.conftest import LiveSite
 

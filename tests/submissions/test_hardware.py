@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from contract.tracks import BUILTIN_TRACKS
 from submissions.hardware import local_fingerprint
-from submissions.tracks import BUILTIN_TRACKS
 from trainer.hardware import fingerprint
 
 

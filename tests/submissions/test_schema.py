@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from submissions.protocol import JobLease
-from submissions.schema import (
+from contract.protocol import JobLease
+from contract.schema import (
     MAX_CLAIMED_RESULTS,
     MAX_GPUS_PER_NODE,
     MAX_LOG_FILE_BYTES,
@@ -24,9 +24,9 @@ from submissions.schema import (
     VerificationReport,
     VerifierIdentity,
 )
+from contract.tracks import BUILTIN_TRACKS, TrackRules
 from submissions.schema_export import SCHEMA_DIR, schema_documents
 from submissions.stats import summarize
-from submissions.tracks import BUILTIN_TRACKS, TrackRules
 from tests.submissions.factories import CPU, gpu_config, run_result
 
 SHA = "a" * 40

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from contract.schema import Verdict, VerificationReport
+from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client
 from submissions.sandbox import sandbox_problem
-from submissions.schema import Verdict, VerificationReport
-from submissions.tracks import BUILTIN_TRACKS
 from submissions.verify import verify
 from submissions.worker import Worker
 from tests.processes import peak_rss_kib, processes_with

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from submissions.schema import RunResult, Verdict
+from contract.schema import RunResult, Verdict
+from contract.tracks import BUILTIN_TRACKS
 from submissions.stats import claim_deltas, decide, mean, one_sided_t_test, sample_std
-from submissions.tracks import BUILTIN_TRACKS
 from tests.submissions import factories
 from tests.submissions.factories import CPU, H200, core, gpu_config
 

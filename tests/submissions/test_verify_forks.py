@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from submissions.protocol import JobProgress
-from submissions.schema import RunConfig, Verdict, VerificationReport
-from submissions.tracks import BUILTIN_TRACKS
+from contract.protocol import JobProgress
+from contract.schema import RunConfig, Verdict, VerificationReport
+from contract.tracks import BUILTIN_TRACKS
 from submissions.verify import REPORT_FILE, SUMMARY_FILE, verify
 from tests.processes import processes_with
 from tests.submissions.conftest import Hostile

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contract.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
+from contract.schema import RunConfig
+from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client, ClientError
-from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
-from submissions.schema import RunConfig
-from submissions.tracks import BUILTIN_TRACKS
 from submissions.worker import LOCK_FILE, Worker
 from tests.submissions.conftest import LiveSite
 from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result
@@ -78,7 +78,7 @@ def test_worker_refuses_a_lease_for_other_hardware_on_its_own() -> None:
     # A guard for any server that offers a job anyway: the worker checks the config against its node.
     from datetime import UTC, datetime
 
-    from submissions.protocol import JobLease
+    from contract.protocol import JobLease
     from submissions.worker import hardware_mismatch
 
     config = gpu_config()
@@ -175,7 +175,7 @@ def test_stale_lease_cannot_heartbeat_or_complete(
                 job_id, Heartbeat(lease_token=stale.lease_token, progress=JobProgress(run_index=0, runs=2))
             )
         assert exc.value.status == 409
-        from submissions.schema import VerificationReport
+        from contract.schema import VerificationReport
 
         body = JobComplete(lease_token=stale.lease_token, report=VerificationReport.model_validate(report))
         with pytest.raises(ClientError) as exc:

@@ -11,12 +11,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from submissions.schema import RESULT_FILE, RunResult
+from contract import MODEL_FILE, RESULT_FILE
+from contract.schema import RunResult
 from trainer.config import TrainConfig, build_config
 from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
 from trainer.plan import resolve
-from trainer.train import MODEL_FILE, DistEnv, train, train_step
+from trainer.train import DistEnv, train, train_step
 
 STEPS = 3
 SEQ = 32

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import torch
 
-from submissions.schema import LOG_FILE, METRICS_FILE, RESULT_FILE, RunResult
+from contract import LOG_FILE, METRICS_FILE, MODEL_FILE, RESULT_FILE
+from contract.schema import RunResult
 from trainer.config import TrainConfig, build_config
 from trainer.sinks import ListSink, NullSink
-from trainer.train import MODEL_FILE, train
+from trainer.train import train
 
 TIMING_KEYS = {"tokens_per_s", "training_seconds", "eta_seconds", "step_seconds", "mfu"}
 

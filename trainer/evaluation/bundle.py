@@ -7,7 +7,7 @@ A bundle is a directory (or a zip holding one) with the nanochat/DCLM layout::
     eval_data/<category>/<task>.jsonl
 
 `load_bundle` checks ``core.yaml`` and ``eval_meta_data.csv`` against the ``core-v1`` protocol of
-`trainer.evaluation.protocol` (a bundle that disagrees is rejected with the file named), and every
+`contract.core_v1` (a bundle that disagrees is rejected with the file named), and every
 JSONL record against its task type (a malformed record is rejected with file and line).
 
 The bundle digest (`Bundle.sha256`) is canonical and covers exactly what the protocol reads: the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from trainer.evaluation.protocol import CORE_V1_LABELS, CORE_V1_TASKS, TASKS_BY_LABEL, TaskSpec, TaskType
+from contract.core_v1 import CORE_V1_LABELS, CORE_V1_TASKS, TASKS_BY_LABEL, TaskSpec, TaskType
 
 DEFAULT_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 # sha256 of eval_bundle.zip at DEFAULT_URL as recorded by a public download manifest (2026-06-12);

@@ -72,14 +72,14 @@ def _load_run(path: Path, device: Any) -> tuple[Any, Any]:
     """
     import torch
 
-    from submissions.schema import RESULT_FILE
+    from contract import MODEL_FILE, RESULT_FILE
     from trainer.checkpoint import latest_step, load_checkpoint
     from trainer.config import TrainConfig
     from trainer.model import GPTConfig, build_model
 
     if not path.is_dir():
         raise FileNotFoundError(f"--checkpoint: {path} is not a directory")
-    result_path, model_path = path / RESULT_FILE, path / "model.pt"
+    result_path, model_path = path / RESULT_FILE, path / MODEL_FILE
     if result_path.is_file() and model_path.is_file():
         try:
             config_dict = json.loads(result_path.read_text())["config"]
@@ -118,7 +118,7 @@ def _tokenizer_of(config: Any) -> Any:
 
 
 def format_table(outcomes: Any, result: Any) -> str:
-    from trainer.evaluation.protocol import TASKS_BY_LABEL
+    from contract.core_v1 import TASKS_BY_LABEL
 
     lines = [f"{'task':34s} {'type':17s} {'shots':>5s} {'accuracy':>9s} {'centered':>9s} {'n':>6s} {'seconds':>8s}"]
     for o in outcomes:

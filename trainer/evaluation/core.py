@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from submissions.schema import CoreResult, CoreTaskResult
+from contract.core_v1 import CORE_V1_LABELS, TaskType, centered_accuracy
+from contract.schema import CoreResult, CoreTaskResult
 from trainer.evaluation.bundle import Bundle, TaskData
 from trainer.evaluation.prompts import (
     EvalTokenizer,
@@ -41,7 +42,6 @@ from trainer.evaluation.prompts import (
     prepare_examples,
     task_items,
 )
-from trainer.evaluation.protocol import CORE_V1_LABELS, TaskType, centered_accuracy
 
 if TYPE_CHECKING:
     import torch

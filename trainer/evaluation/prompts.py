@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, overload
 
+from contract.core_v1 import TaskSpec, TaskType
 from trainer.evaluation.bundle import Item, LMItem, MCItem, SchemaItem
-from trainer.evaluation.protocol import TaskSpec, TaskType
 
 SHUFFLE_SEED = 1337
 FEWSHOT_SEED_BASE = 1234

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from trainer.evaluation.protocol import CORE_V1_TASKS
+from contract.core_v1 import CORE_V1_TASKS
 
 SYNTHETIC_VERSION = 1
 EXAMPLES_PER_TASK = 40
