@@ -11,6 +11,7 @@ from contract.hardware import peak_flops
 from contract.schema import RunConfig, Submission
 from contract.tracks import TrackRules
 from submissions.stats import same_overrides
+from trainer.plan import config_of, plan_of
 
 # A reference config whose plan needs more than this many hours at 100% MFU is refused by the
 # pre-screen (the public record takes 1.65 h on 8xH100; this bounds a verification's GPU bill).
@@ -35,11 +36,8 @@ SMOKE_CORE_MAX_PER_TASK = 11  # the smallest subsample that keeps the 10-shot ta
 
 def _plan_flops(config: RunConfig) -> float | None:
     try:
-        from trainer.config import build_config
-        from trainer.plan import resolve
-
-        plan = resolve(build_config(config.recipe, {**config.overrides, "seed": config.seed}), config.world_size)
-    except (ImportError, ValueError, TypeError, KeyError):
+        plan = plan_of(config.recipe, config.overrides, config.seed, config.world_size)
+    except (ValueError, TypeError, KeyError):
         return None
     return float(plan.total_flops)
 
@@ -83,20 +81,14 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
         problems.append(f"run_config.hardware_class: {reason}")
     if config.trainer.kind == "reference":
         try:
-            config.validate_overrides()
-        except ImportError as exc:
-            problems.append(f"run_config: the reference trainer cannot be imported here to check overrides ({exc})")
+            config_of(config.recipe, config.overrides, config.seed)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(f"run_config.overrides: {exc}")
         else:
             problems.extend(_compute_problems(config))
     else:  # a fork's checkpoint is scored with the reference config of its recipe and overrides
         try:
-            from trainer.config import build_config
-
-            build_config(config.recipe, {**config.overrides, "seed": config.seed})
-        except ImportError as exc:
-            problems.append(f"run_config: the reference trainer cannot be imported here to check the recipe ({exc})")
+            config_of(config.recipe, config.overrides, config.seed)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(
                 f"run_config: a fork keeps the reference recipes and overrides (the verifier scores its "
@@ -111,11 +103,8 @@ def _compute_problems(config: RunConfig) -> list[str]:
     if peak is None:  # CPU or an SKU without a known peak: the time cap of each run bounds it
         return []
     try:
-        from trainer.config import build_config
-        from trainer.plan import resolve
-
-        plan = resolve(build_config(config.recipe, {**config.overrides, "seed": config.seed}), config.world_size)
-    except (ImportError, ValueError) as exc:
+        plan = plan_of(config.recipe, config.overrides, config.seed, config.world_size)
+    except ValueError as exc:
         return [f"run_config: the plan cannot be resolved ({exc})"]
     hours = plan.total_flops / (config.world_size * peak) / 3600.0
     if hours > MAX_HOURS_AT_PEAK:

@@ -28,6 +28,7 @@ from submissions import artifacts
 from submissions.measure import MetricsTail, StepOutcome, supervise
 from submissions.sandbox import Limits, Step, launch
 from submissions.score import SCORE_FILE, Score, ScoreRequest
+from trainer.plan import config_of, resolve
 
 PROCESS_LOG_FILE = "process.log"
 LOG_TAIL_CHARS = 16_000
@@ -346,12 +347,9 @@ def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score)
 def _trusted_plan(config: RunConfig, seed: int) -> dict[str, object] | None:
     """config, plan, steps, tokens and FLOPs from the verifier's copy of the recipe (reference recipes)."""
     try:
-        from trainer.config import build_config
-        from trainer.plan import resolve
-
-        train_config = build_config(config.recipe, {**config.overrides, "seed": seed})
+        train_config = config_of(config.recipe, config.overrides, seed)
         plan = resolve(train_config, config.world_size)
-    except (ImportError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError):
         return None
     return {
         "config": train_config.to_dict(),

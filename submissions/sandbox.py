@@ -20,10 +20,10 @@ create namespaces, ``sandbox_problem`` says why, and callers decide: a worker re
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import importlib.util
 import ctypes
 import functools
+import importlib.metadata
+import importlib.util
 import os
 import resource
 import shutil

@@ -26,13 +26,13 @@ from pydantic import Field
 
 from contract import MODEL_FILE
 from contract.schema import Contract, CoreResult
-from trainer.config import build_config
 from trainer.data.loader import val_batches
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bpb import evaluate_bpb
 from trainer.evaluation.bundle import load_bundle
 from trainer.evaluation.core import evaluate_core
 from trainer.model import GPTConfig, build_model
+from trainer.plan import config_of
 from trainer.train import compute_dtype_for
 
 SCORE_FILE = "score.json"
@@ -95,7 +95,7 @@ def load_model(req: ScoreRequest, config: Any, device: Any) -> tuple[Any, int | 
 def score(req: ScoreRequest) -> Score:
 
     t0 = time.perf_counter()
-    config = build_config(req.recipe, {**req.overrides, "seed": req.seed})
+    config = config_of(req.recipe, req.overrides, req.seed)
     device = torch.device(req.device)
     tokenizer = Tokenizer.load(req.tokenizer_dir)
     model, max_seq_len, gpt_loss = load_model(req, config, device)

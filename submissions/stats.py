@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from contract.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
 from contract.tracks import TrackRules
+from trainer.config import build_config, overrides_of
 
 # A claim is "far off" (flagged) when it is better than the verified mean by more than this.
 HOURS_TOLERANCE_RATIO = 1.10  # claimed hours x 1.10 < verified hours
@@ -97,11 +98,7 @@ def hardware_problems(run: RunResult, run_config: RunConfig, track: TrackRules) 
 
 def _effective_overrides(recipe: str, overrides: Mapping[str, object]) -> dict[str, object] | None:
     """The overrides under which the reference trainer's config differs from its recipe (None when
-    the reference trainer cannot tell: not installed, unknown recipe or keys, as for a fork)."""
-    try:
-        from trainer.config import build_config, overrides_of
-    except ImportError:
-        return None
+    the reference trainer cannot tell: unknown recipe or keys, as for a fork)."""
     try:
         return dict(overrides_of(build_config(recipe, dict(overrides))))
     except (ValueError, TypeError, KeyError):

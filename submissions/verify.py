@@ -45,6 +45,9 @@ from contract.schema import (
 )
 from contract.tracks import TrackRules
 from submissions import forks, sandbox
+from submissions.artifacts import read_tail
+from submissions.hardware import local_fingerprint
+from submissions.measure import supervise
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
 from submissions.runner import (
@@ -61,6 +64,10 @@ from submissions.runner import (
     verified_result,
 )
 from submissions.stats import decide
+from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
+from trainer.data.prepare import ensure_synthetic_dataset
+from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
+from trainer.plan import config_of
 
 __all__ = [
     "FORK_DIFF_FILE",
@@ -167,12 +174,10 @@ def prepare_trainer(
     log = work_dir / "install.log"
     with log.open("wb") as out:
         proc = sandbox.launch(step, limits, sealed=True, stdout=out.fileno())
-        from submissions.measure import supervise
 
         outcome = supervise(proc, limits, started=time.monotonic(), disk_dirs=step.writable)
     if outcome.stop_reason is not None or outcome.returncode != 0:
         why = outcome.stop_reason or f"exit code {outcome.returncode}"
-        from submissions.artifacts import read_tail
 
         raise TrainerUnavailable(f"pip install (the fork, sealed): {why}", read_tail(work_dir, "install.log", 16_000))
     python = str(venv / "bin" / "python")
@@ -200,12 +205,9 @@ def _memory_cap(gpu: bool) -> int | None:
 
 def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     """The verifier's own tokenizer, validation data and eval bundle for the config (trusted code)."""
-    from trainer.config import build_config
-    from trainer.data.paths import default_cache_dir
-    from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
 
     try:
-        config = build_config(run_config.recipe, {**run_config.overrides, "seed": run_config.seed})
+        config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
     except (ValueError, TypeError, KeyError) as exc:
         raise VerifyError(
             f"run_config.recipe: the verifier scores reference recipes only ({exc}); a fork keeps the recipe "
@@ -213,8 +215,6 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
         ) from exc
     d, e = config.data, config.eval
     if d.source == "synthetic":
-        from trainer.data.prepare import ensure_synthetic_dataset
-
         ds = ensure_synthetic_dataset(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size)
         data_dir, tokenizer_dir = ds.data_dir, ds.tokenizer_dir
     else:
@@ -234,10 +234,8 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
 def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData | None:
     """What training reads of the verifier's downloaded data (None: a synthetic corpus, which the
     run builds itself in its own SPEEDRUN_HOME from the public seed)."""
-    from trainer.config import build_config
-    from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
 
-    config = build_config(run_config.recipe, {**run_config.overrides, "seed": run_config.seed})
+    config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
     if config.data.source == "synthetic":
         return None
     data_dir = default_cache_dir() / "climbmix"
@@ -345,8 +343,6 @@ def verify(
     identity_id = verifier_id or socket.gethostname()[:100] or "verifier"
     sealed = sandbox.sandbox_problem() is None
     if fingerprint is None:
-        from submissions.hardware import local_fingerprint
-
         fingerprint = local_fingerprint()
     gpu = fingerprint.device_type == "cuda"
     state: dict[str, ForkDiff | None] = {"fork_diff": None}

@@ -37,6 +37,8 @@ from contract.protocol import (
 from contract.schema import HardwareFingerprint
 from submissions import artifacts
 from submissions.client import Client, ClientError
+from submissions.hardware import local_fingerprint
+from submissions.sandbox import sandbox_problem
 from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
 LOCK_FILE = "worker.lock"
@@ -155,8 +157,6 @@ class Worker:
     @property
     def fingerprint(self) -> HardwareFingerprint:
         if self._fingerprint is None:
-            from submissions.hardware import local_fingerprint
-
             self._fingerprint = local_fingerprint()
         return self._fingerprint
 
@@ -213,7 +213,6 @@ class Worker:
                 lease.job_id,
                 JobFail(lease_token=lease.lease_token, reason=f"worker refused: {mismatch}", retryable=True),
             )
-        from submissions.sandbox import sandbox_problem
 
         if (problem := sandbox_problem()) is not None:
             _say(f"no sandbox on this node ({problem}): forks are refused, the reference trainer runs UNSEALED")

@@ -11,7 +11,7 @@ import torch
 
 from contract.hardware import peak_flops as sku_peak_flops
 from contract.hardware import sku_from_device_name
-from contract.schema import HardwareFingerprint
+from contract.schema import VAL_BPB_NOTE, HardwareFingerprint
 from trainer.attention import BackendChoice
 
 SOFTWARE_PACKAGES = (
@@ -107,7 +107,6 @@ def software_versions() -> dict[str, str]:
 def run_software(attention: BackendChoice) -> dict[str, str]:
     """`software_versions` plus what the run result must say about how it computed: the attention
     backend (name, version, why it was chosen) and the val_bpb byte convention."""
-    from trainer.evaluation.bpb import VAL_BPB_NOTE
 
     out = software_versions()
     out["attention"] = f"{attention.name} {attention.version}"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, build_config
 
 REFERENCE_DEPTH = 12
 REFERENCE_BATCH_TOKENS = 2**19  # B_REF: the total batch at depth 12
@@ -306,6 +307,17 @@ def resolve(config: TrainConfig, world_size: int = 1) -> Plan:
         weight_decays=wds,
         adam_betas=dict(ADAM_BETAS),
     )
+
+
+def config_of(recipe: str, overrides: Mapping[str, object], seed: int) -> TrainConfig:
+    """THE training config of a run config (recipe + overrides + seed), as the trainer, the verifier
+    and the site all read it; raises ValueError/TypeError/KeyError naming the bad override."""
+    return build_config(recipe, {**overrides, "seed": seed})
+
+
+def plan_of(recipe: str, overrides: Mapping[str, object], seed: int, world_size: int) -> Plan:
+    """THE plan of a run config: every derived number of ``config_of`` on ``world_size`` processes."""
+    return resolve(config_of(recipe, overrides, seed), world_size)
 
 
 def format_plan(plan: Plan) -> str:

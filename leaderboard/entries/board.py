@@ -9,6 +9,7 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
+from contract.schema import VAL_BPB_NOTE
 from leaderboard.artifacts.schemas import ArtifactPublic
 from leaderboard.artifacts.service import artifact_url
 from leaderboard.artifacts.storage import ArtifactStore
@@ -44,7 +45,6 @@ from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import User
 from submissions.protocol import ENTRY_PAGE
 from submissions.schema import MAX_CORE_TASKS
-from trainer.evaluation.bpb import VAL_BPB_NOTE
 from trainer.evaluation.protocol import CORE_V1_LABELS
 
 BADGES = {EntryStatus.awaiting_review: "verified, awaiting code review"}

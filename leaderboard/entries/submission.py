@@ -28,6 +28,7 @@ from leaderboard.users.ratelimit import take
 from leaderboard.users.service import Principal
 from submissions.protocol import SubmissionAccepted
 from submissions.schema import Submission as SubmissionModel
+from trainer.plan import config_of
 
 
 def body_digest(submission: SubmissionModel) -> str:
@@ -93,10 +94,11 @@ def _prescreen(track: Track, sub: SubmissionModel) -> None:
             raise Invalid(f"claimed_results.{i}.hardware", why)
         if rules.bundle_sha256 and result.core is not None and result.core.bundle_sha256 != rules.bundle_sha256:
             raise Invalid(f"claimed_results.{i}.core.bundle_sha256", "not the eval bundle this track pins")
-    try:
-        cfg.validate_overrides()
-    except ValueError as exc:
-        raise Invalid("run_config.overrides", str(exc)) from exc
+    if cfg.trainer.kind == "reference":  # a fork's own config is checked when it runs
+        try:
+            config_of(cfg.recipe, cfg.overrides, cfg.seed)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Invalid("run_config.overrides", str(exc)) from exc
 
 
 def submit(

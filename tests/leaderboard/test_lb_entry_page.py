@@ -15,10 +15,10 @@ from lb_support import Api, Users
 from lb_verify import FORK, complete, entry, gpu_report, submit
 from sqlalchemy.orm import Session
 
+from contract.schema import VAL_BPB_NOTE
 from leaderboard.entries.models import Run, RunKind
 from submissions import protocol
 from submissions.schema import CLOCK_TOLERANCE_S, ForkDiff, VerificationReport
-from trainer.evaluation.bpb import VAL_BPB_NOTE
 from trainer.evaluation.protocol import CORE_V1_LABELS
 
 _workers = itertools.count()

@@ -8,7 +8,7 @@ before the division, so every rank returns the same number.
 Byte lengths are the true ones (``token_bytes`` = raw byte length, as nanochat since July 2026).
 The record's table counted a token that is not valid UTF-8 on its own as 3 bytes, which inflates
 the byte total slightly: the same model reads ~0.05% *higher* here than in the record's log (its
-0.718 is ~0.7184 on this scale). Every run result says so (`VAL_BPB_NOTE`, `software["val_bpb"]`).
+0.718 is ~0.7184 on this scale). Every run result says so (`contract.schema.VAL_BPB_NOTE`, `software["val_bpb"]`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-
-VAL_BPB_NOTE = "true byte length; reads ~0.05% higher than the record's logged 0.718 (invalid UTF-8 token = 3 bytes)"
 
 
 def evaluate_bpb(
