@@ -12,11 +12,12 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import speedrun_home
+
 
 def default_home() -> Path:
     """The data directory: ``$SPEEDRUN_HOME`` when set, else the current directory."""
-    home = os.environ.get("SPEEDRUN_HOME")
-    return Path(home).expanduser().resolve() if home else Path.cwd().resolve()
+    return speedrun_home() or Path.cwd().resolve()
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from contract import LOG_FILE, METRICS_FILE, MODEL_FILE, RESULT_FILE
 from contract.protocol import JobProgress
-from contract.schema import CLOCK_TOLERANCE_REL, CLOCK_TOLERANCE_S, HardwareFingerprint, RunConfig, RunResult
+from contract.schema import HardwareFingerprint, RunConfig, RunResult
+from contract.tracks import clock_disagrees
 from submissions import artifacts
 from submissions.measure import MetricsTail, StepOutcome, supervise
 from submissions.sandbox import Limits, Step, launch
@@ -322,8 +323,7 @@ def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> S
 def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score) -> RunResult:
     """The run as the report carries it: the verifier's time (v2), score, hardware and plan."""
     self_reported = own.training_seconds
-    # the timed region lies inside the process: longer than the clock is impossible for an honest run
-    disagrees = self_reported > clock or abs(clock - self_reported) > CLOCK_TOLERANCE_S + CLOCK_TOLERANCE_REL * clock
+    disagrees = clock_disagrees(self_reported, clock)
     update: dict[str, object] = {
         "core": score.core,
         "val_bpb": score.val_bpb,

@@ -1,4 +1,9 @@
-"""The timed region, by rules version.
+"""The trainer's own clock: speedrun-v1, self-reported. This is NOT the clock that ranks.
+
+Every built-in track ranks under `speedrun-v2`, whose time is the verifier's own clock over the
+sealed training process (``submissions/measure.py``); what this module measures travels in the run
+result as the trainer's self-reported time and is only compared with it
+(``contract.tracks.clock_disagrees``).
 
 `speedrun-v1`: every real training step is timed, device-synchronized before and after, on every
 rank (rank 0's figure is the one reported). Compilation warm-up happens in explicit untimed steps

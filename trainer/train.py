@@ -13,7 +13,6 @@ process group is read from torchrun's environment at call time, never at import.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from trainer.attention import BackendChoice, select_backend
 from trainer.checkpoint import latest_step, load_checkpoint, mark_latest, rng_state, save_checkpoint, save_model
 from trainer.clock import Clock, WallClock
 from trainer.config import TrainConfig, overrides_of
+from trainer.data.manifest import file_sha256
 from trainer.hardware import fingerprint, peak_flops, run_software
 from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
@@ -107,14 +107,6 @@ def trainer_commit() -> str | None:
         return None
     sha = out.stdout.strip()
     return sha if len(sha) == 40 else None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -24,12 +24,10 @@ class ManifestError(ValueError):
     """A manifest is missing, corrupt, or does not match the files next to it."""
 
 
-def file_sha256(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks (shards, checkpoints and logs can be large)."""
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _check_name(name: str) -> None:

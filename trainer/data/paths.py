@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from contract import speedrun_home
 
 CLIMBMIX_BASE_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
 CLIMBMIX_NUM_SHARDS = 6543
@@ -12,10 +13,7 @@ CLIMBMIX_VAL_SHARD_INDEX = CLIMBMIX_NUM_SHARDS - 1  # shard_06542 is the validat
 
 def default_cache_dir() -> Path:
     """``$SPEEDRUN_HOME`` if set, else ``~/.cache/speedrun`` (read at call time, never at import)."""
-    env = os.environ.get("SPEEDRUN_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "speedrun"
+    return speedrun_home() or Path.home() / ".cache" / "speedrun"
 
 
 def shard_name(index: int) -> str:
