@@ -10,7 +10,7 @@ from __future__ import annotations
 from contract.hardware import peak_flops
 from contract.schema import RunConfig, Submission
 from contract.tracks import TrackRules
-from submissions.stats import same_overrides
+from submissions.rules import same_overrides
 from trainer.plan import config_of, plan_of
 
 # A reference config whose plan needs more than this many hours at 100% MFU is refused by the

@@ -50,6 +50,7 @@ from submissions.hardware import local_fingerprint
 from submissions.measure import supervise
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
+from submissions.rules import decide
 from submissions.runner import (
     PROCESS_LOG_FILE,
     EvalInputs,
@@ -63,7 +64,6 @@ from submissions.runner import (
     train_run,
     verified_result,
 )
-from submissions.stats import decide
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
 from trainer.data.prepare import ensure_synthetic_dataset
 from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from leaderboard.tracks.defaults import floor_seconds
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
+from submissions.rules import run_problems
 from submissions.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
-from submissions.stats import run_problems
 from trainer.evaluation.protocol import CORE_V1_LABELS, core_from_accuracies
 
 CORE_TOLERANCE = 1e-9  # re-derived CORE vs the run's, float summation order aside

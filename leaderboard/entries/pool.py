@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from leaderboard.entries.checks import check_report
 from leaderboard.tracks.models import Track
+from submissions.rules import claim_deltas
 from submissions.schema import RunResult, VerificationReport
-from submissions.stats import claim_deltas, mean, one_sided_t_test, sample_std
+from submissions.stats import mean, one_sided_t_test, sample_std
 
 _ORDER = {"rejected": 0, "error": 1, "failed": 2, "inconclusive": 3, "verified": 4}
 

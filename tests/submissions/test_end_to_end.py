@@ -20,7 +20,7 @@ import pytest
 from contract.schema import Verdict, VerificationReport
 from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client, read_run_result
-from submissions.stats import decide
+from submissions.rules import decide
 from submissions.worker import Worker
 from tests.submissions.conftest import LiveSite
 

@@ -28,6 +28,7 @@ from contract.tracks import BUILTIN_TRACKS, TrackRules
 from submissions.schema_export import SCHEMA_DIR, schema_documents
 from submissions.stats import summarize
 from tests.submissions.factories import CPU, gpu_config, run_result
+from trainer.plan import config_of
 
 SHA = "a" * 40
 
@@ -167,11 +168,17 @@ def test_override_values_must_be_scalars() -> None:
 
 
 def test_overrides_are_checked_against_the_trainer_config() -> None:
+    """The plan of a run config is the trainer's (trainer.plan.config_of), not the contract's."""
+
+    def check(overrides: dict[str, object]) -> None:
+        cfg = gpu_config(overrides=overrides)
+        config_of(cfg.recipe, cfg.overrides, cfg.seed)
+
     with pytest.raises(ValueError, match=r"overrides\.learning_rate"):
-        gpu_config(overrides={"learning_rate": 1.0}).validate_overrides()
+        check({"learning_rate": 1.0})
     with pytest.raises(ValueError, match=r"model\.depth|depth"):
-        gpu_config(overrides={"depth": 0}).validate_overrides()
-    gpu_config(overrides={"depth": 26}).validate_overrides()
+        check({"depth": 0})
+    check({"depth": 26})
 
 
 def test_result_timestamps_need_a_timezone() -> None:

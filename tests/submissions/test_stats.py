@@ -9,7 +9,8 @@ import pytest
 
 from contract.schema import RunResult, Verdict
 from contract.tracks import BUILTIN_TRACKS
-from submissions.stats import claim_deltas, decide, mean, one_sided_t_test, sample_std
+from submissions.rules import claim_deltas, decide
+from submissions.stats import mean, one_sided_t_test, sample_std
 from tests.submissions import factories
 from tests.submissions.factories import CPU, H200, core, gpu_config
 
