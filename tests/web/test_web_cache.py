@@ -17,8 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from leaderboard.app import create_app
     from leaderboard.settings import Settings
+    from speedrun.site import create_app
 
     home: Path = tmp_path_factory.mktemp("cached-site")
     app = create_app(Settings(home=home, secret_key=SECRET, cache_ttl_seconds=3600))
