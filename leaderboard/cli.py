@@ -158,8 +158,8 @@ _TRACK_FIELDS = (
 
 
 def cmd_track_set(args: argparse.Namespace) -> int:
+    from leaderboard.entries.actions import edit_track
     from leaderboard.tracks.schemas import TrackUpdate
-    from leaderboard.tracks.service import update_track
 
     changes: dict[str, Any] = {f: getattr(args, f) for f in _TRACK_FIELDS if getattr(args, f) is not None}
     if args.hardware_classes:
@@ -168,7 +168,7 @@ def cmd_track_set(args: argparse.Namespace) -> int:
         print("error: give at least one field to change (see --help)", file=sys.stderr)
         return 2
     with _admin_session(args) as session:
-        track = update_track(session, _cli_actor(), args.slug, TrackUpdate(**changes))
+        track = edit_track(session, _cli_actor(), args.slug, TrackUpdate(**changes))
     _print_json(track.model_dump(mode="json"))
     return 0
 
