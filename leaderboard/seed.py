@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind
 from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate, mean_std, one_sided_p_value
-from leaderboard.entries.service import recompute_ranks
+from leaderboard.entries.standing import recompute_ranks
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.defaults import SITE_DEFAULTS
 from leaderboard.tracks.models import Price, Track

@@ -178,7 +178,7 @@ def test_the_queue_costs_the_same_queries_for_3_jobs_as_for_30(client: Any) -> N
     from sqlalchemy import event, select
 
     from leaderboard.entries.models import Entry, Verification
-    from leaderboard.jobs.listing import queue_listing
+    from leaderboard.entries.queue import queue_listing
     from leaderboard.jobs.models import Job, JobStatus
 
     app = client.app
