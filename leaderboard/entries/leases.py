@@ -99,8 +99,8 @@ def lease_job(
             continue  # the track allows this node, but the submitted config asks for other hardware
         token = "lease_" + secrets.token_urlsafe(24)
         digest = token_digest(token)
-        max_seconds = track.max_job_seconds or policy.max_job_seconds
-        expires = leasing.lease_until(now, now + timedelta(seconds=max_seconds), policy.lease_seconds)
+        deadline = now + timedelta(seconds=max_job_seconds(track, policy))
+        expires = leasing.lease_until(now, deadline, policy.lease_seconds)
         claimed = repository.try_claim(
             session,
             job.id,
