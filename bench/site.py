@@ -89,7 +89,7 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
     from leaderboard.app import open_database
     from leaderboard.db import session_scope
     from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Verification
-    from leaderboard.entries.service import recompute_ranks
+    from leaderboard.entries.standing import recompute_ranks
     from leaderboard.jobs.models import Job, JobStatus
     from leaderboard.revision import bump_revision
     from leaderboard.settings import Settings

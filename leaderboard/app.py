@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(settings)``; its lifespan opens the database.
+"""The API: ``create_api(settings)``, the ``/api`` routes and ``/openapi.json``; its lifespan opens
+the database. The pages are not part of it: ``speedrun.site.create_app`` mounts ``web`` on it.
 
 Nothing happens at import. The lifespan builds the engine and sessionmaker, applies the
 migrations (``settings.migrate_on_start``) and seeds the built-in tracks, prices and the public
@@ -16,12 +17,13 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from leaderboard import migrate
+from leaderboard.artifacts.routes import router as artifacts_router
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import CACHE_INFO_KEY, ReadCache
 from leaderboard.db import (
@@ -32,11 +34,18 @@ from leaderboard.db import (
     make_sessionmaker,
     session_scope,
 )
+from leaderboard.entries.exports import router as exports_router
+from leaderboard.entries.routes import router as entries_router
 from leaderboard.errors import install_error_handlers
+from leaderboard.jobs.admin_routes import router as workers_router
+from leaderboard.jobs.routes import router as jobs_router
 from leaderboard.middleware import BodyLimitMiddleware
 from leaderboard.revision import RevisionReader
+from leaderboard.seed import seed_all
 from leaderboard.settings import Settings, get_settings
+from leaderboard.tracks.routes import router as tracks_router
 from leaderboard.urls import BaseUrlMiddleware
+from leaderboard.users.routes import router as users_router
 from speedrun import __version__
 
 
@@ -53,9 +62,6 @@ class Database:
 
 def open_database(settings: Settings, *, cache: ReadCache | None = None) -> Database:
     """Engine + sessionmaker for ``settings``; migrations and seed data applied as the settings say."""
-    from leaderboard import migrate
-    from leaderboard.seed import seed_all
-
     pg_pool = None if settings.resolved_database_url.startswith("sqlite") else settings.database_pool_size
     engine = make_engine(settings.resolved_database_url, echo=settings.sql_echo, pool_size=pg_pool)
     counter_engine = make_engine(settings.resolved_database_url, pool_size=COUNTER_POOL_SIZE)
@@ -112,20 +118,8 @@ def _low_disk(store: ArtifactStore) -> str | None:
     return f"{free} bytes free on the artifact disk" if free < LOW_DISK_BYTES else None
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The site: ``/api`` (JSON), the HTML pages of ``web.pages``, ``/static``, ``/docs``."""
-    import web
-    from leaderboard.artifacts.routes import router as artifacts_router
-    from leaderboard.entries.exports import router as exports_router
-    from leaderboard.entries.routes import router as entries_router
-    from leaderboard.jobs.admin_routes import router as workers_router
-    from leaderboard.jobs.routes import router as jobs_router
-    from leaderboard.tracks.routes import router as tracks_router
-    from leaderboard.users.routes import router as users_router
-    from web.http import HeadAsGet, html_error
-    from web.pages import router as web_router
-    from web.pages.docs import assets as docs_assets
-
+def create_api(settings: Settings | None = None) -> FastAPI:
+    """The API: ``/api`` (JSON), ``/openapi.json``, the request limits and the JSON error handlers."""
     settings = settings or get_settings()
     if not settings.secret_key:
         settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
@@ -151,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Time-to-GPT-2 speedrun: submissions in, verification jobs out, verified ranks by hours and dollars.",
         lifespan=lifespan,
-        docs_url=None,  # /docs and /redoc are the site's own pages (web.pages.docs): no CDN
+        docs_url=None,  # /docs and /redoc are pages of the site (web.pages.docs): no CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -168,10 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
     ):
         app.include_router(router)
-    app.include_router(web_router)
     app.add_api_route("/api/health", health, methods=["GET"], tags=["health"], response_model=Health)
-    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
-    app.mount("/docs-assets", docs_assets(), name="docs-assets")
     artifact_limit, body_limit = settings.max_artifact_bytes, settings.max_request_bytes
 
     def limit_for(path: str) -> int:
@@ -179,6 +170,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, https=settings.https)
     app.add_middleware(BaseUrlMiddleware, base_url=settings.base_url)
-    app.add_middleware(HeadAsGet)
-    app.state.html_error = html_error
     return app

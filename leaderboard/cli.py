@@ -1,21 +1,27 @@
-"""Command-line groups of this part: serve, demo, admin.
+"""`speedrun admin`: users, tokens, workers, tracks, entries and prices, run on the server itself.
 
-argparse only at import; fastapi/sqlalchemy/uvicorn are imported inside the command functions.
+Every change is audited with the actor "cli" and takes effect on the next request. argparse only at
+import; fastapi/sqlalchemy are imported inside the command functions. ``db_options`` and
+``settings_from_args`` are shared with `speedrun serve` (``speedrun.commands``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
+Command = Callable[[argparse.Namespace], int]
 
-def _db_options(p: argparse.ArgumentParser) -> None:
+
+def db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite file under the data dir)")
     p.add_argument("--home", default=None, help="data directory (default: $SPEEDRUN_HOME or the current directory)")
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Any:
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """``Settings`` from ``--database-url``, ``--home`` and ``extra`` (None values left to the defaults)."""
     from pathlib import Path
 
     from leaderboard.settings import Settings
@@ -28,54 +34,6 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Any:
     return Settings(**values)
 
 
-# ----------------------------------------------------------------------------- serve
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
-    import uvicorn
-
-    from leaderboard.app import create_app, open_database
-
-    # --base-url wins, then SPEEDRUN_BASE_URL (read by Settings), then the address we listen on
-    base_url = args.base_url or (None if os.environ.get("SPEEDRUN_BASE_URL") else f"http://{args.host}:{args.port}")
-    try:
-        settings = _settings(args, base_url=base_url)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    base_url = settings.base_url
-    db = open_database(settings)  # migrations + seed once, before any worker process starts
-    db.close()
-    print(f"speedrun site on {base_url}  (database: {_safe_url(settings.resolved_database_url)})", file=sys.stderr)
-    if args.workers > 1:
-        os.environ["SPEEDRUN_DATABASE_URL"] = settings.resolved_database_url
-        os.environ["SPEEDRUN_HOME"] = str(settings.home)
-        os.environ["SPEEDRUN_BASE_URL"] = base_url
-        uvicorn.run(
-            "leaderboard.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-            access_log=args.access_log,
-        )
-    else:
-        uvicorn.run(
-            create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log
-        )
-    return 0
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password (never print credentials)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 # ----------------------------------------------------------------------------- admin
 
 
@@ -83,7 +41,7 @@ def _admin_session(args: argparse.Namespace) -> Any:
     from leaderboard.app import open_database
     from leaderboard.db import session_scope
 
-    db = open_database(_settings(args))
+    db = open_database(settings_from_args(args))
     return session_scope(db.sessionmaker)
 
 
@@ -124,9 +82,64 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cli_admin(user_cls: Any, role_cls: Any) -> Any:
+def _cli_actor() -> Any:
     """The actor of an admin command run on the server itself: an unsaved admin, audited without an id."""
-    return user_cls(id=None, name="cli", role=role_cls.admin)
+    from leaderboard.users.models import Role, User
+
+    return User(id=None, name="cli", role=Role.admin)
+
+
+def _run(args: argparse.Namespace, action: Callable[[Any], Any]) -> int:
+    """Run ``action(session)`` in one transaction and print its result (a schema or a list of them)."""
+    with _admin_session(args) as session:
+        result = action(session)
+    if isinstance(result, list):
+        _print_json([r.model_dump(mode="json") for r in result])
+    else:
+        _print_json(result.model_dump(mode="json"))
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from leaderboard.users.service import set_disabled
+
+    return _run(args, lambda s: set_disabled(s, args.name, True, actor=_cli_actor(), reason=args.reason))
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    from leaderboard.users.service import set_disabled
+
+    return _run(args, lambda s: set_disabled(s, args.name, False, actor=_cli_actor(), reason=args.reason))
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from leaderboard.users.service import list_tokens
+
+    return _run(args, lambda s: list_tokens(s, args.name))
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from leaderboard.users.service import revoke_token
+
+    return _run(args, lambda s: revoke_token(s, args.token_id, actor=_cli_actor(), reason=args.reason))
+
+
+def cmd_worker_list(args: argparse.Namespace) -> int:
+    from leaderboard.jobs.workers import list_workers
+
+    return _run(args, list_workers)
+
+
+def cmd_worker_pause(args: argparse.Namespace) -> int:
+    from leaderboard.jobs.workers import set_paused
+
+    return _run(args, lambda s: set_paused(s, args.name, True, actor=_cli_actor(), reason=args.reason))
+
+
+def cmd_worker_resume(args: argparse.Namespace) -> int:
+    from leaderboard.jobs.workers import set_paused
+
+    return _run(args, lambda s: set_paused(s, args.name, False, actor=_cli_actor(), reason=args.reason))
 
 
 def cmd_track_list(args: argparse.Namespace) -> int:
@@ -145,9 +158,8 @@ _TRACK_FIELDS = (
 
 
 def cmd_track_set(args: argparse.Namespace) -> int:
+    from leaderboard.entries.actions import edit_track
     from leaderboard.tracks.schemas import TrackUpdate
-    from leaderboard.tracks.service import update_track
-    from leaderboard.users.models import Role, User
 
     changes: dict[str, Any] = {f: getattr(args, f) for f in _TRACK_FIELDS if getattr(args, f) is not None}
     if args.hardware_classes:
@@ -156,17 +168,16 @@ def cmd_track_set(args: argparse.Namespace) -> int:
         print("error: give at least one field to change (see --help)", file=sys.stderr)
         return 2
     with _admin_session(args) as session:
-        track = update_track(session, _cli_admin(User, Role), args.slug, TrackUpdate(**changes))
+        track = edit_track(session, _cli_actor(), args.slug, TrackUpdate(**changes))
     _print_json(track.model_dump(mode="json"))
     return 0
 
 
 def cmd_entry_approve(args: argparse.Namespace) -> int:
-    from leaderboard.entries.service import approve
-    from leaderboard.users.models import Role, User
+    from leaderboard.entries.actions import approve
 
     with _admin_session(args) as session:
-        entry = approve(session, _cli_admin(User, Role), args.entry_id, args.note)
+        entry = approve(session, _cli_actor(), args.entry_id, args.note)
     _print_json(entry.model_dump(mode="json"))
     return 0
 
@@ -184,7 +195,6 @@ def cmd_price_add(args: argparse.Namespace) -> int:
 
     from leaderboard.tracks.schemas import PriceCreate
     from leaderboard.tracks.service import add_price
-    from leaderboard.users.models import Role, User
 
     try:
         effective = date.fromisoformat(args.effective_date) if args.effective_date else date.today()
@@ -194,14 +204,14 @@ def cmd_price_add(args: argparse.Namespace) -> int:
     with _admin_session(args) as session:
         price = add_price(
             session,
-            _cli_admin(User, Role),
+            _cli_actor(),
             PriceCreate(sku=args.sku, usd_per_gpu_hour=args.usd_per_gpu_hour, effective_date=effective, note=args.note),
         )
     _print_json(price.model_dump(mode="json"))
     return 0
 
 
-def _admin_errors(func: Any) -> Any:
+def _admin_errors(func: Command) -> Command:
     """Run an admin command; a domain or validation error is a clear message and exit 2."""
 
     def run(args: argparse.Namespace) -> int:
@@ -222,55 +232,10 @@ def _admin_errors(func: Any) -> Any:
     return run
 
 
-# ----------------------------------------------------------------------------- demo
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from leaderboard.demo import run_demo
-
-    return run_demo(
-        home=args.home,
-        port=args.port,
-        keep_serving=not args.no_serve,
-        run_timeout_s=args.run_timeout,
-        num_iterations=args.num_iterations,
-    )
-
-
 # ----------------------------------------------------------------------------- parsers
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from leaderboard import accounts_cli
-
-    serve = sub.add_parser("serve", help="Run the leaderboard site (migrations applied on start)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    serve.add_argument("--base-url", default=None, help="public URL of the site (default http://HOST:PORT)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    _db_options(serve)
-    serve.set_defaults(func=cmd_serve)
-
-    demo = sub.add_parser(
-        "demo",
-        help="Start the site, train, submit and verify a CPU run end to end",
-        description="Start the site on its embedded SQLite database, train the cpu_smoke recipe, submit it, "
-        "verify it with a local worker, and print the URL of the verified entry.",
-    )
-    demo.add_argument("--home", default=None, help="data directory (default: ./speedrun-demo)")
-    demo.add_argument("--port", type=int, default=None, help="port of the site (default: a free one)")
-    demo.add_argument("--no-serve", action="store_true", help="stop the site after printing the URL")
-    demo.add_argument("--run-timeout", type=float, default=None, help="seconds allowed per verification run")
-    demo.add_argument(
-        "--num-iterations",
-        type=int,
-        default=None,
-        help="train fewer steps than the recipe (a quick look; a short run may not clear the CPU track's bar)",
-    )
-    demo.set_defaults(func=cmd_demo)
-
     admin = sub.add_parser("admin", help="Manage users, tokens, tracks and prices")
     groups = admin.add_subparsers(dest="admin_group", metavar="GROUP", required=True)
 
@@ -281,23 +246,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("--role", choices=["submitter", "worker", "admin"], default="submitter")
     p.add_argument("--label", default="", help="a note on the token")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_user_create))
     p = user.add_parser("list", help="list users")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_user_list))
 
     token = groups.add_parser("token", help="API tokens").add_subparsers(dest="admin_cmd", metavar="CMD", required=True)
     p = token.add_parser("issue", help="issue another token for a user (printed once)")
     p.add_argument("name")
     p.add_argument("--label", default="")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_token_issue))
-    accounts_cli.register(user, token, groups, _db_options, _admin_errors)
+    _register_accounts(user, token, groups)
 
     track = groups.add_parser("track", help="tracks").add_subparsers(dest="admin_cmd", metavar="CMD", required=True)
     p = track.add_parser("list", help="list tracks")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_track_list))
     p = track.add_parser("set", help="change fields of a track (audited)")
     p.add_argument("slug")
@@ -317,26 +282,70 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--weekly-gpu-runs", type=int, help="GPU runs per user per 7 days")
     p.add_argument("--core-examples", type=int, help="examples a full CORE pass scores")
     p.add_argument("--max-job-seconds", type=int, help="longest lease of a verification job (60 .. 2592000 s)")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_track_set))
 
     entry = groups.add_parser("entry", help="entries").add_subparsers(dest="admin_cmd", metavar="CMD", required=True)
     p = entry.add_parser("approve", help="approve a verified fork's code: it is ranked (audited)")
     p.add_argument("entry_id", type=int)
     p.add_argument("--note", default="", help="what was reviewed")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_entry_approve))
 
     price = groups.add_parser("price", help="reference prices").add_subparsers(
         dest="admin_cmd", metavar="CMD", required=True
     )
     p = price.add_parser("list", help="list the dated price table")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_price_list))
     p = price.add_parser("add", help="add a dated price row (audited)")
     p.add_argument("sku")
     p.add_argument("usd_per_gpu_hour", type=float)
     p.add_argument("--effective-date", default=None, help="YYYY-MM-DD (default: today)")
     p.add_argument("--note", default="")
-    _db_options(p)
+    db_options(p)
     p.set_defaults(func=_admin_errors(cmd_price_add))
+
+
+def _register_accounts(
+    user: argparse._SubParsersAction,  # type: ignore[type-arg]
+    token: argparse._SubParsersAction,  # type: ignore[type-arg]
+    groups: argparse._SubParsersAction,  # type: ignore[type-arg]
+) -> None:
+    """The account and queue commands: `admin user disable|enable`, `admin token list|revoke` and
+    the `admin worker` group."""
+
+    def add(group: Any, name: str, help_text: str, func: Command, *arguments: tuple[str, dict[str, Any]]) -> None:
+        p = group.add_parser(name, help=help_text)
+        for flag, options in arguments:
+            p.add_argument(flag, **options)
+        db_options(p)
+        p.set_defaults(func=_admin_errors(func))
+
+    name = ("name", {"help": "the user's name"})
+    reason = ("--reason", {"default": "", "help": "why (kept in the audit log)"})
+    add(
+        user,
+        "disable",
+        "disable a user: all their tokens and web sessions stop at once",
+        cmd_user_disable,
+        name,
+        reason,
+    )
+    add(user, "enable", "enable a disabled user again (revoked tokens stay revoked)", cmd_user_enable, name, reason)
+    add(token, "list", "a user's tokens (prefix, label, revoked), never the tokens", cmd_token_list, name)
+    token_id = ("token_id", {"type": int, "help": "the token's id (see `token list`)"})
+    add(
+        token,
+        "revoke",
+        "revoke a token (and its web sessions) from the next request on",
+        cmd_token_revoke,
+        token_id,
+        reason,
+    )
+    worker = groups.add_parser("worker", help="worker accounts in the queue").add_subparsers(
+        dest="admin_cmd", metavar="CMD", required=True
+    )
+    add(worker, "list", "worker accounts: abandoned leases, pause, active leases", cmd_worker_list)
+    add(worker, "pause", "stop a worker account from leasing jobs", cmd_worker_pause, name, reason)
+    add(worker, "resume", "let a paused worker account lease again", cmd_worker_resume, name, reason)

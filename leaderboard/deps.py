@@ -1,4 +1,4 @@
-"""Request-scoped access to what the app's lifespan built (settings, artifact store)."""
+"""Request-scoped access to the app's settings (the artifact store: ``artifacts.storage.StoreDep``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.settings import Settings
 
 
@@ -15,10 +14,4 @@ def app_settings(request: Request) -> Settings:
     return settings
 
 
-def artifact_store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
-    return store
-
-
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -77,8 +79,6 @@ class InsufficientStorage(DomainError):
 
 def storage_full(exc: BaseException) -> bool:
     """True for the errors of a full disk or exhausted quota: the OS's, SQLite's and PostgreSQL's."""
-    import errno
-
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -98,8 +98,6 @@ def storage_full(exc: BaseException) -> bool:
 def overloaded(exc: BaseException) -> bool:
     """True when the database cannot take another connection now (the pool timed out waiting, or
     PostgreSQL's max_connections is reached: SQLSTATE 53300): a 503 to retry, not a 500."""
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, PoolTimeout):

@@ -16,7 +16,7 @@ from contract.core_v1 import GPT2_XL_CORE
 from contract.tracks import BUILTIN_TRACKS
 from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind
 from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate, mean_std, one_sided_p_value
-from leaderboard.entries.service import recompute_ranks
+from leaderboard.entries.standing import recompute_ranks
 from leaderboard.prices import PRICE_TABLE_VERSION, REFERENCE_PRICES
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.defaults import SITE_DEFAULTS

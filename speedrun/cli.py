@@ -18,7 +18,8 @@ from speedrun import __version__
 
 # (module, groups it owns). The order is the order of `speedrun --help`.
 _GROUP_MODULES = (
-    "leaderboard.cli",  # serve, demo, admin
+    "speedrun.commands",  # serve, demo
+    "leaderboard.cli",  # admin
     "trainer.cli",  # plan, train
     "trainer.data.cli",  # data
     "trainer.evaluation.cli",  # eval

@@ -6,13 +6,14 @@ import json
 import re
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from web import TEMPLATES_DIR
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def usd(v: float | None) -> str:

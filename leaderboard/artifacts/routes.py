@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.models import EntryArtifact
 from leaderboard.artifacts.service import open_artifact
+from leaderboard.artifacts.storage import StoreDep
 from leaderboard.auth import SessionDep
-from leaderboard.deps import StoreDep
 
 router = APIRouter(prefix="/api", tags=["artifacts"])
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.models import Artifact
@@ -42,12 +44,8 @@ def store_bytes(session: Session, store: ArtifactStore, data: bytes, kind: str) 
             "created_at": utcnow(),
         }
         if session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
             session.execute(pg_insert(Artifact).values(**values).on_conflict_do_nothing())
         else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
             session.execute(sqlite_insert(Artifact).values(**values).on_conflict_do_nothing())
         row = session.get(Artifact, digest)
         assert row is not None

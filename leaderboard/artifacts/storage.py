@@ -1,7 +1,8 @@
 """The artifact store: files named by their SHA-256 under ``artifacts_dir/ab/cd/<digest>``.
 
 Writes go to a temporary file in the same directory and are renamed into place, so a reader
-never sees half a file and a crash leaves no partial artifact under its digest.
+never sees half a file and a crash leaves no partial artifact under its digest. The app's one
+store is ``app.state.store``; a route declares it as ``StoreDep``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from leaderboard.errors import InsufficientStorage, storage_full
 
@@ -64,3 +68,11 @@ class ArtifactStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
+
+
+def artifact_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]

@@ -1,19 +1,24 @@
-"""Recording and reading audit events (services call ``record`` inside their transaction)."""
+"""Recording audit events: services call ``record`` inside their transaction. Reading them with the
+actors' names is ``users.service.list_audit_events``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.audit.models import AuditEvent
-from leaderboard.audit.schemas import AuditEventPublic
-from leaderboard.users.models import User
+
+
+class Actor(Protocol):
+    """Who acted: a user; the CLI's admin is unsaved and audited without an id."""
+
+    @property
+    def id(self) -> int | None: ...
 
 
 def record(
-    session: Session, actor: User | None, action: str, target_type: str, target_id: object, **detail: Any
+    session: Session, actor: Actor | None, action: str, target_type: str, target_id: object, **detail: Any
 ) -> AuditEvent:
     event = AuditEvent(
         actor_id=None if actor is None else actor.id,
@@ -25,18 +30,3 @@ def record(
     session.add(event)
     session.flush()
     return event
-
-
-def list_events(session: Session, *, limit: int = 100, offset: int = 0) -> list[AuditEventPublic]:
-    rows = session.execute(
-        select(AuditEvent, User.name)
-        .outerjoin(User, User.id == AuditEvent.actor_id)
-        .order_by(AuditEvent.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    out = []
-    for event, name in rows:
-        item = AuditEventPublic.model_validate(event)
-        out.append(item.model_copy(update={"actor_name": name}))
-    return out

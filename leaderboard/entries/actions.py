@@ -1,4 +1,5 @@
-"""Owner and admin actions on an entry: re-verification, code review approval, retraction (audited).
+"""Owner and admin actions on entries: re-verification, code review approval, retraction, and an
+admin's edit of a track, which re-reads its entries under the new rules (all audited).
 
 Re-verification follows docs/RULES.md: an owner gets at most ``track.max_verifications`` counted
 verifications (every run of each is pooled, ``pool.py``); an admin may always ask again (the runs
@@ -23,14 +24,18 @@ from leaderboard.entries.schemas import (
     EntryPublic,
 )
 from leaderboard.entries.standing import recompute_ranks
-from leaderboard.errors import Conflict, Forbidden, RateLimited
+from leaderboard.entries.verification import reevaluate_track
+from leaderboard.errors import Conflict, Forbidden, Invalid, RateLimited
 from leaderboard.jobs import repository as jobs_repository
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.jobs.schemas import JobPublic
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
-from leaderboard.tracks.models import Track
+from leaderboard.tracks.models import SITE_SETTINGS_FIELDS, Track
+from leaderboard.tracks.schemas import RULE_FIELDS, TrackPublic, TrackUpdate
+from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import Role, User
+from submissions.tracks import TrackRules
 
 
 def can_request_reverification(user: User | None, entry: EntryPublic | Entry, owner_id: int | None = None) -> bool:
@@ -146,3 +151,30 @@ def approve(session: Session, admin: User, entry_id: int, note: str = "") -> Ent
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None
     return entry_public(entry, track)
+
+
+def edit_track(session: Session, actor: User, slug: str, data: TrackUpdate) -> TrackPublic:
+    """An admin's edit of a track, validated as a whole against ``TrackRules`` and audited.
+
+    A change of a rule (``RULE_FIELDS``) re-reads every verified entry of the track under the new
+    rules (docs/RULES.md): statuses, figures and ranks follow, and each change is audited."""
+    track = get_track_row(session, slug)
+    changes = data.model_dump(exclude_unset=True)
+    rule_changes = {k: v for k, v in changes.items() if k not in SITE_SETTINGS_FIELDS}
+    merged = {**track.rules_dict(), **rule_changes}
+    try:
+        TrackRules.model_validate(merged)
+    except ValueError as exc:
+        raise Invalid(next(iter(rule_changes), "track"), str(exc)) from exc
+    current = {**track.rules_dict(), **track.site_settings()}
+    before = {k: current[k] for k in changes}
+    for key, value in changes.items():
+        setattr(track, key, value)
+    track.updated_at = utcnow()
+    session.flush()
+    record(session, actor, "track.update", "track", slug, before=before, after=changes)
+    if RULE_FIELDS & {k for k in changes if before[k] != changes[k]}:
+        reevaluated = reevaluate_track(session, track)
+        record(session, actor, "track.reevaluate", "track", slug, fields=sorted(changes), entries=reevaluated)
+    bump_revision(session)
+    return TrackPublic.model_validate(track)

@@ -22,7 +22,9 @@ from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
 from submissions.rules import run_problems
 from submissions.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
+from trainer.config import build_config
 from trainer.evaluation.protocol import CORE_V1_LABELS, core_from_accuracies
+from trainer.plan import resolve
 
 CORE_TOLERANCE = 1e-9  # re-derived CORE vs the run's, float summation order aside
 PLAN_FLOPS_TOLERANCE = 1e-6  # relative: the run's FLOPs vs the site's own plan of the recipe
@@ -47,9 +49,6 @@ def _site_plan(config: RunConfig, seed: int) -> tuple[Any, str | None]:
     itself a problem: a run the site cannot re-derive is not ranked."""
     if config.trainer.kind != "reference":
         return None, None
-    from trainer.config import build_config
-    from trainer.plan import resolve
-
     try:
         return resolve(build_config(config.recipe, {**config.overrides, "seed": seed}), config.world_size), None
     except (ValueError, TypeError, KeyError) as exc:

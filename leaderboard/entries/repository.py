@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, case, cast, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer
 
 from leaderboard.db import utcnow
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
-from leaderboard.jobs.models import Job
+from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.tracks.models import Track
 
 RANKED = (EntryStatus.verified, EntryStatus.reported)
 
@@ -149,11 +152,25 @@ def insert_submission_once(
     }
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         pg_stmt = pg_insert(Submission).values(**values).on_conflict_do_nothing().returning(Submission.id)
         return session.scalar(pg_stmt)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     lite_stmt = sqlite_insert(Submission).values(**values).on_conflict_do_nothing().returning(Submission.id)
     return session.scalar(lite_stmt)
+
+
+def queue_rows(session: Session, statuses: Sequence[JobStatus] | None, limit: int) -> list[tuple[Job, Entry, str]]:
+    stmt = (
+        select(Job, Entry, Track.slug)
+        .join(Entry, Entry.id == Job.entry_id)
+        .join(Track, Track.id == Job.track_id)
+        .order_by(
+            # running first, then queued, then finished; newest first within each
+            (Job.status != JobStatus.running),
+            (Job.status != JobStatus.queued),
+            Job.id.desc(),
+        )
+        .limit(limit)
+    )
+    if statuses:
+        stmt = stmt.where(Job.status.in_(list(statuses)))
+    return [(r[0], r[1], r[2]) for r in session.execute(stmt).all()]

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from leaderboard.artifacts.storage import StoreDep
 from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep, SubmitterPrincipal
 from leaderboard.cache import peek_current
 from leaderboard.db import request_session
-from leaderboard.deps import SettingsDep, StoreDep
-from leaderboard.entries import service
+from leaderboard.deps import SettingsDep
+from leaderboard.entries import actions, board, submission
 from leaderboard.entries.compare import progression_records
 from leaderboard.entries.schemas import (
     ApproveRequest,
@@ -50,7 +51,7 @@ async def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], re
     Served from the event loop when the read cache holds it at the current board revision (one
     indexed read, no Session, no worker thread); else computed in a worker thread in its own
     transaction, committed before the response goes out."""
-    body = peek_current(request.app.state, service.leaderboard_json_key(slug, query))
+    body = peek_current(request.app.state, board.leaderboard_json_key(slug, query))
     if not isinstance(body, bytes):
         body = await run_in_threadpool(_leaderboard_json, request, slug, query)
     return Response(body, media_type="application/json")
@@ -58,7 +59,7 @@ async def leaderboard(slug: str, query: Annotated[LeaderboardQuery, Query()], re
 
 def _leaderboard_json(request: Request, slug: str, query: LeaderboardQuery) -> bytes:
     with request_session(request) as session:
-        return service.leaderboard_json(session, slug, query)
+        return board.leaderboard_json(session, slug, query)
 
 
 @router.get(
@@ -75,7 +76,7 @@ async def progression(
     return await json_twin(
         request,
         ("progression.json", slug, points),
-        lambda s: service.progression(s, slug) if points == "all" else progression_records(s, slug),
+        lambda s: board.progression(s, slug) if points == "all" else progression_records(s, slug),
         PAGE_TTL_S,
     )
 
@@ -89,7 +90,7 @@ async def entry(entry_id: EntryId, request: Request) -> Response:
     """The JSON twin of an entry page (``EntryDetailPublic``)."""
     store = request.app.state.store
     key = ("entry.json", entry_id)
-    return await json_twin(request, key, lambda s: service.entry_detail(s, entry_id, store), PAGE_TTL_S)
+    return await json_twin(request, key, lambda s: board.entry_detail(s, entry_id, store), PAGE_TTL_S)
 
 
 @router.post(
@@ -112,7 +113,7 @@ def submit(
     store: StoreDep,
 ) -> SubmissionAccepted:
     """Submit a run config and its claimed results; queues a verification job."""
-    outcome = service.submit(
+    outcome = submission.submit(
         session,
         principal,
         sub,
@@ -137,7 +138,7 @@ def reverify(
     entry_id: EntryId, body: ReverifyRequest, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> JobPublic:
     """Queue a re-verification (the entry's owner or an admin)."""
-    return service.request_reverification(
+    return actions.request_reverification(
         session, user, entry_id, reason=body.reason, max_attempts=settings.max_job_attempts
     )
 
@@ -145,10 +146,10 @@ def reverify(
 @router.post("/api/admin/entries/{entry_id}/retract", response_model=EntryPublic, responses=_ERRORS, tags=["admin"])
 def retract(entry_id: EntryId, body: RetractRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
     """Withdraw an entry from the board (admin, audited)."""
-    return service.retract(session, admin.user, entry_id, body.reason)
+    return actions.retract(session, admin.user, entry_id, body.reason)
 
 
 @router.post("/api/admin/entries/{entry_id}/approve", response_model=EntryPublic, responses=_ERRORS, tags=["admin"])
 def approve(entry_id: EntryId, body: ApproveRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
     """Approve a verified fork's code after review: the entry is ranked (admin, audited)."""
-    return service.approve(session, admin.user, entry_id, body.note)
+    return actions.approve(session, admin.user, entry_id, body.note)

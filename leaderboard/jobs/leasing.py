@@ -4,12 +4,12 @@ given up only after ``max_attempts`` distinct workers failed it, and a worker th
 abandoning jobs paused until an admin resumes it.
 
 A worker is its API token's user (``lease_user_id``), not the ``worker_id`` it reports: a client
-may name itself anything, so every limit and pause is keyed by the account.
+may name itself anything, so every limit and pause is keyed by the account. The lease itself,
+which hands the entry's config to the worker, is ``entries.leases.lease_job``.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,19 +18,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from leaderboard.db import utcnow
-from leaderboard.entries import service as entries_service
-from leaderboard.jobs import repository
 from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, LeaseRecord, WorkerAccount
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.models import Track
-from leaderboard.tracks.service import track_rules
-from leaderboard.users.service import Principal, token_digest
-from submissions.protocol import JobLease, LeaseRequest
-from submissions.schema import RunConfig
+from leaderboard.users.service import Principal
 
-LEASE_SCAN = 50
 FAILING = (LeaseOutcome.failed, LeaseOutcome.abandoned, LeaseOutcome.timed_out)
 
 
@@ -141,7 +134,8 @@ def note_abandoned(session: Session, user_id: int | None, policy: QueuePolicy, n
 
 def requeue_or_give_up(session: Session, job: Job, reason: str, now: datetime) -> None:
     """After a failing lease: back to the queue while fewer than ``max_attempts`` distinct workers
-    failed the job, else failed for good (and a pending entry shows 'error')."""
+    failed the job, else failed for good (the caller, in entries/, then shows a pending entry as
+    'error': ``entries.leases``)."""
     session.refresh(job)
     if failing_workers(session, job.id) < job.max_attempts:
         job.status, job.failure_reason = JobStatus.queued, reason
@@ -149,7 +143,6 @@ def requeue_or_give_up(session: Session, job: Job, reason: str, now: datetime) -
     else:
         job.status, job.finished_at = JobStatus.failed, now
         job.failure_reason = f"{reason}; {job.max_attempts} distinct workers failed this job, it is given up"
-        entries_service.mark_unverifiable(session, job.entry_id)
     session.flush()
 
 
@@ -182,95 +175,3 @@ def reap_expired(session: Session, job: Job, policy: QueuePolicy, now: datetime)
     requeue_or_give_up(session, job, reason, now)
     bump_revision(session)
     return True
-
-
-def lease(session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy) -> JobLease | Refused | None:
-    """Lease the oldest job this worker's hardware can run; None when there is none.
-
-    Refused 403 for a paused worker, 204 (with the reason) while it holds ``max_active_leases``.
-    """
-    now = utcnow()
-    touch_account(session, principal, req.worker_id, now)
-    for job in session.scalars(
-        select(Job).where(
-            Job.lease_user_id == principal.user.id, repository.leasable(now), Job.status == JobStatus.running
-        )
-    ).all():  # this worker's own expired leases are accounted for before it may lease again
-        reap_expired(session, job, policy, now)
-    account = session.get(WorkerAccount, principal.user.id, populate_existing=True)
-    assert account is not None
-    if account.paused_at is not None:
-        return Refused(403, "forbidden", f"this worker is paused: {account.paused_reason}")
-    if policy.max_active_leases is not None:
-        held = active_leases(session, principal.user.id, now)
-        if held >= policy.max_active_leases:
-            # 204 like an empty queue (a restarted worker polls on until its old lease expires),
-            # with the reason in a header
-            return Refused(
-                204,
-                "lease_limit",
-                f"this worker account holds {held} active lease(s), the most it may hold; "
-                "complete or give back a job before leasing another",
-            )
-    fp = req.fingerprint
-    for job in repository.lease_candidates(session, now, req.tracks, LEASE_SCAN):
-        reaped = job.status != JobStatus.running or reap_expired(session, job, policy, now)
-        if not reaped or job.status != JobStatus.queued:
-            continue
-        track = tracks_repository.by_id(session, job.track_id)
-        assert track is not None
-        if track_rules(track).allows_hardware(fp.sku, fp.device_count, fp.nodes) is not None:
-            continue
-        entry = entries_service.get_entry_row(session, job.entry_id)
-        if entry.hardware_class != fp.sku or int(entry.run_config.get("gpus_per_node", 0)) > fp.device_count:
-            continue  # the track allows this node, but the submitted config asks for other hardware
-        token = "lease_" + secrets.token_urlsafe(24)
-        digest = token_digest(token)
-        max_seconds = track.max_job_seconds or policy.max_job_seconds
-        expires = lease_until(now, now + timedelta(seconds=max_seconds), policy.lease_seconds)
-        claimed = repository.try_claim(
-            session,
-            job.id,
-            now,
-            {
-                "status": JobStatus.running,
-                "lease_owner": req.worker_id,
-                "lease_user_id": principal.user.id,
-                "lease_token_sha256": digest,
-                "lease_expires_at": expires,
-                "leased_at": now,
-                "heartbeat_at": now,
-                "progress": None,
-                "started_at": job.started_at or now,
-            },
-        )
-        if not claimed:
-            continue  # another worker took it between our read and our update
-        session.add(LeaseRecord(job_id=job.id, user_id=principal.user.id, worker_id=req.worker_id, token_sha256=digest))
-        session.refresh(job)
-        bump_revision(session)
-        return JobLease(
-            job_id=job.id,
-            lease_token=token,
-            lease_expires_at=expires,
-            lease_seconds=policy.lease_seconds,
-            attempt=job.attempts,
-            entry_id=entry.id,
-            track=track_rules(track),
-            run_config=RunConfig.model_validate(entry.run_config),
-            runs=job.runs,
-            claimed_results=claimed_results(session, entry.submission_id),
-        )
-    return None
-
-
-def claimed_results(session: Session, submission_id: int | None) -> list[Any]:
-    from leaderboard.entries.models import Submission
-    from submissions.schema import RunResult
-
-    if submission_id is None:
-        return []
-    sub = session.get(Submission, submission_id)
-    if sub is None:
-        return []
-    return [RunResult.model_validate(r) for r in sub.body.get("claimed_results", [])]

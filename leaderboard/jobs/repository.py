@@ -9,7 +9,6 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.models import Artifact, EntryArtifact
-from leaderboard.entries.models import Entry
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.tracks.models import Track
 
@@ -132,24 +131,6 @@ def attach_job_artifacts(session: Session, job_id: int, digests: Sequence[str]) 
             .values(attached=True)
             .execution_options(synchronize_session=False)
         )
-
-
-def queue_rows(session: Session, statuses: Sequence[JobStatus] | None, limit: int) -> list[tuple[Job, Entry, str]]:
-    stmt = (
-        select(Job, Entry, Track.slug)
-        .join(Entry, Entry.id == Job.entry_id)
-        .join(Track, Track.id == Job.track_id)
-        .order_by(
-            # running first, then queued, then finished; newest first within each
-            (Job.status != JobStatus.running),
-            (Job.status != JobStatus.queued),
-            Job.id.desc(),
-        )
-        .limit(limit)
-    )
-    if statuses:
-        stmt = stmt.where(Job.status.in_(list(statuses)))
-    return [(r[0], r[1], r[2]) for r in session.execute(stmt).all()]
 
 
 def status_counts(session: Session) -> dict[str, int]:

@@ -8,10 +8,13 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from leaderboard.artifacts.storage import StoreDep
 from leaderboard.auth import SessionDep, WorkerPrincipal
-from leaderboard.deps import SettingsDep, StoreDep
+from leaderboard.deps import SettingsDep
+from leaderboard.entries import queue as entries_queue
+from leaderboard.entries.leases import complete_job, fail_job, heartbeat_job, lease_job
 from leaderboard.errors import error_body
-from leaderboard.jobs import listing, service
+from leaderboard.jobs import service
 from leaderboard.jobs.leasing import Refused
 from leaderboard.jobs.models import JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
@@ -51,13 +54,13 @@ async def queue(
 ) -> Response:
     """The JSON twin of the queue page: running jobs with progress, queued, finished (with verdicts);
     progress at most the read cache's time to live old (heartbeats do not move the board revision)."""
-    key = listing.queue_key(status_filter, limit)
-    return await json_twin(request, key, lambda s: listing.queue_listing(s, status=status_filter, limit=limit))
+    key = entries_queue.queue_key(status_filter, limit)
+    return await json_twin(request, key, lambda s: entries_queue.queue_listing(s, status=status_filter, limit=limit))
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
 def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
-    return service.get_job(session, job_id)
+    return entries_queue.get_job(session, job_id)
 
 
 @router.post(
@@ -72,7 +75,7 @@ def lease(
     req: LeaseRequest, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
 ) -> JobLease | Response:
     """Lease the oldest job this worker's hardware fits (204 when there is none)."""
-    leased = service.lease(session, worker, req, service.policy_of(settings))
+    leased = lease_job(session, worker, req, service.policy_of(settings))
     if leased is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     if isinstance(leased, Refused):
@@ -92,7 +95,7 @@ def heartbeat(
     job_id: JobId, hb: Heartbeat, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep
 ) -> HeartbeatReply | Response:
     """Renew the lease (only the worker account holding it) and report progress."""
-    reply = service.heartbeat(session, worker, job_id, hb, service.policy_of(settings))
+    reply = heartbeat_job(session, worker, job_id, hb, service.policy_of(settings))
     return _refusal(reply) if isinstance(reply, Refused) else reply
 
 
@@ -140,10 +143,10 @@ def complete(
     job_id: JobId, body: JobComplete, session: SessionDep, worker: WorkerPrincipal, store: StoreDep
 ) -> JobState:
     """Finish the job with the verifier's report; the entry's verdict and the ranks are recomputed."""
-    return service.complete(session, store, worker, job_id, body)
+    return complete_job(session, store, worker, job_id, body)
 
 
 @router.post(protocol.FAIL, response_model=JobState, responses=_ERRORS)
 def fail(job_id: JobId, body: JobFail, session: SessionDep, worker: WorkerPrincipal, settings: SettingsDep) -> JobState:
     """Give up on the job; a retryable failure requeues it unless enough distinct workers failed it."""
-    return service.fail(session, worker, job_id, body, service.policy_of(settings))
+    return fail_job(session, worker, job_id, body, service.policy_of(settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from leaderboard.auth import AdminPrincipal, SessionDep
+from leaderboard.entries.actions import edit_track
 from leaderboard.tracks import service
 from leaderboard.tracks.schemas import PriceCreate, PricePublic, TrackPublic, TrackUpdate
 from leaderboard.twins import PAGE_TTL_S, json_twin
@@ -34,7 +35,7 @@ def list_prices(session: SessionDep) -> list[PricePublic]:
 
 @router.patch("/admin/tracks/{slug}", response_model=TrackPublic, tags=["admin"])
 def update_track(slug: str, data: TrackUpdate, session: SessionDep, admin: AdminPrincipal) -> TrackPublic:
-    return service.update_track(session, admin.user, slug, data)
+    return edit_track(session, admin.user, slug, data)
 
 
 @router.post("/admin/prices", response_model=PricePublic, status_code=status.HTTP_201_CREATED, tags=["admin"])

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from leaderboard.audit.schemas import AuditEventPublic
-from leaderboard.audit.service import list_events
 from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep
 from leaderboard.users import service
 from leaderboard.users.schemas import DisableRequest, RevokeRequest, TokenIssued, TokenPublic, UserCreate, UserPublic
@@ -67,4 +66,4 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[AuditEventPublic]:
-    return list_events(session, limit=limit, offset=offset)
+    return service.list_audit_events(session, limit=limit, offset=offset)

@@ -10,8 +10,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from leaderboard.audit.models import AuditEvent
+from leaderboard.audit.schemas import AuditEventPublic
 from leaderboard.audit.service import record
 from leaderboard.db import utcnow
 from leaderboard.errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -138,3 +141,19 @@ def set_disabled(session: Session, name: str, disabled: bool, *, actor: User | N
         record(session, actor, "user.enable", "user", user.id, name=user.name, reason=reason)
     session.flush()
     return UserPublic.model_validate(user)
+
+
+def list_audit_events(session: Session, *, limit: int = 100, offset: int = 0) -> list[AuditEventPublic]:
+    """The audit log, newest first, each event with its actor's name."""
+    rows = session.execute(
+        select(AuditEvent, User.name)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    out = []
+    for event, name in rows:
+        item = AuditEventPublic.model_validate(event)
+        out.append(item.model_copy(update={"actor_name": name}))
+    return out

@@ -431,8 +431,8 @@ def test_the_site_answers_the_probed_health_path(tmp_path: Path) -> None:
 
     import httpx
 
-    from leaderboard.app import create_app
     from leaderboard.settings import Settings
+    from speedrun.site import create_app
 
     app = create_app(Settings(home=tmp_path, seed_on_start=False))
 

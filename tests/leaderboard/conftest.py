@@ -25,13 +25,13 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from leaderboard import migrate
-from leaderboard.app import create_app
 from leaderboard.db import make_engine
 from leaderboard.seed import seed_all
 from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
+from speedrun.site import create_app
 
 
 def _strict_sqlite_transactions(engine: Engine) -> None:

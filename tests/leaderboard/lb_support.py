@@ -12,12 +12,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from leaderboard.app import create_app
 from leaderboard.db import get_session
 from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
+from speedrun.site import create_app
 
 TEST_SECRET = "leaderboard-tests-secret"
 T = TypeVar("T")

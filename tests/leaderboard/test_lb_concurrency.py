@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from leaderboard import migrate
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import make_sessionmaker, session_scope
-from leaderboard.entries.service import submit
+from leaderboard.entries.leases import lease_job
+from leaderboard.entries.submission import submit
 from leaderboard.jobs.leasing import QueuePolicy
-from leaderboard.jobs.service import lease
 from leaderboard.seed import seed_all
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
@@ -47,7 +47,7 @@ def test_concurrent_leases_hand_each_job_to_one_worker(fresh_engine: Engine, tmp
             with session_scope(factory) as s:
                 who = authenticate_principal(s, worker)
                 req = LeaseRequest(worker_id=f"w{i}", fingerprint=fingerprint())
-                got = lease(s, who, req, QueuePolicy(lease_seconds=60, max_active_leases=None))
+                got = lease_job(s, who, req, QueuePolicy(lease_seconds=60, max_active_leases=None))
             leased.append(None if got is None else got.job_id)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)

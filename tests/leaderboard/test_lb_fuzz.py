@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, settings
 from lb_support import TEST_SECRET
 from schemathesis.checks import not_a_server_error
 
-from leaderboard.app import create_app, open_database
+from leaderboard.app import open_database
 from leaderboard.db import session_scope
 from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
+from speedrun.site import create_app
 
 ADMIN: dict[str, str] = {}
 

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from leaderboard import migrate
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import make_sessionmaker, session_scope, utcnow
-from leaderboard.entries.service import submit
+from leaderboard.entries.leases import lease_job
+from leaderboard.entries.submission import submit
 from leaderboard.jobs.leasing import QueuePolicy, Refused
 from leaderboard.jobs.models import Job, LeaseRecord
-from leaderboard.jobs.service import lease
 from leaderboard.seed import seed_all
 from leaderboard.settings import Settings
 from leaderboard.tracks.models import Track
@@ -94,7 +94,7 @@ def test_concurrent_leases_of_one_account_give_it_one_job(fresh_engine: Engine, 
         try:
             with session_scope(factory) as s:
                 req = LeaseRequest(worker_id=f"w{i}", fingerprint=fingerprint())
-                leased = lease(s, authenticate_principal(s, worker), req, QueuePolicy(lease_seconds=60))
+                leased = lease_job(s, authenticate_principal(s, worker), req, QueuePolicy(lease_seconds=60))
                 if isinstance(leased, Refused):
                     refused.append(leased.status)
                 else:

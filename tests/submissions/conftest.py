@@ -52,7 +52,7 @@ class LiveSite:
     def start(self) -> None:
         import uvicorn
 
-        from leaderboard.app import create_app
+        from speedrun.site import create_app
 
         config = uvicorn.Config(create_app(self.settings()), host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)

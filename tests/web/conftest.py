@@ -316,8 +316,8 @@ def serve(home: Path, database_url: str) -> Iterator[Site]:
     """The site on a free port of 127.0.0.1 (uvicorn in a thread) over ``database_url``."""
     import uvicorn
 
-    from leaderboard.app import create_app
     from leaderboard.settings import Settings
+    from speedrun.site import create_app
 
     port = _free_port()
     settings = Settings(

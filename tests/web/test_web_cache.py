@@ -17,8 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from leaderboard.app import create_app
     from leaderboard.settings import Settings
+    from speedrun.site import create_app
 
     home: Path = tmp_path_factory.mktemp("cached-site")
     app = create_app(Settings(home=home, secret_key=SECRET, cache_ttl_seconds=3600))
@@ -178,7 +178,7 @@ def test_the_queue_costs_the_same_queries_for_3_jobs_as_for_30(client: Any) -> N
     from sqlalchemy import event, select
 
     from leaderboard.entries.models import Entry, Verification
-    from leaderboard.jobs.listing import queue_listing
+    from leaderboard.entries.queue import queue_listing
     from leaderboard.jobs.models import Job, JobStatus
 
     app = client.app

@@ -10,11 +10,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from leaderboard.entries.board import leaderboard
 from leaderboard.entries.compare import record_banner
 from leaderboard.entries.schemas import LeaderboardQuery
-from leaderboard.entries.service import (
-    leaderboard,
-)
 from leaderboard.errors import NotFound
 from leaderboard.tracks.service import list_prices, list_tracks
 from web.pages.banner import banner_text, banner_view

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from leaderboard.artifacts.storage import artifact_store
 from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
-from leaderboard.deps import app_settings, artifact_store
+from leaderboard.deps import app_settings
 from leaderboard.errors import DomainError, Invalid
 from leaderboard.twins import PAGE_TTL_S, background
 from leaderboard.users.models import User

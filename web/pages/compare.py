@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.entries.service import entry_detail
+from leaderboard.entries.board import entry_detail
 from leaderboard.errors import NotFound
 from web.pages import entry_parts as parts
 from web.pages.common import (

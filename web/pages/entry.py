@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from leaderboard.db import SessionDep
+from leaderboard.entries.actions import request_reverification, retract
+from leaderboard.entries.board import entry_detail
 from leaderboard.entries.compare import duplicates_of, record_holder_id
-from leaderboard.entries.service import entry_detail, request_reverification, retract
+from leaderboard.entries.queue import entry_jobs
 from leaderboard.errors import DomainError, NotFound
-from leaderboard.jobs.listing import entry_jobs
 from leaderboard.users.models import Role
 from web.pages import entry_parts as parts
 from web.pages.common import (

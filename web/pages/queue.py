@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.jobs.listing import queue_listing
+from leaderboard.entries.queue import queue_listing
 from web.pages.common import bytes_response, cached_route, flash_key, render_html, shared_page, viewer_of
 
 router = APIRouter(include_in_schema=False)

@@ -11,9 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from leaderboard.db import SessionDep
-from leaderboard.entries.service import (
-    submit,
-)
+from leaderboard.entries.submission import submit
 from leaderboard.errors import DomainError
 from leaderboard.middleware import StrictJsonError, strict_json
 from leaderboard.users.models import Role

@@ -1,4 +1,4 @@
-"""Reading the queue for the site: each job with the verdict of its verification and its duration,
+"""Reading the queue for the site: each job with its entry, the verdict of its verification and its duration,
 in a fixed number of queries whatever the number of jobs (the jobs with their entries and tracks,
 the status counts, the verifications of the listed jobs). Cached like the board; since heartbeats
 (progress) do not move the board revision, a queue's progress is at most the read cache's time to
@@ -12,11 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
-from leaderboard.entries.board import job_public
+from leaderboard.entries import repository
+from leaderboard.entries.board import get_entry_row, job_public
 from leaderboard.entries.models import Verification
-from leaderboard.jobs import repository
+from leaderboard.errors import NotFound
+from leaderboard.jobs import repository as jobs_repository
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
+from leaderboard.tracks import repository as tracks_repository
 
 
 def job_verdicts(session: Session, job_ids: Sequence[int]) -> dict[int, tuple[str, float | None]]:
@@ -52,7 +55,7 @@ def queue_key(status: JobStatus | None, limit: int) -> tuple[object, ...]:
 
 def _queue(session: Session, status: JobStatus | None, limit: int) -> QueuePublic:
     rows = repository.queue_rows(session, None if status is None else [status], limit)
-    counts = repository.status_counts(session)
+    counts = jobs_repository.status_counts(session)
     verdicts = job_verdicts(session, [job.id for job, _, _ in rows])
     return QueuePublic(
         jobs=[with_verdict(job_public(job, entry, slug), job, verdicts) for job, entry, slug in rows],
@@ -66,3 +69,14 @@ def entry_jobs(session: Session, jobs: Sequence[JobPublic]) -> list[JobPublic]:
     rows = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_([p.id for p in jobs])))} if jobs else {}
     verdicts = job_verdicts(session, list(rows))
     return [with_verdict(p, rows[p.id], verdicts) if p.id in rows else p for p in jobs]
+
+
+def get_job(session: Session, job_id: int) -> JobPublic:
+    """One job with its entry (``GET /api/jobs/{id}``)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    entry = get_entry_row(session, job.entry_id)
+    track = tracks_repository.by_id(session, job.track_id)
+    assert track is not None
+    return job_public(job, entry, track.slug)

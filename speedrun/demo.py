@@ -20,6 +20,20 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+import uvicorn
+
+from leaderboard.app import open_database
+from leaderboard.db import session_scope
+from leaderboard.settings import Settings
+from leaderboard.users.models import Role
+from leaderboard.users.repository import user_by_name
+from leaderboard.users.schemas import UserCreate
+from leaderboard.users.service import create_user, issue_token
+from speedrun.site import create_app
+from submissions.client import Client, submission_from_run_dir
+from submissions.worker import Worker
+
 DEMO_TRACK = "cpu-smoke"
 DEMO_RECIPE = "cpu_smoke"
 
@@ -34,17 +48,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tokens(settings: object) -> tuple[str, str]:
+def _tokens(settings: Settings) -> tuple[str, str]:
     """Fresh tokens for the demo submitter and worker (users created on first use)."""
-    from leaderboard.app import open_database
-    from leaderboard.db import session_scope
-    from leaderboard.settings import Settings
-    from leaderboard.users.models import Role
-    from leaderboard.users.repository import user_by_name
-    from leaderboard.users.schemas import UserCreate
-    from leaderboard.users.service import create_user, issue_token
-
-    assert isinstance(settings, Settings)
     db = open_database(settings)
     tokens = []
     with session_scope(db.sessionmaker) as session:
@@ -66,14 +71,6 @@ def run_demo(
     run_timeout_s: float | None = None,
     num_iterations: int | None = None,
 ) -> int:
-    import httpx
-    import uvicorn
-
-    from leaderboard.app import create_app
-    from leaderboard.settings import Settings
-    from submissions.client import Client, submission_from_run_dir
-    from submissions.worker import Worker
-
     root = Path(home or "speedrun-demo").expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
