@@ -3,7 +3,7 @@
 Prints one JSON object: the synthetic-bundle CORE of the untrained cpu_smoke model (random init,
 one per seed; the reference, measured in the same run), the CORE of trained cpu_smoke runs (from
 ``speedrun train --recipe cpu_smoke`` result.json files, or trained here with ``--train``), the
-threshold in ``submissions.tracks`` and, for it, the one-sided t-test p-value of the trained runs
+threshold in ``contract.tracks`` and, for it, the one-sided t-test p-value of the trained runs
 and the margin to the best untrained model. Progress goes to stderr.
 
     python bench/cpu_smoke_threshold.py --untrained-seeds 0,1,2 --results runs/a/result.json runs/b/result.json

@@ -8,7 +8,7 @@ copies, and the verifier decides with the copy the job carries.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -17,15 +17,27 @@ from contract.schema import (
     CLOCK_TOLERANCE_REL,
     CLOCK_TOLERANCE_S,
     EVAL_PROTOCOL,
+    MAX_GPUS_PER_NODE,
+    MAX_NODES,
     RANKED_RULES_VERSION,
     SELF_TIMED_RULES_VERSION,
     Contract,
     EvalProtocol,
-    Fraction,
     RulesVersion,
     Sha256,
     Slug,
 )
+
+# The bounds of a track's rules, once: the contract, an admin's edit (leaderboard TrackUpdate) and the
+# CLI all take them from here. A t-test needs two runs (min_runs >= 2); alpha above 0.5 would pass a
+# mean below the bar; a CORE bar lies in [-1, 1].
+Threshold = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
+GpusPerNode = Annotated[int, Field(ge=0, le=MAX_GPUS_PER_NODE)]
+Nodes = Annotated[int, Field(ge=1, le=MAX_NODES)]
+MinRuns = Annotated[int, Field(ge=2, le=50)]
+Alpha = Annotated[float, Field(ge=1e-4, le=0.5, allow_inf_nan=False)]
+MaxPerTask = Annotated[int, Field(ge=1, le=100_000)]
+HardwareClasses = Annotated[list[Slug], Field(min_length=1, max_length=50)]
 
 
 class TrackRules(Contract):
@@ -33,17 +45,17 @@ class TrackRules(Contract):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=5000)
     metric: Literal["core"] = "core"
-    threshold: float = Field(description="a record needs mean CORE > threshold with p < alpha")
+    threshold: Threshold = Field(description="a record needs mean CORE > threshold with p < alpha")
     protocol: EvalProtocol = EVAL_PROTOCOL
     rules_version: RulesVersion = RANKED_RULES_VERSION  # speedrun-v2: the verifier's clock and score
-    hardware_classes: list[Slug] = Field(min_length=1, description="allowed SKUs; ['any-nvidia'] for any GPU")
-    gpus_per_node: int | None = Field(default=None, ge=0, description="required GPUs per node; None = any")
-    nodes: int | None = Field(default=None, ge=1, description="required node count; None = any")
-    min_runs: int = Field(ge=1, le=50)
-    alpha: Fraction
+    hardware_classes: HardwareClasses = Field(description="allowed SKUs; ['any-nvidia'] for any GPU")
+    gpus_per_node: GpusPerNode | None = Field(default=None, description="required GPUs per node; None = any")
+    nodes: Nodes | None = Field(default=None, description="required node count; None = any")
+    min_runs: MinRuns
+    alpha: Alpha
     ranking: Literal["time", "cost"]
     bundle_sha256: Sha256 | None = Field(default=None, description="pinned eval bundle; None = any")
-    max_per_task: int | None = Field(default=None, ge=1, description="CORE subsample; None = all examples")
+    max_per_task: MaxPerTask | None = Field(default=None, description="CORE subsample; None = all examples")
 
     @property
     def claim_rules_versions(self) -> frozenset[str]:
@@ -132,6 +144,14 @@ BUILTIN_TRACKS: dict[str, TrackRules] = {
 def clock_gap_allowed(clock: float, tolerance: float = CLOCK_TOLERANCE_REL) -> float:
     """How far (s) the trainer's self-reported time may lie from the verifier's clock of ``clock`` s."""
     return CLOCK_TOLERANCE_S + tolerance * clock
+
+
+def clock_rule(tolerance: float = CLOCK_TOLERANCE_REL) -> str:
+    """``clock_disagrees`` in words, as the entry page states it."""
+    return (
+        f"flagged when the trainer's own time exceeds the verifier's clock or differs from it by more than "
+        f"{CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock"
+    )
 
 
 def clock_disagrees(self_reported: float, clock: float, tolerance: float = CLOCK_TOLERANCE_REL) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from contract import __version__
 from leaderboard import migrate
 from leaderboard.artifacts.routes import router as artifacts_router
 from leaderboard.artifacts.storage import ArtifactStore
@@ -46,7 +47,6 @@ from leaderboard.settings import Settings, get_settings
 from leaderboard.tracks.routes import router as tracks_router
 from leaderboard.urls import BaseUrlMiddleware
 from leaderboard.users.routes import router as users_router
-from speedrun import __version__
 
 
 @dataclass

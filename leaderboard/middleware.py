@@ -17,8 +17,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract.schema import json_problem
 from leaderboard.errors import error_body
-from submissions.schema import json_problem
 
 MAX_BODY_DEPTH = 64
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")

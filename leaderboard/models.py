@@ -3,8 +3,9 @@
 from leaderboard.artifacts.models import Artifact, EntryArtifact
 from leaderboard.audit.models import AuditEvent
 from leaderboard.db import Base
-from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind, Submission, Verification
+from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
 from leaderboard.jobs.models import Job, JobStatus, LeaseRecord, WorkerAccount
+from leaderboard.revision import BoardRevision
 from leaderboard.tracks.models import Price, Track
 from leaderboard.users.models import ApiToken, RateCounter, Role, User, WebSession
 

@@ -10,10 +10,20 @@ import contextlib
 import threading
 import time
 
-from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Connection, Engine, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from leaderboard.entries.models import BoardRevision
+from leaderboard.db import Base
+
+
+class BoardRevision(Base):
+    """A counter bumped whenever ranked data changes; read caches key on it."""
+
+    __tablename__ = "board_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
 
 _ROW_ID = 1
 

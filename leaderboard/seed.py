@@ -14,13 +14,15 @@ from sqlalchemy.orm import Session
 
 from contract.core_v1 import GPT2_XL_CORE
 from contract.tracks import BUILTIN_TRACKS
-from leaderboard.entries.models import BoardRevision, Entry, EntryStatus, Run, RunKind
-from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate, mean_std, one_sided_p_value
+from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind
+from leaderboard.entries.ranking import cost_usd, gpt_flops_estimate
 from leaderboard.entries.standing import recompute_ranks
 from leaderboard.prices import PRICE_TABLE_VERSION, REFERENCE_PRICES
+from leaderboard.revision import BoardRevision
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.defaults import SITE_DEFAULTS
 from leaderboard.tracks.models import Price, Track
+from submissions.stats import one_sided_t_test, sample_std
 
 HISTORY_TRACK = "gpt2-8xh100"
 COST_TRACK = "gpt2-cost"  # the same public history, ranked by dollars: the $43K -> $39.60 story
@@ -122,8 +124,8 @@ def seed_history(session: Session, track_slug: str = HISTORY_TRACK) -> int:
             cost, per_gpu_hour = cost_usd(row.hours, row.gpus, price.usd_per_gpu_hour), price.usd_per_gpu_hour
         else:
             cost, per_gpu_hour = None, None
-        std = mean_std(row.core_runs)[1] if len(row.core_runs) >= 2 else None
-        p_value = one_sided_p_value(row.core_runs, GPT2_XL_CORE) if len(row.core_runs) >= 2 else None
+        std = sample_std(row.core_runs) if len(row.core_runs) >= 2 else None
+        p_value = one_sided_t_test(row.core_runs, GPT2_XL_CORE).p_value if len(row.core_runs) >= 2 else None
         entry = Entry(
             track_id=track.id,
             status=EntryStatus.reported,

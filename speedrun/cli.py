@@ -14,22 +14,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from leaderboard import cli as admin_cli
 from speedrun import __version__
+from speedrun import commands as site_commands
+from submissions import cli as verifier_cli
+from trainer import cli as trainer_cli
+from trainer.data import cli as data_cli
+from trainer.evaluation import cli as eval_cli
 
-# (module, groups it owns). The order is the order of `speedrun --help`.
-_GROUP_MODULES = (
-    "speedrun.commands",  # serve, demo
-    "leaderboard.cli",  # admin
-    "trainer.cli",  # plan, train
-    "trainer.data.cli",  # data
-    "trainer.evaluation.cli",  # eval
-    "submissions.cli",  # submit, verify, worker
+# Each part registers its groups from a light module (argparse at import; the heavy imports inside
+# the commands). The order is the order of `speedrun --help`.
+_GROUPS = (
+    site_commands,  # serve, demo
+    admin_cli,  # admin
+    trainer_cli,  # plan, train
+    data_cli,  # data
+    eval_cli,  # eval
+    verifier_cli,  # submit, verify, worker
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = argparse.ArgumentParser(
         prog="speedrun",
         description=(
@@ -39,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"speedrun {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _GROUP_MODULES:
-        importlib.import_module(name).register(sub)
+    for group in _GROUPS:
+        group.register(sub)
     return parser
 
 
@@ -56,15 +61,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def not_ready(group: str, issue: int) -> argparse.ArgumentParser:
-    """A parser whose command says plainly that its part is not built yet (exit 3)."""
-
-    def run(_: argparse.Namespace) -> int:
-        print(f"speedrun {group}: not available yet in this build (tracked as issue {issue}).", file=sys.stderr)
-        return 3
-
-    p = argparse.ArgumentParser(add_help=False)
-    p.set_defaults(func=run)
-    return p

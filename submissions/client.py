@@ -1,6 +1,6 @@
 """HTTP client of the leaderboard service, used by `speedrun submit` and `speedrun worker`.
 
-It speaks ``submissions.protocol``: every call sends ``Authorization: Bearer <token>``; an error
+It speaks ``contract.protocol``: every call sends ``Authorization: Bearer <token>``; an error
 reply ``{"error": ..., "detail": ...}`` becomes a ``ClientError`` whose message names the field
 or the problem. Connection errors and 5xx replies are retried with exponential backoff, so a
 worker outlives a restart of the server.
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from contract import LOG_FILE, METRICS_FILE, RESULT_FILE
+from contract import LOG_FILE, METRICS_FILE, RESULT_FILE, protocol
 from contract.protocol import (
     ArtifactKind,
     ArtifactRef,
@@ -33,7 +33,6 @@ from contract.protocol import (
     SubmissionAccepted,
 )
 from contract.schema import MAX_LOG_FILE_BYTES, LogFile, RunConfig, RunResult, Submission, TrainerSource
-from submissions import protocol
 
 USER_AGENT = "speedrun-client"
 M = TypeVar("M", bound=BaseModel)

@@ -13,28 +13,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from leaderboard.formatting import hms, usd
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-
-
-def usd(v: float | None) -> str:
-    """Dollars, with cents under $1000: '$39.60', '$0.04', '<$0.01', '$43,008'."""
-    if v is None:
-        return "—"
-    if v >= 1000:
-        return f"${v:,.0f}"
-    if 0 < v < 0.005:
-        return "<$0.01"
-    return f"${v:,.2f}"
-
-
-def hms(v: float | None, *, seconds: bool = False) -> str:
-    """A duration as h:mm:ss: hours (or ``seconds=True``) -> '1:39:00', '0:02:24', '168:00:00'."""
-    if v is None:
-        return "—"
-    total = round(abs(v) * (1 if seconds else 3600))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return f"{'-' if v < 0 else ''}{h}:{m:02d}:{s:02d}"
 
 
 def signed_hms(v: float | None) -> str:

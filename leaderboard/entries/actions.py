@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from contract.tracks import TrackRules
 from leaderboard.audit.service import record
 from leaderboard.db import utcnow
 from leaderboard.entries import repository
@@ -35,7 +36,6 @@ from leaderboard.tracks.models import SITE_SETTINGS_FIELDS, Track
 from leaderboard.tracks.schemas import RULE_FIELDS, TrackPublic, TrackUpdate
 from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import Role, User
-from submissions.tracks import TrackRules
 
 
 def can_request_reverification(user: User | None, entry: EntryPublic | Entry, owner_id: int | None = None) -> bool:

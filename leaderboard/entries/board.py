@@ -9,16 +9,18 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from contract.schema import VAL_BPB_NOTE
+from contract.core_v1 import CORE_V1_LABELS
+from contract.hardware import floor_seconds
+from contract.protocol import ENTRY_PAGE
+from contract.schema import MAX_CORE_TASKS, VAL_BPB_NOTE
+from contract.tracks import clock_disagrees, clock_gap_allowed, clock_rule
 from leaderboard.artifacts.schemas import ArtifactPublic
 from leaderboard.artifacts.service import artifact_url
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.cache import cached
 from leaderboard.entries import repository
-from leaderboard.entries.checks import clock_allowed_gap, clock_apart, clock_rule
 from leaderboard.entries.metrics import read_curve
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Verification
-from leaderboard.entries.ranking import compute_floor_hours
 from leaderboard.entries.records import mean_of_present
 from leaderboard.entries.schemas import (
     CoreTaskPublic,
@@ -43,11 +45,12 @@ from leaderboard.tracks.models import Track
 from leaderboard.tracks.schemas import TrackPublic
 from leaderboard.tracks.service import get_track_row
 from leaderboard.users.models import User
-from submissions.protocol import ENTRY_PAGE
-from submissions.schema import MAX_CORE_TASKS
-from trainer.evaluation.protocol import CORE_V1_LABELS
 
 BADGES = {EntryStatus.awaiting_review: "verified, awaiting code review"}
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 3600.0
 
 
 def entry_url(entry_id: int) -> str:
@@ -173,7 +176,7 @@ def run_public(run: Run, clock_tolerance: float | None = None) -> RunPublic:
     own, clock = run.self_reported_training_seconds, run.training_seconds
     flagged, allowed = None, None
     if own is not None and clock is not None and clock_tolerance is not None:
-        flagged, allowed = clock_apart(own, clock, clock_tolerance), clock_allowed_gap(clock, clock_tolerance)
+        flagged, allowed = clock_disagrees(own, clock, clock_tolerance), clock_gap_allowed(clock, clock_tolerance)
     return RunPublic(
         id=run.id,
         kind=run.kind.value,
@@ -366,7 +369,7 @@ def progression_point(e: Entry, *, is_record: bool) -> ProgressionPointPublic:
         rules_version=e.rules_version,
         is_record=is_record,
         flops=e.flops,
-        floor_hours=compute_floor_hours(e.flops, e.hardware_class, gpus),
+        floor_hours=None if e.flops is None else _hours(floor_seconds(e.flops, e.hardware_class, gpus)),
     )
 
 

@@ -17,13 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from leaderboard.tracks.defaults import floor_seconds
+from contract.core_v1 import CORE_V1_LABELS, core_from_accuracies
+from contract.hardware import floor_seconds
+from contract.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
+from contract.tracks import clock_disagrees, clock_gap_allowed
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
 from submissions.rules import run_problems
-from submissions.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
 from trainer.config import build_config
-from trainer.evaluation.protocol import CORE_V1_LABELS, core_from_accuracies
 from trainer.plan import resolve
 
 CORE_TOLERANCE = 1e-9  # re-derived CORE vs the run's, float summation order aside
@@ -103,25 +104,6 @@ def _floor_problems(run: RunResult, config: RunConfig, plan: Any) -> list[str]:
     return []
 
 
-def clock_allowed_gap(clock: float, tolerance: float) -> float:
-    """The gap between a trainer's own timed region and the verifier's clock that is not flagged."""
-    return CLOCK_TOLERANCE_S + tolerance * clock
-
-
-def clock_rule(tolerance: float) -> str:
-    """The flagging rule in words, as the entry page states it."""
-    return (
-        f"flagged when the trainer's own time exceeds the verifier's clock or differs from it by more than "
-        f"{CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock"
-    )
-
-
-def clock_apart(own: float, clock: float, tolerance: float) -> bool:
-    """The site's judgement of one run: the self-report is longer than the clock (impossible for an
-    honest run: the timed region lies inside the process) or further from it than allowed."""
-    return own > clock or abs(clock - own) > clock_allowed_gap(clock, tolerance)
-
-
 def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str]]:
     """Flag ``speedrun-v2`` runs whose trainer-reported time (v1) and the verifier's clock differ by
     more than CLOCK_TOLERANCE_S + ``tolerance`` x the clock, or whose self-report exceeds the clock."""
@@ -130,8 +112,8 @@ def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str]
         own, clock = run.self_reported_training_seconds, run.training_seconds
         if own is None or run.rules_version != "speedrun-v2":
             continue
-        allowed = clock_allowed_gap(clock, tolerance)
-        if clock_apart(own, clock, tolerance):
+        allowed = clock_gap_allowed(clock, tolerance)
+        if clock_disagrees(own, clock, tolerance):
             notes.append(
                 f"runs[{i}] (seed {run.seed}): the trainer reports {own:.1f} s, the verifier's clock {clock:.1f} s "
                 f"(allowed gap {allowed:.1f} s = {CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock)"

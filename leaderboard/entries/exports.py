@@ -20,6 +20,7 @@ from leaderboard.db import SessionDep
 from leaderboard.entries.board import leaderboard, progression
 from leaderboard.entries.schemas import EntryPublic, LeaderboardQuery
 from leaderboard.errors import NotFound
+from leaderboard.formatting import hms
 from leaderboard.tracks.service import list_tracks
 from leaderboard.urls import absolute, cents
 
@@ -33,18 +34,11 @@ CSV_COLUMNS = (
 MAX_CSV_PAGES = 1000  # x 200 rows
 
 
-def _hms(hours: float | None) -> str:
-    if hours is None:
-        return ""
-    total = round(hours * 3600)
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
 def _row(e: EntryPublic) -> list[object]:
     return [
         e.section, e.rank if e.rank is not None else "", e.badge, e.title, absolute(f"/entries/{e.id}"),
         "; ".join(e.contributors), e.hardware_class, e.gpus, e.rules_version,
-        "" if e.hours is None else f"{e.hours:.6f}", _hms(e.hours), "" if e.cost_usd is None else f"{cents(e.cost_usd):.2f}",
+        "" if e.hours is None else f"{e.hours:.6f}", "" if e.hours is None else hms(e.hours), "" if e.cost_usd is None else f"{cents(e.cost_usd):.2f}",
         "" if e.core_mean is None else f"{e.core_mean:.6f}", "" if e.core_std is None else f"{e.core_std:.6f}",
         "" if e.core_n is None else e.core_n, "" if e.p_value is None else f"{e.p_value:.6g}",
         "" if e.val_bpb is None else f"{e.val_bpb:.5f}", e.record_date.isoformat(), e.commit or "",
@@ -101,10 +95,10 @@ def _records_atom(session: Session) -> bytes:
         url = absolute(f"/entries/{r.entry_id}")
         cost = "" if r.cost_usd is None else f", ${cents(r.cost_usd):,.2f}"
         summary = (
-            f"{track.name}: {_hms(r.hours)} training{cost} on {r.gpus} × {r.hardware_class} (verified on this site)"
+            f"{track.name}: {hms(r.hours)} training{cost} on {r.gpus} × {r.hardware_class} (verified on this site)"
         )
         parts.append(
-            f"<entry><title>{escape(f'Record: {r.title} ({_hms(r.hours)})')}</title><id>{escape(url)}</id>"
+            f"<entry><title>{escape(f'Record: {r.title} ({hms(r.hours)})')}</title><id>{escape(url)}</id>"
             f'<link rel="alternate" type="text/html" href="{escape(url)}"/>'
             f"<updated>{stamp(r.date)}</updated><summary>{escape(summary)}</summary></entry>"
         )

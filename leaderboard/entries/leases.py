@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contract.protocol import Heartbeat, HeartbeatReply, JobComplete, JobFail, JobLease, JobState, LeaseRequest
+from contract.schema import RunConfig
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import utcnow
 from leaderboard.entries.board import get_entry_row
@@ -35,8 +37,6 @@ from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.service import track_rules
 from leaderboard.users.service import Principal, token_digest
-from submissions.protocol import Heartbeat, HeartbeatReply, JobComplete, JobFail, JobLease, JobState, LeaseRequest
-from submissions.schema import RunConfig
 
 LEASE_SCAN = 50
 

@@ -162,12 +162,3 @@ class Run(Base):
         String(300), default=None, doc="the result's software['val_bpb']: how its val_bpb counts bytes"
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class BoardRevision(Base):
-    """A counter bumped whenever ranked data changes; read caches key on it."""
-
-    __tablename__ = "board_revision"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    revision: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.schema import RunResult, VerificationReport
 from leaderboard.entries.checks import check_report
 from leaderboard.tracks.models import Track
 from submissions.rules import claim_deltas
-from submissions.schema import RunResult, VerificationReport
 from submissions.stats import mean, one_sided_t_test, sample_std
 
 _ORDER = {"rejected": 0, "error": 1, "failed": 2, "inconclusive": 3, "verified": 4}

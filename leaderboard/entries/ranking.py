@@ -9,10 +9,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from submissions.tracks import BF16_PEAK_FLOPS
 
 
 @dataclass(frozen=True)
@@ -29,32 +27,6 @@ def cost_usd(hours: float, gpus: int, usd_per_gpu_hour: float) -> float:
     if hours < 0 or gpus < 0 or usd_per_gpu_hour < 0:
         raise ValueError("cost_usd: hours, gpus and price must be >= 0")
     return hours * gpus * usd_per_gpu_hour
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1); std is 0 for one value."""
-    if not values:
-        raise ValueError("mean_std: no values")
-    mean = math.fsum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var)
-
-
-def one_sided_p_value(values: Sequence[float], threshold: float) -> float | None:
-    """p of a one-sided t-test that the mean exceeds ``threshold``; None when it cannot be computed."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean, std = mean_std(values)
-    if std == 0:
-        return 0.0 if mean > threshold else 1.0
-    from scipy import stats
-
-    t = (mean - threshold) / (std / math.sqrt(n))
-    p: float = stats.t.sf(t, df=n - 1)
-    return float(p)
 
 
 def _order_key(value: float | None, core: float | None, entry_id: int) -> tuple[float, float, int]:
@@ -95,20 +67,6 @@ def rank(rows: Iterable[Rankable], by: str) -> dict[int, int | None]:
         for r in members:
             out.setdefault(r.entry_id, None)
     return out
-
-
-def node_peak_flops(sku: str, gpus: int) -> float | None:
-    """bf16 dense peak FLOP/s of ``gpus`` GPUs of ``sku``; None for an unknown SKU."""
-    peak = BF16_PEAK_FLOPS.get(sku)
-    return None if peak is None or gpus <= 0 else peak * gpus
-
-
-def compute_floor_hours(flops: float | None, sku: str, gpus: int) -> float | None:
-    """Hours the run's FLOPs would take at 100% of the hardware's bf16 peak (the compute floor)."""
-    peak = node_peak_flops(sku, gpus)
-    if flops is None or peak is None:
-        return None
-    return flops / peak / 3600.0
 
 
 def gpt_flops_estimate(depth: int, ratio: float, vocab: int = 32768, sequence_len: int = 2048) -> float:

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from contract.schema import RunResult
 from leaderboard.artifacts.models import EntryArtifact
 from leaderboard.entries.models import Entry, Run, RunKind
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.tracks.models import Track
 from leaderboard.users.models import User
-from submissions.schema import RunResult
 
 VAL_BPB_NOTE_CHARS = 300
 

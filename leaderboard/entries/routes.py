@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from contract.protocol import SUBMISSIONS, SubmissionAccepted
+from contract.schema import Submission
 from leaderboard.artifacts.storage import StoreDep
 from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep, SubmitterPrincipal
 from leaderboard.cache import peek_current
@@ -26,8 +28,6 @@ from leaderboard.entries.schemas import (
 )
 from leaderboard.jobs.schemas import JobPublic
 from leaderboard.twins import PAGE_TTL_S, json_twin
-from submissions.protocol import SUBMISSIONS, SubmissionAccepted
-from submissions.schema import Submission
 
 router = APIRouter(tags=["board"])
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from contract.protocol import SubmissionAccepted
+from contract.schema import Submission as SubmissionModel
 from leaderboard.artifacts.service import store_bytes
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import utcnow
@@ -26,8 +28,6 @@ from leaderboard.tracks.service import track_rules
 from leaderboard.users.models import Role
 from leaderboard.users.ratelimit import take
 from leaderboard.users.service import Principal
-from submissions.protocol import SubmissionAccepted
-from submissions.schema import Submission as SubmissionModel
 from trainer.plan import config_of
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from contract.protocol import ArtifactRef
+from contract.schema import RunResult, VerificationReport
 from leaderboard.artifacts.service import store_bytes
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import utcnow
@@ -29,8 +31,6 @@ from leaderboard.jobs.models import Job
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.models import Track
-from submissions.protocol import ArtifactRef
-from submissions.schema import RunResult, VerificationReport
 
 FIXED = (EntryStatus.retracted, EntryStatus.reported)
 

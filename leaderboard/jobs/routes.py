@@ -1,4 +1,4 @@
-"""/api routes of the queue: the worker protocol (submissions/protocol.py) and the public queue."""
+"""/api routes of the queue: the worker protocol (contract/protocol.py) and the public queue."""
 
 from __future__ import annotations
 
@@ -8,6 +8,18 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from contract import protocol
+from contract.protocol import (
+    ArtifactKind,
+    ArtifactRef,
+    Heartbeat,
+    HeartbeatReply,
+    JobComplete,
+    JobFail,
+    JobLease,
+    JobState,
+    LeaseRequest,
+)
 from leaderboard.artifacts.storage import StoreDep
 from leaderboard.auth import SessionDep, WorkerPrincipal
 from leaderboard.deps import SettingsDep
@@ -19,18 +31,6 @@ from leaderboard.jobs.leasing import Refused
 from leaderboard.jobs.models import JobStatus
 from leaderboard.jobs.schemas import JobPublic, QueuePublic
 from leaderboard.twins import json_twin
-from submissions import protocol
-from submissions.protocol import (
-    ArtifactKind,
-    ArtifactRef,
-    Heartbeat,
-    HeartbeatReply,
-    JobComplete,
-    JobFail,
-    JobLease,
-    JobState,
-    LeaseRequest,
-)
 
 router = APIRouter(tags=["queue"])
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from contract.protocol import ArtifactKind, ArtifactRef, JobComplete, JobState
 from leaderboard.artifacts.models import EntryArtifact
 from leaderboard.artifacts.service import content_type_for, store_bytes
 from leaderboard.artifacts.storage import ArtifactStore
@@ -27,12 +28,6 @@ from leaderboard.revision import bump_revision
 from leaderboard.settings import Settings
 from leaderboard.tracks.models import Track
 from leaderboard.users.service import Principal, token_digest
-from submissions.protocol import (
-    ArtifactKind,
-    ArtifactRef,
-    JobComplete,
-    JobState,
-)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from contract.schema import Sha256, Slug
+from contract.tracks import Alpha, GpusPerNode, HardwareClasses, MaxPerTask, MinRuns, Nodes, Threshold
 from leaderboard.schemas import Schema
-from submissions.schema import MAX_GPUS_PER_NODE, MAX_NODES, Sha256, Slug
 
 
 class TrackPublic(Schema):
@@ -62,15 +63,15 @@ class TrackUpdate(Schema):
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=5000)
-    threshold: float | None = Field(default=None, ge=-1.0, le=1.0, allow_inf_nan=False)
-    hardware_classes: list[Slug] | None = Field(default=None, min_length=1, max_length=50)
-    gpus_per_node: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_NODE)
-    nodes: int | None = Field(default=None, ge=1, le=MAX_NODES)
-    min_runs: int | None = Field(default=None, ge=2, le=50)
-    alpha: float | None = Field(default=None, ge=1e-4, le=0.5, allow_inf_nan=False)
+    threshold: Threshold | None = None
+    hardware_classes: HardwareClasses | None = None
+    gpus_per_node: GpusPerNode | None = None
+    nodes: Nodes | None = None
+    min_runs: MinRuns | None = None
+    alpha: Alpha | None = None
     ranking: Literal["time", "cost"] | None = None
     bundle_sha256: Sha256 | None = None
-    max_per_task: int | None = Field(default=None, ge=1, le=100_000)
+    max_per_task: MaxPerTask | None = None
     require_sealed: bool | None = None
     fork_review: Literal["required", "none"] | None = None
     clock_tolerance: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)

@@ -9,6 +9,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from contract.tracks import TrackRules
 from leaderboard.audit.service import record
 from leaderboard.cache import cached
 from leaderboard.errors import NotFound
@@ -17,7 +18,6 @@ from leaderboard.tracks import repository
 from leaderboard.tracks.models import Price, Track
 from leaderboard.tracks.schemas import PriceCreate, PricePublic, TrackPublic
 from leaderboard.users.models import User
-from submissions.tracks import TrackRules
 
 
 def get_track_row(session: Session, slug: str) -> Track:

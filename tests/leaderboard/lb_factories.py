@@ -7,8 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from submissions.schema import (
-    RULES_VERSION,
+from contract.core_v1 import CORE_V1_EXAMPLES, CORE_V1_LABELS, CORE_V1_TASKS
+from contract.schema import (
+    SELF_TIMED_RULES_VERSION,
     CoreResult,
     CoreTaskResult,
     Digests,
@@ -20,9 +21,8 @@ from submissions.schema import (
     VerificationReport,
     VerifierIdentity,
 )
-from submissions.tracks import TrackRules
+from contract.tracks import TrackRules
 from trainer.config import build_config
-from trainer.evaluation.protocol import CORE_V1_EXAMPLES, CORE_V1_LABELS, CORE_V1_TASKS
 from trainer.plan import resolve
 
 TASKS = CORE_V1_LABELS  # a full CORE pass: the 22 tasks, every example (40 each in the CPU bundle)
@@ -63,7 +63,7 @@ def run_result(
     gpus: int = 0,
     recipe: str = "cpu_smoke",
     metrics_sha256: str | None = None,
-    rules_version: str = RULES_VERSION,
+    rules_version: str = SELF_TIMED_RULES_VERSION,
     sealed: bool | None = None,
 ) -> RunResult:
     now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

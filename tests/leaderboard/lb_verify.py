@@ -10,9 +10,9 @@ from typing import Any
 from lb_factories import fingerprint, report, run_config, submission
 from lb_support import Api, Users
 
-from submissions import protocol
-from submissions.schema import RunConfig, VerificationReport
-from submissions.tracks import BUILTIN_TRACKS, TrackRules
+from contract import protocol
+from contract.schema import RunConfig, VerificationReport
+from contract.tracks import BUILTIN_TRACKS, TrackRules
 
 GPU = {"track": "gpt2-cost", "sku": "h100-sxm", "gpus": 8}
 FORK = {"kind": "git", "git_url": "https://example.org/someone/fork.git", "commit": "c" * 40}

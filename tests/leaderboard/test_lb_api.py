@@ -10,9 +10,9 @@ from lb_support import Api, Users, make_api
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from contract.protocol import SUBMISSIONS
 from leaderboard.entries.models import Entry, Submission
 from leaderboard.settings import Settings
-from submissions.protocol import SUBMISSIONS
 
 
 def test_tracks_are_seeded(api: Api) -> None:

@@ -7,9 +7,9 @@ from lb_support import Api, Users
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contract import protocol
 from leaderboard.audit.models import AuditEvent
 from leaderboard.users.models import ApiToken
-from submissions import protocol
 
 
 def test_missing_token_is_401(api: Api) -> None:

@@ -16,9 +16,9 @@ from lb_support import Api, Users, make_api
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from contract import protocol
 from leaderboard.entries.models import Submission
 from leaderboard.settings import Settings
-from submissions import protocol
 
 
 def _stored(session: Session) -> int:
@@ -198,7 +198,7 @@ def test_the_entry_page_of_the_heaviest_claim_stays_small(api: Api, users: Users
 def test_a_submission_stored_with_the_old_digest_still_replays(api: Api, users: Users, session: Session) -> None:
     from sqlalchemy import update
 
-    from submissions.schema import Submission as SubmissionModel
+    from contract.schema import Submission as SubmissionModel
 
     body = submission_json()
     first = _post_raw(api, users, json.dumps(body))

@@ -8,6 +8,7 @@ from collections import Counter
 from lb_factories import fingerprint, submission
 from sqlalchemy import Engine
 
+from contract.protocol import LeaseRequest
 from leaderboard import migrate
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import make_sessionmaker, session_scope
@@ -18,7 +19,6 @@ from leaderboard.seed import seed_all
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import authenticate_principal, create_user
-from submissions.protocol import LeaseRequest
 
 JOBS = 5
 WORKERS = 8

@@ -19,6 +19,7 @@ import pytest
 from lb_factories import submission_json
 from sqlalchemy import func, select
 
+from contract.protocol import SUBMISSIONS
 from leaderboard.app import open_database
 from leaderboard.db import session_scope
 from leaderboard.entries.models import Entry, Submission
@@ -27,7 +28,6 @@ from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
-from submissions.protocol import SUBMISSIONS
 
 SUBMITTERS = 4
 PER_SUBMITTER = 6

@@ -15,11 +15,10 @@ from lb_support import Api, Users
 from lb_verify import FORK, complete, entry, gpu_report, submit
 from sqlalchemy.orm import Session
 
-from contract.schema import VAL_BPB_NOTE
+from contract import protocol
+from contract.core_v1 import CORE_V1_LABELS
+from contract.schema import CLOCK_TOLERANCE_S, VAL_BPB_NOTE, ForkDiff, VerificationReport
 from leaderboard.entries.models import Run, RunKind
-from submissions import protocol
-from submissions.schema import CLOCK_TOLERANCE_S, ForkDiff, VerificationReport
-from trainer.evaluation.protocol import CORE_V1_LABELS
 
 _workers = itertools.count()
 CLOCK = 1.5 * 3600  # the verifier's clock of every run in gpu_report()

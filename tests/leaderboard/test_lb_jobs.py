@@ -11,14 +11,14 @@ from lb_support import Api, Users, make_api
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from contract import protocol
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.db import utcnow
 from leaderboard.jobs.models import Job
 from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user
-from submissions import protocol
-from submissions.tracks import BUILTIN_TRACKS
 
 CPU = fingerprint("cpu").model_dump(mode="json")
 

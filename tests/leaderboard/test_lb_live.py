@@ -7,8 +7,8 @@ import pytest
 from lb_factories import fingerprint, report, submission
 from lb_support import LiveServer, live_tokens
 
+from contract.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
 from submissions.client import Client, ClientError
-from submissions.protocol import Heartbeat, JobComplete, JobProgress, LeaseRequest
 
 
 def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer) -> None:

@@ -19,10 +19,10 @@ from lb_factories import fingerprint, submission_json
 from lb_processes import make_tokens, private_database, start_site
 from sqlalchemy import func, select
 
+from contract import protocol
 from leaderboard.db import make_engine
 from leaderboard.entries.models import Submission
 from leaderboard.users.models import Role
-from submissions import protocol
 
 pytestmark = pytest.mark.slow
 

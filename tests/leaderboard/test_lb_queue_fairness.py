@@ -15,6 +15,9 @@ from lb_support import Api, Users, make_api
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from contract import protocol
+from contract.protocol import LeaseRequest
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard import migrate
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import make_sessionmaker, session_scope, utcnow
@@ -28,9 +31,6 @@ from leaderboard.tracks.models import Track
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import authenticate_principal, create_user
-from submissions import protocol
-from submissions.protocol import LeaseRequest
-from submissions.tracks import BUILTIN_TRACKS
 
 CPU = fingerprint("cpu").model_dump(mode="json")
 

@@ -11,8 +11,8 @@ from lb_verify import board, complete, entry, gpu_report, submit
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from contract import protocol
 from leaderboard.entries.models import Verification
-from submissions import protocol
 
 FAILING = (0.20, 0.30, 0.25)  # mean 0.25 < threshold 0.2565: p > 0.05
 LUCKY = (0.27, 0.28, 0.29)  # alone, p = 0.02

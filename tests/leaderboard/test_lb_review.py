@@ -11,9 +11,9 @@ from lb_verify import FORK, board, complete, entry, gpu_report, submit
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from contract.schema import ForkDiff
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.tracks.models import Track
-from submissions.schema import ForkDiff
-from submissions.tracks import BUILTIN_TRACKS
 
 
 def _audit(api: Api, users: Users, action: str) -> list[dict[str, Any]]:

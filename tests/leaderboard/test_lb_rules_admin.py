@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard import migrate
 from leaderboard.app import open_database
 from leaderboard.audit.models import AuditEvent
@@ -19,7 +20,6 @@ from leaderboard.entries.models import Entry, EntryStatus
 from leaderboard.settings import Settings
 from leaderboard.tracks.models import Track
 from speedrun.cli import main
-from submissions.tracks import BUILTIN_TRACKS
 
 
 def test_the_migration_sets_the_gpt2_rules_and_moves_tracks_to_v2(fresh_engine: Engine) -> None:

@@ -13,9 +13,9 @@ import pytest
 from lb_factories import fingerprint, submission_json
 from lb_support import Api, Users
 
+from contract import protocol
 from leaderboard.db import utcnow
 from speedrun.cli import main
-from submissions import protocol
 
 TRACK = "/api/admin/tracks/cpu-smoke"
 

@@ -19,8 +19,8 @@ import pytest
 from lb_factories import submission_json
 from lb_processes import SiteProcess, make_tokens, start_site
 
+from contract import protocol
 from leaderboard.users.models import Role
-from submissions import protocol
 from tests.submissions.fork_repos import fork_config, make_forks
 
 pytestmark = pytest.mark.slow
@@ -124,8 +124,8 @@ def test_a_short_site_restart_loses_no_job(tmp_path: Path, free_port: int, forks
 def test_heartbeat_retries_never_wait_past_the_lease(free_port: int) -> None:
     """Against a site that is down, the worker's heartbeat retries stop at the lease's expiry, each
     wait shortened to fit (the plain client backoff would wait 0.5 + 1 + 2 + 4 + 8 + 15 s)."""
+    from contract.protocol import Heartbeat, JobProgress
     from submissions.client import Client, ClientError
-    from submissions.protocol import Heartbeat, JobProgress
 
     waits: list[float] = []
 

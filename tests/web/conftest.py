@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from submissions.schema import (
+from contract.core_v1 import CORE_V1_EXAMPLES, CORE_V1_TASKS
+from contract.schema import (
     ClaimDeltas,
     CoreResult,
     CoreTaskResult,
@@ -39,7 +40,6 @@ from submissions.schema import (
     VerifierIdentity,
 )
 from trainer.config import build_config
-from trainer.evaluation.protocol import CORE_V1_EXAMPLES, CORE_V1_TASKS
 from trainer.plan import resolve
 
 SECRET = "web-tests-secret-key-not-for-production"

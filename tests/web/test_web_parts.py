@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from leaderboard.formatting import hms, usd
 from leaderboard.users.models import Role
 from web.pages.entry_parts import LOG_TAIL_LINES, clean_log_line, log_tail, reverify_refusal
-from web.render import core_margin, core_value, hms, markdown, minutes, signed_hms, usd
+from web.render import core_margin, core_value, markdown, minutes, signed_hms
 
 
 def test_log_tail_is_the_true_end_without_terminal_codes() -> None:

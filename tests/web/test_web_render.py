@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from web.render import core_summary, environment, markdown, pvalue, usd
+from leaderboard.formatting import usd
+from web.render import core_summary, environment, markdown, pvalue
 
 
 def test_templates_autoescape_and_reject_unknown_names() -> None:

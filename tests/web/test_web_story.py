@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from submissions.schema import Verdict
+from contract.schema import Verdict
 
 pytestmark = pytest.mark.browser
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from markupsafe import Markup
 
+from leaderboard.formatting import usd
 from web.charts.base import FLOOR_COLOR, Frame, Series, date_to_x, fmt_hours
 from web.charts.line import line_chart
 
@@ -31,10 +32,6 @@ class RecordPoint:
     rules_version: str = ""
 
 
-def fmt_usd(v: float) -> str:
-    return f"${v:,.0f}" if v >= 1000 else f"${v:,.2f}"
-
-
 def _note(label: str, text: str) -> str:
     short = label if len(label) <= 22 else label[:21] + "…"
     return f"{short} {text}"
@@ -46,7 +43,7 @@ def progression_chart(
     """Records over dates, log scale, as step lines (one per section and rules version)."""
     if unit not in ("hours", "usd"):
         raise ValueError(f"unit: expected 'hours' or 'usd', got {unit!r}")
-    fmt = fmt_hours if unit == "hours" else fmt_usd
+    fmt = fmt_hours if unit == "hours" else usd
     for r in records:
         if r.hours <= 0:
             raise ValueError(f"{unit}: must be positive on a log scale, got {r.hours} for {r.label!r}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaderboard.entries.compare import Banner, Holder
-from web.render import hms, usd
+from leaderboard.formatting import hms, usd
 
 
 @dataclass(frozen=True)

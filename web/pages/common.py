@@ -22,12 +22,13 @@ from leaderboard.cache import cached, peek_stale_current
 from leaderboard.db import request_session
 from leaderboard.deps import app_settings
 from leaderboard.errors import DomainError, Invalid
+from leaderboard.formatting import hms
 from leaderboard.twins import PAGE_TTL_S, background
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal
 from leaderboard.users.sessions import session_principal
 from web import security
-from web.render import hms, minutes, pvalue, render
+from web.render import minutes, pvalue, render
 
 DEFAULT_TRACK = "gpt2-8xh100"
 DEFAULT_DESCRIPTION = (

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.entries.board import entry_detail
 from leaderboard.errors import NotFound
+from leaderboard.formatting import hms, usd
 from web.pages import entry_parts as parts
 from web.pages.common import (
     Viewer,
@@ -22,7 +23,7 @@ from web.pages.common import (
     store_of,
     viewer_of,
 )
-from web.render import core_value, hms, pvalue, usd
+from web.render import core_value, pvalue
 
 router = APIRouter(include_in_schema=False)
 

@@ -11,9 +11,10 @@ from typing import Any
 from markupsafe import Markup
 
 from leaderboard.artifacts.storage import ArtifactStore
+from leaderboard.formatting import hms
 from leaderboard.users.models import Role, User
 from web import charts
-from web.render import hms, signed_hms
+from web.render import signed_hms
 
 MAX_CURVE_POINTS = 400
 LOG_TAIL_LINES = 40

@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from contract.schema import Submission
 from leaderboard.db import SessionDep
 from leaderboard.entries.submission import submit
 from leaderboard.errors import DomainError
 from leaderboard.middleware import StrictJsonError, strict_json
 from leaderboard.users.models import Role
 from leaderboard.users.service import require_role
-from submissions.schema import Submission
 from web.pages.common import (
     errors_of,
     posted,
