@@ -485,7 +485,7 @@ def _judge(seen: dict[str, Any], gpu: bool) -> str | None:
         return "/proc/sys is writable in the sandbox"
     if not seen.get("root_readonly"):
         return "the sandbox's / is writable"
-    if gpu and not seen.get("cuda"):
+    if gpu and not seen.get("cuda") and any(Path("/dev").glob("nvidia[0-9]*")):
         return "CUDA is not available inside the sandbox (device nodes or libraries not reachable)"
     return None
 
