@@ -217,6 +217,7 @@ def bwrap_argv(step: Step, limits: Limits, identity: Identity, *, status_fd: int
     if identity.via_setpriv:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         args += ["--cap-add", "CAP_SETPCAP"]  # setpriv needs these three to drop to the sandbox uid
+        args += ["--cap-add", "CAP_DAC_OVERRIDE"]  # bwrap's --chdir into a step's 0700 directory; setpriv drops it
     else:
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     args += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
