@@ -93,8 +93,15 @@ RUN git clone --depth 1 --branch "${FLASH_ATTN3_REF}" --recurse-submodules --sha
 # The project on top of torch; no flash-attention yet (the two targets below add theirs).
 FROM base AS project
 
+# speedrun-sandbox: the unprivileged uid a worker started as root (`docker run --user 0`) drops every
+# sealed step to (submissions/sandbox.py, setpriv from util-linux); the default user 10001 seals in
+# a user namespace instead. docs/deploy.md, "Sealed execution", gives the `docker run` options of both.
 RUN groupadd --gid 10001 speedrun \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/speedrun --shell /bin/bash speedrun \
+    && groupadd --system --gid 10002 speedrun-sandbox \
+    && useradd --system --uid 10002 --gid 10002 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin speedrun-sandbox \
+    && command -v setpriv && command -v bwrap \
     && mkdir -p /data \
     && chown 10001:10001 /data
 

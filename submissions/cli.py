@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.doctor.cli import register as register_doctor  # light: argparse only
+
 if TYPE_CHECKING:
     from contract.schema import RunConfig, RunResult, Submission
     from contract.tracks import TrackRules
@@ -21,9 +23,9 @@ TOKEN_ENV = "SPEEDRUN_TOKEN"
 TOKEN_FILE_ENV = "SPEEDRUN_TOKEN_FILE"
 
 
-def _err(message: str) -> int:
+def _err(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -257,7 +259,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import socket
 
     from submissions.client import Client, ClientError
-    from submissions.worker import Worker
+    from submissions.worker import NodeCannotSeal, Worker
 
     token_file = os.environ.get(TOKEN_FILE_ENV)
     try:
@@ -279,9 +281,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             smoke_steps=args.smoke_steps,
             allow_local_git=args.allow_local_git,
             hidden=[Path(token_file)] if token_file else None,  # masked in every sandbox that could see it
+            keep_job_dirs=args.keep_job_dirs,
         )
     except ValueError as exc:
         return _err(str(exc))
+    why = worker.check_node()
+    if why is not None:
+        client.close()
+        return _err(why, code=4)
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -291,7 +298,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.once:
             try:
                 state = worker.run_once()
-            except ClientError as exc:
+            except (ClientError, NodeCannotSeal) as exc:
                 return _err(str(exc))
             if state is None:
                 print("no job", file=sys.stderr)
@@ -313,7 +320,23 @@ def _sandbox_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def sandbox_check(gpu: bool) -> Any:
+    """`speedrun doctor`'s sandbox check: the probe launched exactly as a job's steps are."""
+    from submissions.cgroups import delegated
+    from submissions.sandbox import bwrap_path, probe, sandbox_identity
+    from trainer.doctor.checks import FAIL, OK, SKIP, Check
+
+    if bwrap_path() is None:
+        return Check("sandbox", SKIP, "bubblewrap (bwrap) is not installed: this node cannot be a worker")
+    seen, problem = probe(gpu=gpu)
+    figures = {"seen": seen, "identity": sandbox_identity().describe(), "cgroup_v2": delegated().why_not or "delegated"}
+    if problem is not None:
+        return Check("sandbox", FAIL, f"cannot seal: {problem}"[:500], figures)
+    return Check("sandbox", OK, f"sealed steps start here ({figures['identity']})", figures)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    register_doctor(sub, extra=[("sandbox", sandbox_check)])
     p = sub.add_parser(
         "submit",
         help="Submit a run config to a leaderboard server",
@@ -374,5 +397,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--run-timeout-s", type=float, help="time cap of each training run in seconds (default: the track's cap)"
     )
     p.add_argument("--smoke-steps", type=int, help="before each job's runs, a smoke run of this many steps")
+    p.add_argument(
+        "--keep-job-dirs",
+        type=int,
+        default=3,
+        metavar="N",
+        help="job directories kept after their upload, newest first (default 3; older ones are deleted)",
+    )
     _sandbox_flags(p)
     p.set_defaults(func=cmd_worker)

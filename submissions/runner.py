@@ -1,14 +1,22 @@
 """One verification run: sealed training, the verifier's clock, a sealed re-scoring of its checkpoint.
 
-Layout of ``run-<i>/`` (everything but ``out/``, ``home/`` and ``tmp/`` is the verifier's own):
-``process.log`` (the step's stdout+stderr, bounded), ``out/`` (the trainer's ``--out``),
-``home/`` + ``tmp/`` (its HOME and TMPDIR; its SPEEDRUN_HOME lives in home/, so the verifier's
-data cache, eval bundle and validation shard are never visible to training), ``eval/`` (the
-scorer's request and ``score.json``).
+Layout of ``run-<i>/`` (everything but ``out/``, ``home/``, ``tmp/`` and ``model-home/`` is the
+verifier's own): ``process.log`` (the step's stdout+stderr, bounded), ``out/`` (the trainer's
+``--out``), ``home/`` + ``tmp/`` (its HOME and TMPDIR; its SPEEDRUN_HOME lives in home/, so the
+verifier's data cache, eval bundle and validation shard are never visible to training),
+``eval/`` (the scorer's request, ``score.json`` or ``failure.json``), ``eval-home/`` and
+``model-home/`` (HOME and TMPDIR of the scorer and of the model process, made after training:
+nothing training wrote is read from them), ``eval.log`` and ``model.log``.
+
+The ranked clock is the training step's: launch to the exit of its whole process tree
+(``submissions.measure``). Scoring is two sandboxes joined by pipes: the scorer (the verifier's
+code; it alone sees the eval bundle and the validation data) and the model process (the run's
+model, a fork's code included; it sees token ids only), see ``submissions.score``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,8 +35,9 @@ from contract.schema import HardwareFingerprint, RunConfig, RunResult
 from contract.tracks import clock_disagrees
 from submissions import artifacts
 from submissions.measure import MetricsTail, StepOutcome, supervise
+from submissions.model_process import ModelRequest
 from submissions.sandbox import Limits, Step, launch
-from submissions.score import SCORE_FILE, Score, ScoreRequest
+from submissions.score import FAILURE_FILE, SCORE_FILE, Score, ScoreRequest
 from trainer.plan import config_of, resolve
 
 PROCESS_LOG_FILE = "process.log"
@@ -80,6 +89,7 @@ class RunContext:
     fingerprint: HardwareFingerprint
     limits: Limits
     eval_limits: Limits
+    model_limits: Limits
     v2: bool  # the track's rules are speedrun-v2: the verifier's clock is the ranked time
     hidden: list[Path] = field(default_factory=list)
     gpu: bool = False
@@ -91,8 +101,9 @@ class RunContext:
 
 @dataclass(frozen=True)
 class TrainData:
-    """Downloaded data a training run reads (GPU tracks): bound read-only, its validation shard
-    masked when the trainer can skip its own end-of-run eval (``--no-eval``)."""
+    """What a training run is given beyond its config: ``--no-eval`` when the trainer has it (its own
+    end-of-run eval would run on the ranked clock; the verifier scores the checkpoint itself), and
+    downloaded data (GPU tracks) bound read-only, the validation shard masked under ``--no-eval``."""
 
     args: tuple[str, ...]
     readonly: tuple[Path, ...]
@@ -146,30 +157,23 @@ def _run_step(
     ctx: RunContext,
     log: Path,
     *,
-    final_file: Path | None = None,
     on_poll: Callable[[float], None] | None = None,
-) -> StepOutcome:
+    pass_fds: tuple[int, ...] = (),
+) -> tuple[StepOutcome, str]:
+    """Run one step to the end; (its outcome, the limits that applied to it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(f"$ {' '.join(step.argv)}\n".encode())
     read_end, write_end = os.pipe()
     started = time.monotonic()
     try:
-        proc = launch(step, limits, sealed=ctx.trainer.sealed, stdout=write_end)
+        proc = launch(step, limits, sealed=ctx.trainer.sealed, stdout=write_end, pass_fds=pass_fds)
     finally:
         os.close(write_end)
     copier = _BoundedLog(read_end, log)
     copier.start()
-    outcome = supervise(
-        proc,
-        limits,
-        started=started,
-        disk_dirs=step.writable,
-        cancel=ctx.cancel,
-        final_file=final_file,
-        on_poll=on_poll,
-    )
+    outcome = supervise(proc, limits, started=started, disk_dirs=step.writable, cancel=ctx.cancel, on_poll=on_poll)
     copier.join(timeout=30)
-    return outcome
+    return outcome, proc.limits_applied
 
 
 def train_command(
@@ -221,14 +225,16 @@ def _progress(ctx: RunContext, tail: MetricsTail, index: int, runs: int, seed: i
 def _fresh(run_dir: Path) -> dict[str, Path]:
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    dirs = {name: run_dir / name for name in ("out", "home", "tmp", "eval")}
+    dirs = {name: run_dir / name for name in ("out", "home", "tmp", "eval")}  # eval/: the scorer's only
     for d in dirs.values():
         d.mkdir(parents=True)
     return dirs
 
 
-def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs: int = 1) -> tuple[RunResult, float]:
-    """Train once, sealed; (the run's own result, the verifier's clock in seconds)."""
+def train_run(
+    ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs: int = 1
+) -> tuple[RunResult, float, str]:
+    """Train once, sealed; (the run's own result, the verifier's clock in seconds, the limits applied)."""
     d = _fresh(run_dir)
     data = ctx.train_data
     where = f"run {index} (seed {seed})"
@@ -243,13 +249,8 @@ def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs
         gpu=ctx.gpu,
     )
     tail = MetricsTail(d["out"], METRICS_FILE)
-    o = _run_step(
-        step,
-        ctx.limits,
-        ctx,
-        run_dir / PROCESS_LOG_FILE,
-        final_file=d["out"] / MODEL_FILE,
-        on_poll=_progress(ctx, tail, index, runs, seed),
+    o, applied = _run_step(
+        step, ctx.limits, ctx, run_dir / PROCESS_LOG_FILE, on_poll=_progress(ctx, tail, index, runs, seed)
     )
     if o.stop_reason is not None:
         raise VerifyError(f"{where} {o.stop_reason}", logs_tail(run_dir))
@@ -264,9 +265,6 @@ def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs
         raise VerifyError(f"{where} finished without writing {RESULT_FILE}", logs_tail(run_dir)) from None
     except artifacts.ArtifactError as exc:
         raise VerifyError(f"{where}: {exc.reason}", logs_tail(run_dir)) from exc
-    clock = o.final_s
-    if clock is None:
-        raise VerifyError(f"{where} left no final checkpoint ({MODEL_FILE}) of its own", logs_tail(run_dir))
     try:
         result = RunResult.model_validate_json(raw)
     except ValidationError as exc:
@@ -274,45 +272,115 @@ def train_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs
         raise VerifyError(f"{where} wrote an invalid {RESULT_FILE}: {problems}", logs_tail(run_dir)) from exc
     if result.seed != seed:
         raise VerifyError(f"{where} reports seed {result.seed}; the verifier asked for {seed}", logs_tail(run_dir))
-    return result, float(clock)
+    return result, o.elapsed_s, applied
 
 
-def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> Score:
-    """CORE and val_bpb of the run's checkpoint, by the verifier's code in its own sandbox."""
-    e = ctx.eval_inputs
-    eval_dir = run_dir / "eval"
-    req = ScoreRequest(
+def _model_step(ctx: RunContext, run_dir: Path, seed: int, home: Path) -> Step:
+    """The model process: the run's model behind a pipe; it sees the run's output (and a fork's code)."""
+    req = ModelRequest(
         recipe=ctx.run_config.recipe,
         overrides=dict(ctx.run_config.overrides),
         seed=seed,
         model_dir=str(run_dir / "out"),
+        device=ctx.eval_inputs.device,
+        entry_point=ctx.trainer.entry_point,
+        fork_src=None if ctx.trainer.fork_src is None else str(ctx.trainer.fork_src),
+    )
+    (home / "request.json").write_text(req.model_dump_json(), encoding="utf-8")
+    readonly = [run_dir / "out", *(ctx.trainer.readonly if ctx.trainer.entry_point is not None else ())]
+    return Step(
+        argv=[sys.executable, "-m", "submissions.model_process", str(home / "request.json")],
+        cwd=home,
+        writable=[home],
+        readonly=readonly,
+        hidden=ctx.hidden,
+        env={"HOME": str(home), "TMPDIR": str(home)},
+        gpu=ctx.gpu,
+    )
+
+
+def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> Score:
+    """CORE and val_bpb of the run's checkpoint: the verifier's scorer and the run's model process,
+    each in its own sandbox with a fresh HOME/TMPDIR, joined by two pipes."""
+    e = ctx.eval_inputs
+    eval_dir, eval_home, model_home = run_dir / "eval", run_dir / "eval-home", run_dir / "model-home"
+    for d in (eval_home, model_home):
+        d.mkdir(exist_ok=True)
+    where = f"run {index} (seed {seed}): scoring its checkpoint"
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    req = ScoreRequest(
+        recipe=ctx.run_config.recipe,
+        overrides=dict(ctx.run_config.overrides),
+        seed=seed,
         out_dir=str(eval_dir),
         bundle=None if e.bundle is None else str(e.bundle),
         data_dir=None if e.data_dir is None else str(e.data_dir),
         tokenizer_dir=str(e.tokenizer_dir),
         device=e.device,
-        entry_point=ctx.trainer.entry_point,
-        fork_src=None if ctx.trainer.fork_src is None else str(ctx.trainer.fork_src),
+        fork_model=ctx.trainer.entry_point is not None,
+        to_model_fd=to_w,
+        from_model_fd=from_r,
     )
     (eval_dir / "request.json").write_text(req.model_dump_json(), encoding="utf-8")
-    readonly = [run_dir / "out", e.tokenizer_dir, *(p for p in (e.data_dir, e.bundle) if p is not None)]
-    if ctx.trainer.entry_point is not None:
-        readonly += list(ctx.trainer.readonly)
-    step = Step(
+    scorer = Step(
         argv=[sys.executable, "-m", "submissions.score", str(eval_dir / "request.json")],
         cwd=eval_dir,
-        writable=[eval_dir, run_dir / "tmp"],
-        readonly=readonly,
+        writable=[eval_dir, eval_home],
+        readonly=[e.tokenizer_dir, *(p for p in (e.data_dir, e.bundle) if p is not None)],
         hidden=ctx.hidden,
-        env={"HOME": str(run_dir / "tmp"), "TMPDIR": str(run_dir / "tmp")},
+        env={"HOME": str(eval_home), "TMPDIR": str(eval_home)},
         gpu=ctx.gpu,
     )
-    where = f"run {index} (seed {seed}): scoring its checkpoint"
-    log = run_dir / "eval.log"
-    o = _run_step(step, ctx.eval_limits, ctx, log)
+    model_log_r, model_log_w = os.pipe()
+    (run_dir / "model.log").write_bytes(b"$ python -m submissions.model_process\n")
+    started = time.monotonic()
+    try:
+        model_step = _model_step(ctx, run_dir, seed, model_home)
+        model = launch(
+            model_step, ctx.model_limits, sealed=ctx.trainer.sealed, stdin=to_r, stdout=from_w, stderr=model_log_w
+        )
+    finally:
+        for fd in (to_r, from_w, model_log_w):
+            os.close(fd)
+    model_log = _BoundedLog(model_log_r, run_dir / "model.log")
+    model_log.start()
+    model_done = threading.Event()
+    model_out: list[StepOutcome] = []
+
+    def watch_model() -> None:
+        model_out.append(
+            supervise(model, ctx.model_limits, started=started, disk_dirs=model_step.writable, cancel=model_done)
+        )
+
+    watcher = threading.Thread(target=watch_model, name=f"model-{index}", daemon=True)
+    watcher.start()
+    try:
+        o, _ = _run_step(scorer, ctx.eval_limits, ctx, run_dir / "eval.log", pass_fds=(to_w, from_r))
+    finally:
+        for fd in (to_w, from_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        watcher.join(timeout=10)  # the scorer said bye; a model process that lingers is stopped
+        model_done.set()
+        watcher.join(timeout=60)
+        model_log.join(timeout=30)
+    m = model_out[0] if model_out else None
+    model_note = ""
+    if m is not None and (m.stop_reason is not None or m.returncode not in (0, None)):
+        model_note = f" (model process: {m.stop_reason or f'exit code {m.returncode}'})"
+    log_tail = _tail(
+        artifacts.read_tail(run_dir, "eval.log", 64_000) + artifacts.read_tail(run_dir, "model.log", 64_000)
+    )
+    with contextlib.suppress(artifacts.ArtifactError, FileNotFoundError, ValueError, ValidationError):
+        raw = artifacts.read_bytes(
+            eval_dir, FAILURE_FILE, artifacts.RESULT_CAP, label=f"run-{index}/eval/{FAILURE_FILE}"
+        )
+        reason = str(json.loads(raw).get("reason", "unknown"))
+        raise VerifyError(f"{where} failed: {reason}{model_note}", log_tail)
     if o.stop_reason is not None or o.returncode != 0:
         why = o.stop_reason or f"exit code {o.returncode}"
-        raise VerifyError(f"{where} failed: {why}", _tail(artifacts.read_tail(run_dir, "eval.log", 64_000)))
+        raise VerifyError(f"{where} failed: the scorer stopped ({why}){model_note}", log_tail)
     try:
         raw = artifacts.read_bytes(eval_dir, SCORE_FILE, artifacts.RESULT_CAP, label=f"run-{index}/eval/{SCORE_FILE}")
         return Score.model_validate_json(raw)
@@ -320,11 +388,24 @@ def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> S
         raise VerifyError(f"{where}: no valid {SCORE_FILE} ({exc})") from exc
 
 
-def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score) -> RunResult:
-    """The run as the report carries it: the verifier's time (v2), score, hardware and plan."""
+VAL_BPB_BY_FORK = (
+    "computed by the fork's own model process from the per-token losses it reported (not checked by "
+    "the verifier; shown, never ranked)"
+)
+
+
+def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score, limits: str = "") -> RunResult:
+    """The run as the report carries it: the verifier's time (v2), score, hardware and plan; in
+    ``software``, the sandbox limits that applied to training and who computed val_bpb."""
     self_reported = own.training_seconds
     disagrees = clock_disagrees(self_reported, clock)
+    software = {k: v for k, v in own.software.items() if k not in ("sandbox", "val_bpb_by")}
+    if limits:
+        software["sandbox"] = limits[:2000]
+    if score.val_bpb_by_fork:
+        software["val_bpb_by"] = VAL_BPB_BY_FORK
     update: dict[str, object] = {
+        "software": software,
         "core": score.core,
         "val_bpb": score.val_bpb,
         "hardware": ctx.fingerprint.model_copy(

@@ -1,19 +1,29 @@
-"""The verifier's scorer: CORE and val_bpb of a run's checkpoint, by the worker's installed code.
+"""The verifier's scorer: CORE and val_bpb of a run's checkpoint, computed where no run code runs.
 
-Run as ``python -m submissions.score REQUEST.json`` inside the evaluation sandbox (no network,
-the run's output, the eval bundle and the validation data bound read-only, only its own output
-directory writable). It rebuilds the model from the verifier's copy of the config (recipe +
-overrides + seed, never the run's result.json) and loads ``model.pt`` with ``weights_only``
-(no code from the run), or, for a fork that declares a model entry point
-(``[tool.speedrun] model = "package.module:function"`` in its pyproject.toml; see
-submissions/README.md), imports that function from the fork and calls it. Then it runs exactly
-the evaluation the reference trainer runs in process (``trainer.evaluation``), and writes
-``score.json``.
+Run as ``python -m submissions.score REQUEST.json`` in its own sandbox (no network; the eval
+bundle, the validation data and the tokenizer bound read-only; only its own output directory
+writable; a HOME and TMPDIR that training never had). It is the only process that sees what is
+graded. The model itself runs in a separate sandboxed *model process*
+(``submissions.model_process``) reached over two pipes (``to_model_fd``, ``from_model_fd``),
+which sees token ids only:
+
+- multiple choice and schema: each candidate row (context + candidate) is sent and its mean
+  span loss comes back; the gold index stays here and the decision is the first argmin, as in
+  ``trainer.evaluation.core``;
+- language modelling: only the context is sent, with the number of tokens to continue; the
+  greedy continuation comes back and is compared here with the gold continuation (equivalent to
+  "every argmax matches", and no gold token is sent);
+- val_bpb: the validation batches are sent and per-token losses come back. The model process
+  could lie about those, so a fork's val_bpb is labelled as computed by the fork's own model and
+  never ranks (``Score.val_bpb_by_fork``).
+
+Each task's rows go in one request, so the model process packs them exactly as the in-process
+scorer does (the reference GPT's decisions are identical). Writes ``score.json``, or
+``failure.json`` with the reason (a model process that died, stalled or answered garbage).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -21,84 +31,124 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from contract import MODEL_FILE
+from contract.core_v1 import CORE_V1_LABELS, TaskType, centered_accuracy
 from contract.schema import Contract, CoreResult
+from submissions.model_client import Budget, ModelClient, ModelProcessError, calibrate
 from trainer.data.loader import val_batches
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bpb import evaluate_bpb
-from trainer.evaluation.bundle import load_bundle
-from trainer.evaluation.core import evaluate_core
-from trainer.model import GPTConfig, build_model
+from trainer.evaluation.bundle import Bundle, load_bundle
+from trainer.evaluation.core import TaskOutcome, _rows, core_result, default_batch_tokens
+from trainer.evaluation.prompts import check_examples_fit, first_argmin, prepare_examples, task_items
 from trainer.plan import config_of
-from trainer.train import compute_dtype_for
 
 SCORE_FILE = "score.json"
-ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+FAILURE_FILE = "failure.json"
 
 
 class ScoreRequest(Contract):
     recipe: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     seed: int
-    model_dir: str
     out_dir: str
     bundle: str | None
     data_dir: str | None
     tokenizer_dir: str
     device: str = "cpu"
-    entry_point: str | None = Field(default=None, pattern=ENTRY_POINT_PATTERN)
-    fork_src: str | None = None
+    fork_model: bool = False  # the model process runs a fork's declared model (its answers are its own)
+    to_model_fd: int
+    from_model_fd: int
+    load_s: float = Field(default=120.0, gt=0)
+    base_s: float = Field(default=30.0, gt=0)
+    multiple: float = Field(default=8.0, gt=0)
 
 
 class Score(Contract):
     core: CoreResult | None
     val_bpb: float | None = Field(default=None, allow_inf_nan=False)
+    val_bpb_by_fork: bool = False  # computed from losses the fork's own model process reported
     seconds: float = Field(ge=0)
+    model_seconds: float = Field(default=0.0, ge=0)  # of which waiting for the model process
+    requests: int = Field(default=0, ge=0)
 
 
-def _bpb_adapter(model: Any) -> Any:
-    """Gives an entry-point model (token ids -> logits) the loss interface of evaluate_bpb."""
+class _RemoteLoss(torch.nn.Module):
+    """evaluate_bpb's loss interface, answered by the model process (the sums stay here)."""
 
-    class Adapter(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
+    def __init__(self, client: ModelClient) -> None:
+        super().__init__()
+        self.client = client
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # evaluate_bpb reads the device from here
 
-        def forward(self, idx: torch.Tensor, targets: torch.Tensor, loss_reduction: str = "none") -> torch.Tensor:
-            logits = self.inner(idx).float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-            return loss.reshape(targets.shape)
-
-    return Adapter(model)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor, loss_reduction: str = "none") -> torch.Tensor:
+        return self.client.token_losses(idx, targets)
 
 
-def load_model(req: ScoreRequest, config: Any, device: Any) -> tuple[Any, int | None, bool]:
-    """(model, max_seq_len, speaks the reference GPT's loss interface)."""
-    if req.entry_point is None:
-        model = build_model(GPTConfig.from_train_config(config), device, compute_dtype_for(device))
-        state = torch.load(Path(req.model_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
-        return model, model.max_positions, True
-    module_name, _, func_name = req.entry_point.partition(":")
-    if req.fork_src:
-        sys.path.append(req.fork_src)  # after the verifier's own packages: never shadows them
-    fn = getattr(importlib.import_module(module_name), func_name)
-    model = fn(req.model_dir, config.to_dict())
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"{req.entry_point} returned {type(model).__name__}, not a torch.nn.Module")
-    return model.to(device), None, False
+def _task(client: ModelClient, tokenizer: Tokenizer, bundle: Bundle, label: str, **kw: Any) -> TaskOutcome:
+    t0 = time.perf_counter()
+    task = bundle.task(label)
+    spec = task.spec
+    items = task_items(task.items, kw["max_per_task"])
+    if spec.num_fewshot >= len(items):
+        raise ValueError(f"{label}: {spec.num_fewshot}-shot needs more than {spec.num_fewshot} examples")
+    examples = prepare_examples(spec, items, range(len(items)), tokenizer, max_seq_len=kw["max_seq_len"])
+    if spec.task_type is TaskType.language_modeling:
+        contexts = [ex.rows[0][: ex.starts[0]] for ex in examples]
+        counts = [ex.ends[0] - ex.starts[0] for ex in examples]
+        made = client.continuations(contexts, counts, tokenizer.bos_id)
+        correct = [m == list(ex.rows[0][ex.starts[0] : ex.ends[0]]) for m, ex in zip(made, examples, strict=True)]
+    else:
+        losses = client.losses(_rows(examples), tokenizer.bos_id)
+        correct, pos = [], 0
+        for ex in examples:
+            correct.append(first_argmin(losses[pos : pos + len(ex.rows)]) == ex.gold)
+            pos += len(ex.rows)
+    accuracy = sum(correct) / len(correct)
+    return TaskOutcome(
+        label=label,
+        accuracy=accuracy,
+        centered=centered_accuracy(accuracy, spec.baseline_v1_percent),
+        n=len(correct),
+        seconds=time.perf_counter() - t0,
+        correct=tuple(correct),
+    )
+
+
+def remote_core(
+    client: ModelClient, tokenizer: Tokenizer, bundle: Bundle, *, max_per_task: int | None, max_seq_len: int | None
+) -> CoreResult:
+    """CORE (core-v1) through the model process, with the decisions of ``evaluate_core``."""
+    t0 = time.perf_counter()
+    if max_seq_len is not None:  # a prompt that cannot be cropped fails before any task is scored
+        for label in CORE_V1_LABELS:
+            task = bundle.task(label)
+            items = task_items(task.items, max_per_task)
+            if task.spec.num_fewshot < len(items):
+                check_examples_fit(task.spec, items, range(len(items)), tokenizer, max_seq_len)
+    outcomes = [
+        _task(client, tokenizer, bundle, label, max_per_task=max_per_task, max_seq_len=max_seq_len)
+        for label in CORE_V1_LABELS
+    ]
+    return core_result(
+        outcomes, bundle_sha256=bundle.sha256, max_per_task=max_per_task, seconds=time.perf_counter() - t0
+    )
 
 
 def score(req: ScoreRequest) -> Score:
-
     t0 = time.perf_counter()
     config = config_of(req.recipe, req.overrides, req.seed)
     device = torch.device(req.device)
     tokenizer = Tokenizer.load(req.tokenizer_dir)
-    model, max_seq_len, gpt_loss = load_model(req, config, device)
+    spt = calibrate(config, device, default_batch_tokens(device))
+    budget = Budget(load_s=req.load_s, base_s=req.base_s, multiple=req.multiple, seconds_per_token=spt)
+    client = ModelClient(req.to_model_fd, req.from_model_fd, vocab_size=tokenizer.vocab_size, budget=budget)
+    hello = client.hello()
+    # the reference GPT crops prompts to its RoPE table, as in process; a fork's claim is not used
+    max_seq_len = None if req.fork_model else hello.get("max_positions")
+    if max_seq_len is not None and not isinstance(max_seq_len, int):
+        raise ModelProcessError(f"the model process said max_positions={max_seq_len!r}")
     val_bpb = None
     if req.data_dir is not None:
         batches = val_batches(
@@ -107,30 +157,39 @@ def score(req: ScoreRequest) -> Score:
             batch_size=config.data.device_batch_size,
             seq_len=config.model.sequence_len,
             num_tokens=config.eval.eval_tokens,
-            device=device,
+            device="cpu",
         )
-        scored = model if gpt_loss else _bpb_adapter(model)
-        val_bpb = float(evaluate_bpb(scored, batches, tokenizer.token_bytes(), world_size=1))
+        val_bpb = float(evaluate_bpb(_RemoteLoss(client), batches, tokenizer.token_bytes(), world_size=1))
     core = None
     if req.bundle is not None:
-        core = evaluate_core(
-            model,
+        core = remote_core(
+            client,
             tokenizer,
             load_bundle(req.bundle),
-            device=device,
             max_per_task=config.eval.core_max_per_task,
             max_seq_len=max_seq_len,
-            progress=False,
         )
-    return Score(core=core, val_bpb=val_bpb, seconds=time.perf_counter() - t0)
+    client.bye()
+    return Score(
+        core=core,
+        val_bpb=val_bpb,
+        val_bpb_by_fork=req.fork_model and val_bpb is not None,
+        seconds=time.perf_counter() - t0,
+        model_seconds=client.seconds,
+        requests=client.requests,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     req = ScoreRequest.model_validate_json(Path(args[0]).read_bytes())
-    result = score(req)
-    out = Path(req.out_dir) / SCORE_FILE
-    out.write_text(json.dumps(result.model_dump(mode="json")), encoding="utf-8")
+    out = Path(req.out_dir)
+    try:
+        result = score(req)
+    except ModelProcessError as exc:
+        (out / FAILURE_FILE).write_text(json.dumps({"reason": str(exc)[:2000]}), encoding="utf-8")
+        return 3
+    (out / SCORE_FILE).write_text(json.dumps(result.model_dump(mode="json")), encoding="utf-8")
     return 0
 
 

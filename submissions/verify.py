@@ -7,9 +7,11 @@ sealed by ``submissions.sandbox``):
 2. prepare the trainer: the installed reference trainer when its version matches; a git fork is
    fetched under the URL policy, diffed against the reference for review, and installed into
    its own venv inside the sandbox (``submissions.forks``); a fork never runs unsealed;
-3. per seed (``submissions.runner``): train sealed, the verifier's clock from launch to the final
-   checkpoint; read the run's files safely (``submissions.artifacts``); re-score the checkpoint
-   with the verifier's own code in a separate sandbox; the worker's hardware fingerprint;
+3. per seed (``submissions.runner``): train sealed (``--no-eval`` when the trainer has it), the
+   verifier's clock from launch to the exit of the training's whole process tree; read the run's
+   files safely (``submissions.artifacts``); score the checkpoint with the verifier's own scorer,
+   which talks to the run's model in a separate sandboxed model process (``submissions.score``);
+   the worker's hardware fingerprint;
 4. ``stats.decide`` on the verifier's numbers; ``report.json`` and ``summary.txt``.
 
 A run that crashes, exceeds a bound or leaves a bad file makes the verdict ``error`` with the
@@ -19,11 +21,13 @@ log tail of that run and no statistics (never a half-report).
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -53,6 +57,7 @@ from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_re
 from submissions.rules import decide
 from submissions.runner import (
     PROCESS_LOG_FILE,
+    VAL_BPB_BY_FORK,
     EvalInputs,
     PreparedTrainer,
     ProgressCallback,
@@ -67,7 +72,7 @@ from submissions.runner import (
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
 from trainer.data.prepare import ensure_synthetic_dataset
 from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
-from trainer.plan import config_of
+from trainer.plan import config_of, resolve
 
 __all__ = [
     "FORK_DIFF_FILE",
@@ -89,6 +94,10 @@ FORK_DIFF_FILE = "fork.diff"
 # setup.py from pre-training a model before the clock starts, beyond what review would see anyway).
 INSTALL_TIMEOUT_S = 300.0
 MEMORY_FRACTION = 0.8  # of this machine's RAM: the address-space cap of a CPU node's sandboxed steps
+# The model process of scoring: an address space of MODEL_BASE_BYTES + MODEL_PARAM_FACTOR x the
+# reference model's fp32 weights (CPU nodes; capped by MEMORY_FRACTION), at most 1 GiB of files.
+MODEL_BASE_BYTES = 8 * 1024**3
+MODEL_PARAM_FACTOR = 16
 
 
 class TrainerUnavailable(VerifyError):
@@ -192,15 +201,34 @@ def prepare_trainer(
     return trainer, diff
 
 
-def _memory_cap(gpu: bool) -> int | None:
-    if gpu:
-        return None
+def _ram_cap() -> int | None:
     try:
-        import os
-
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_FRACTION)
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _memory_cap(gpu: bool) -> int | None:
+    return None if gpu else _ram_cap()
+
+
+def model_limits(run_config: RunConfig, gpu: bool, wall_s: float) -> sandbox.Limits:
+    """Bounds of the model process: a small multiple of the reference model's size in memory, the
+    scoring time cap (each request has its own deadline in the scorer), little disk."""
+    config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
+    params = resolve(config, 1).num_params
+    budget = MODEL_BASE_BYTES + MODEL_PARAM_FACTOR * 4 * params
+    machine = _ram_cap()
+    cap = budget if machine is None else min(budget, machine)
+    return sandbox.Limits(
+        wall_s=wall_s,
+        memory_bytes=None if gpu else cap,
+        ram_bytes=cap,
+        processes=512,
+        file_bytes=64 << 20,
+        disk_bytes=1 << 30,
+        max_files=10_000,
+    )
 
 
 def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
@@ -223,6 +251,7 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     bundle = None
     if e.core_at_end:
         bundle = ensure_synthetic_bundle(seed=d.synthetic_seed) if e.bundle_source == "synthetic" else fetch_bundle()
+    sandbox.share([Path(p) for p in (tokenizer_dir, data_dir, bundle) if p is not None])
     return EvalInputs(
         tokenizer_dir=Path(tokenizer_dir),
         data_dir=Path(data_dir),
@@ -231,27 +260,28 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     )
 
 
-def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData | None:
-    """What training reads of the verifier's downloaded data (None: a synthetic corpus, which the
-    run builds itself in its own SPEEDRUN_HOME from the public seed)."""
+def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData:
+    """What training is given beyond its config: ``--no-eval`` when the trainer has it (its own
+    eval would run on the ranked clock), and the verifier's downloaded data (none for a synthetic
+    corpus, which the run builds itself in its own SPEEDRUN_HOME from the public seed)."""
 
     config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
+    no_eval = _supports_no_eval(trainer, hidden)
     if config.data.source == "synthetic":
-        return None
+        return TrainData(args=("--no-eval",) if no_eval else (), readonly=(), hidden=())
     data_dir = default_cache_dir() / "climbmix"
     tokenizer_dir = data_dir.parent / "tokenizer"
     args = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
     masked: tuple[Path, ...] = ()
-    if _supports_no_eval(trainer, hidden):
+    if no_eval:
         args.append("--no-eval")
         masked = (data_dir / shard_name(CLIMBMIX_VAL_SHARD_INDEX),)
+    sandbox.share([data_dir, tokenizer_dir])
     return TrainData(args=tuple(args), readonly=(data_dir, tokenizer_dir), hidden=masked)
 
 
 def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
     """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked sealed)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         step = sandbox.Step(
             argv=[trainer.python, "-m", "speedrun", "train", "--help"],
@@ -341,10 +371,10 @@ def verify(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     identity_id = verifier_id or socket.gethostname()[:100] or "verifier"
-    sealed = sandbox.sandbox_problem() is None
     if fingerprint is None:
         fingerprint = local_fingerprint()
     gpu = fingerprint.device_type == "cuda"
+    sealed = sandbox.sandbox_problem(gpu=gpu) is None
     state: dict[str, ForkDiff | None] = {"fork_diff": None}
 
     def report(verdict: Verdict, reasons: list[str], results: list[RunResult], **kw: object) -> VerificationReport:
@@ -373,7 +403,7 @@ def verify(
     if problems:
         return report(Verdict.error, [f"pre-screen: {p}" for p in problems], [])
     if not sealed and not allow_unsealed:
-        return report(Verdict.error, [f"this worker has no sandbox: {sandbox.sandbox_problem()}"], [])
+        return report(Verdict.error, [f"this worker has no sandbox: {sandbox.sandbox_problem(gpu=gpu)}"], [])
     hidden_paths = [out_dir.parent, *hidden]
     try:
         trainer, diff = prepare_trainer(
@@ -390,15 +420,17 @@ def verify(
     except VerifyError as exc:
         return report(Verdict.error, [exc.reason], [], log_tail=exc.log_tail)
 
-    memory = _memory_cap(gpu)
+    memory, ram = _memory_cap(gpu), _ram_cap()
     timeout = run_timeout_s if run_timeout_s is not None else default_run_timeout_s(track, run_config)
+    eval_wall = eval_timeout_s or EVAL_TIMEOUT_S
     ctx = RunContext(
         trainer=trainer,
         run_config=run_config,
         eval_inputs=inputs,
         fingerprint=fingerprint,
-        limits=sandbox.Limits(wall_s=timeout, memory_bytes=memory),
-        eval_limits=sandbox.Limits(wall_s=eval_timeout_s or EVAL_TIMEOUT_S, memory_bytes=memory, file_bytes=256 << 20),
+        limits=sandbox.Limits(wall_s=timeout, memory_bytes=memory, ram_bytes=ram),
+        eval_limits=sandbox.Limits(wall_s=eval_wall, memory_bytes=memory, ram_bytes=ram, file_bytes=256 << 20),
+        model_limits=model_limits(run_config, gpu, eval_wall),
         v2=track.rules_version == RANKED_RULES_VERSION,
         hidden=hidden_paths,
         gpu=gpu,
@@ -422,22 +454,24 @@ def verify(
     for i, seed in enumerate(seeds):
         run_dir = out_dir / f"run-{i}"
         try:
-            own, clock = train_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs)
+            own, clock, applied = train_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs)
             score = score_run(ctx, seed=seed, run_dir=run_dir, index=i)
         except VerifyError as exc:
             reasons = [exc.reason]
             if results:
                 reasons.append(f"{len(results)} earlier run(s) finished; no statistics are reported on a partial set")
             return report(Verdict.error, reasons, [], log_tail=exc.log_tail)
-        results.append(verified_result(ctx, own, clock, score))
+        results.append(verified_result(ctx, own, clock, score, applied))
 
     decision = decide(results, track=track, run_config=run_config, claimed=claimed)
     notes = []
     if trainer.entry_point is not None:
         notes.append(
-            f"scored through the fork's declared model entry point {trainer.entry_point}: the fork's code ran in "
-            "the scoring sandbox, so this score rests on code review as much as on the sandbox"
+            f"CORE of the fork's declared model {trainer.entry_point}: it ran in its own sandboxed model process "
+            "that saw token ids only (candidates' losses, greedy continuations); the verifier's scorer decided"
         )
+        if any(r.val_bpb is not None for r in results):
+            notes.append(f"val_bpb: {VAL_BPB_BY_FORK}")
     return report(
         decision.verdict,
         decision.reasons + notes,

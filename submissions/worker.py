@@ -7,6 +7,12 @@ fails the job with the traceback; an interrupted worker gives the job back (retr
 lock (``flock`` on ``<work_dir>/worker.lock`` by default) keeps two workers that share a work dir
 from running jobs at once, and the client's retries carry the worker over a restart of the server.
 A worker refuses (retryable fail) a job whose hardware its own fingerprint does not match.
+
+A worker leases nothing where it cannot seal what its tracks require: before its first lease it
+launches the sandbox probe (``submissions.sandbox.probe``, the very launch a job uses, with the
+GPU binds on a GPU node) and raises ``NodeCannotSeal`` when it fails, unless every track it
+leases is a CPU track (there the installed reference trainer may run unsealed, and forks are
+refused). Job directories are deleted after their upload, the last ``keep_job_dirs`` kept.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from contract.protocol import (
     LeaseRequest,
 )
 from contract.schema import HardwareFingerprint
+from contract.tracks import BUILTIN_TRACKS
 from submissions import artifacts
 from submissions.client import Client, ClientError
 from submissions.hardware import local_fingerprint
@@ -42,6 +49,7 @@ from submissions.sandbox import sandbox_problem
 from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
 LOCK_FILE = "worker.lock"
+KEEP_JOB_DIRS = 3
 # Artifact files of a run directory, uploaded under run-<i>/<name>.
 # (name in the upload, kind, path under run-<i>/, cap). Files under out/ were written by the run.
 _RUN_FILES: tuple[tuple[str, ArtifactKind, str, int], ...] = (
@@ -54,6 +62,17 @@ _RUN_FILES: tuple[tuple[str, ArtifactKind, str, int], ...] = (
 
 def _say(message: str) -> None:
     print(f"speedrun worker: {message}", file=sys.stderr, flush=True)
+
+
+class NodeCannotSeal(Exception):
+    """This node cannot run sealed steps, and its tracks need them: it must not lease."""
+
+
+def seal_needed(tracks: list[str] | None) -> bool:
+    """Whether leasing these tracks needs a sandbox: all but CPU tracks (None: any track)."""
+    if not tracks:
+        return True
+    return any(t not in BUILTIN_TRACKS or BUILTIN_TRACKS[t].hardware_classes != ["cpu"] for t in tracks)
 
 
 def hardware_mismatch(lease: JobLease, fingerprint: HardwareFingerprint) -> str | None:
@@ -131,7 +150,7 @@ class Worker:
         tracks: list[str] | None = None,
         run_timeout_s: float | None = None,
         lock_path: Path | None = None,
-        keep_job_dirs: bool = True,
+        keep_job_dirs: int = KEEP_JOB_DIRS,
         smoke_steps: int | None = None,
         allow_local_git: bool = False,
         hidden: list[Path] | None = None,
@@ -140,6 +159,8 @@ class Worker:
             raise ValueError("poll_interval_s: must be > 0")
         if not worker_id or len(worker_id) > 100:
             raise ValueError("worker_id: 1 to 100 characters")
+        if keep_job_dirs < 0:
+            raise ValueError("keep_job_dirs: must be >= 0")
         self.client = client
         self.worker_id = worker_id
         self.work_dir = Path(work_dir)
@@ -153,6 +174,7 @@ class Worker:
         self.keep_job_dirs = keep_job_dirs
         self.smoke_steps = smoke_steps
         self.stop_event = threading.Event()
+        self._checked = False
 
     @property
     def fingerprint(self) -> HardwareFingerprint:
@@ -177,8 +199,26 @@ class Worker:
         finally:
             lock.release()
 
+    def check_node(self) -> str | None:
+        """Why this node must not lease (it cannot seal what its tracks require), else None."""
+        problem = sandbox_problem(gpu=self.fingerprint.device_type == "cuda")
+        if problem is None or not seal_needed(self.tracks):
+            return None
+        which = ",".join(self.tracks) if self.tracks else "any track"
+        return (
+            f"this node cannot seal sandboxed steps ({problem}); {which} needs sealed runs, so it leases "
+            "nothing. Run `speedrun doctor` for the same probe, and see docs/deploy.md (sandbox)."
+        )
+
     def run_once(self) -> JobState | None:
-        """Lease and run at most one job; None when there was no job (or the node is busy)."""
+        """Lease and run at most one job; None when there was no job (or the node is busy).
+
+        Raises NodeCannotSeal (before any lease) when the node cannot seal what its tracks need."""
+        if not self._checked:
+            why = self.check_node()
+            if why is not None:
+                raise NodeCannotSeal(why)
+            self._checked = True
         with self._node_lock() as held:
             if not held:
                 _say(f"another worker holds {self.lock_path}; not leasing")
@@ -266,9 +306,15 @@ class Worker:
             return self._give_back(lease, reason, report.log_tail or "", retryable=False)
         state = self._complete(lease, JobComplete(lease_token=lease.lease_token, report=report, artifacts=refs))
         _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(refs)} artifacts, status {state.status}")
-        if not self.keep_job_dirs:
-            shutil.rmtree(job_dir, ignore_errors=True)
+        self._prune()
         return state
+
+    def _prune(self) -> None:
+        """Delete uploaded job directories but the newest ``keep_job_dirs``."""
+        jobs = [p for p in self.work_dir.glob("job-*") if p.is_dir() and not p.is_symlink()]
+        jobs.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in jobs[self.keep_job_dirs :]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _complete(self, lease: JobLease, body: JobComplete) -> JobState:
         """Complete the job. A server may answer an upload before its transaction is visible to the

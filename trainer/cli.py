@@ -161,7 +161,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "(result.json has them null; a verifier scores the checkpoint itself)",
     )
     t.set_defaults(func=_train)
-
-    from trainer.doctor.cli import register as register_doctor  # light: argparse only
-
-    register_doctor(sub)
+    # `speedrun doctor` is registered by submissions.cli, which adds the sandbox probe to its checks

@@ -13,7 +13,14 @@ leave train.log as a symlink to /proc/self/environ, result.json as a symlink to 
 metrics.jsonl as a FIFO, train.log as a 2 GB sparse file; ``spy`` records what it can see (uid,
 environment, network, the worker's HOME, work dir and token file) at install and at training;
 ``plant`` drops usercustomize.py and .pth files wherever it can write; ``metrics_bomb`` writes
-a 1 GB metrics.jsonl without a newline. Every behaviour but ``forge`` exits without model.pt.
+a 1 GB metrics.jsonl without a newline; ``entry`` declares a model entry point and saves a
+bigram; ``entry_forge`` and ``entry_wrap`` do too, and their model function attacks the scorer
+(issue 18): the first writes a perfect ``score.json`` next to the checkpoint and ``os._exit(0)``,
+the second wraps the verifier's ``evaluate_task`` and bpb adapter to report perfect scores;
+``late_work`` saves a reference GPT and its result at once, then keeps working 5 s through a
+mmap of model.pt opened early (the clock must cover it) and plants usercustomize/sitecustomize
+in its HOME and TMPDIR. Every behaviour but ``forge``, the ``entry*`` ones and ``late_work``
+exits without model.pt.
 """
 
 from __future__ import annotations
@@ -39,7 +46,15 @@ BEHAVIOURS = (
     "plant",
     "metrics_bomb",
     "entry",
+    "entry_forge",
+    "entry_wrap",
+    "late_work",
 )
+ENTRY_POINTS = {
+    "entry": "fork_model:load",
+    "entry_forge": "fork_model:load_forge",
+    "entry_wrap": "fork_model:load_wrap",
+}
 OVERRIDES = {"num_iterations": 2, "core_max_per_task": 11}
 
 PROBE = r"""
@@ -62,6 +77,11 @@ def probe(where, params):
         except OSError as exc:
             seen[path] = f"denied: {exc.__class__.__name__}"
     out["worker_paths"] = seen
+    sysctl = "/proc/sys/kernel/printk_ratelimit_burst"  # looked at, never written
+    out["proc_sys"] = {
+        "writable": os.access(sysctl, os.W_OK),
+        "readonly_mount": bool(os.statvfs("/proc/sys").f_flag & os.ST_RDONLY),
+    }
     try:
         with open("/proc/1/environ", "rb") as f:
             out["pid1_environ"] = f.read().decode(errors="replace")
@@ -152,7 +172,30 @@ def main() -> int:
                 except OSError:
                     pass
         print("planted:", planted, flush=True)
-    if BEHAVIOUR == "entry":
+    if BEHAVIOUR == "late_work":
+        import mmap, torch
+        from trainer.config import build_config
+        from trainer.model import GPTConfig, build_model
+        config = build_config(a.recipe, {**json.loads(a.overrides), "seed": a.seed})
+        torch.manual_seed(a.seed)
+        model = build_model(GPTConfig.from_train_config(config), torch.device("cpu"), torch.float32)
+        path = os.path.join(out, "model.pt")
+        torch.save(model.state_dict(), path)
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(dict(PARAMS["forged"], seed=a.seed), f)
+        code = f"open({PARAMS['marker']!r}, 'a').write('planted code ran\\n')\n"
+        for d in (os.environ["HOME"], os.environ["TMPDIR"]):
+            for name in ("usercustomize.py", "sitecustomize.py"):
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(code)
+        with open(path, "r+b") as f:
+            mm = mmap.mmap(f.fileno(), 0)
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:  # "training" written through the mmap: no mtime poll sees it
+                mm[-1:] = mm[-1:]
+                time.sleep(0.05)
+            mm.close()
+    if BEHAVIOUR.startswith("entry"):
         import torch
         from fork_model import Bigram
         torch.manual_seed(a.seed)
@@ -218,8 +261,41 @@ def load(checkpoint_dir: str, config: dict) -> torch.nn.Module:
     model = Bigram(config["model"]["vocab_size"])
     model.load_state_dict(torch.load(os.path.join(checkpoint_dir, "model.pt"), weights_only=True))
     return model
+
+
+PERFECT = {"core": {"core": 0.86, "bundle_sha256": "0" * 64, "max_per_task": 11, "tasks": {}, "seconds": 1.0},
+           "val_bpb": 0.1, "seconds": 1.0}
+
+
+def load_forge(checkpoint_dir: str, config: dict) -> torch.nn.Module:
+    # issue 18, attack 1a: write the scorer's score.json itself, then end the process
+    import json
+    for d in (os.path.join(os.path.dirname(checkpoint_dir), "eval"), os.getcwd(), os.environ.get("HOME", ".")):
+        try:
+            with open(os.path.join(d, "score.json"), "w") as f:
+                json.dump(PERFECT, f)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def load_wrap(checkpoint_dir: str, config: dict) -> torch.nn.Module:
+    # issue 18, attack 1b: make the verifier's own code report a perfect score
+    import sys
+    from trainer.evaluation import core as core_mod
+    from trainer.evaluation.core import TaskOutcome
+
+    def perfect_task(model, tokenizer, task, **kw):
+        return TaskOutcome(task.spec.label, 1.0, 1.0, 11, 0.0, (True,) * 11)
+
+    core_mod.evaluate_task = perfect_task
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("submissions", "trainer")):
+            for attr in ("evaluate_task", "evaluate_bpb"):
+                if hasattr(module, attr):
+                    setattr(module, attr, perfect_task if attr == "evaluate_task" else (lambda *a, **k: 0.1))
+    return load(checkpoint_dir, config)
 """
-ENTRY_POINT = '\n[tool.speedrun]\nmodel = "fork_model:load"\n'
 
 GIT_ID = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
 
@@ -253,7 +329,8 @@ def make_forks(root: Path, params: dict[str, Any] | None = None) -> dict[str, tu
             main, setup = main.replace(key, value), setup.replace(key, value)
         (repo / "speedrun" / "__main__.py").write_text(main)
         (repo / "setup.py").write_text(setup)
-        (repo / "pyproject.toml").write_text(PYPROJECT + (ENTRY_POINT if behaviour == "entry" else ""))
+        entry = ENTRY_POINTS.get(behaviour)
+        (repo / "pyproject.toml").write_text(PYPROJECT + (f'\n[tool.speedrun]\nmodel = "{entry}"\n' if entry else ""))
         _git(repo, "add", ".")
         _git(repo, "commit", "-q", "--allow-empty", "-m", f"fork: {behaviour}")
         out[behaviour] = (f"file://{repo}", _git(repo, "rev-parse", "HEAD"))

@@ -126,7 +126,7 @@ def test_without_a_sandbox_the_reference_runs_unsealed_and_a_fork_is_refused(
     from submissions.verify import verify
     from tests.submissions.fork_repos import fork_config, make_forks
 
-    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda **_: "bubblewrap (bwrap) is not installed")
     track = BUILTIN_TRACKS["cpu-smoke"]
     tiny = {"num_iterations": 2, "depth": 2, "device_batch_size": 4, "total_batch_size": 1024, "eval_tokens": 1024}
     config = RunConfig.model_validate(

@@ -1,6 +1,7 @@
 """Hostile forks against the sealed verifier (real bwrap, real processes, forks as local git repos).
 
-Each test is one attack of issue 15; the module docstring of fork_repos.py lists the behaviours.
+Each test is one attack of issue 15 (issue 18's are in test_sealed_attacks.py); the module
+docstring of fork_repos.py lists the behaviours.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from contract.schema import Verdict, VerificationReport
 from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client
-from submissions.sandbox import sandbox_problem
+from submissions.sandbox import sandbox_identity, sandbox_problem
 from submissions.verify import verify
 from submissions.worker import Worker
 from tests.processes import peak_rss_kib, processes_with
@@ -160,9 +161,11 @@ def test_spy_sees_no_credential_no_worker_file_and_no_network(hostile: Hostile, 
     job = tmp_path / "job"
     install = json.loads(next(job.glob("trainer/*/probe-install.json")).read_text())
     train = json.loads((job / "run-0" / "out" / "probe.json").read_text())
+    assert (job / "run-0" / "out" / "probe.json").stat().st_uid != 0  # written by an unprivileged kernel uid
     for probe in (install, train):
         where = probe["where"]
-        assert probe["uid"] == 65534, where
+        assert probe["uid"] in (65534, sandbox_identity().uid), where  # never kernel root
+        assert probe["proc_sys"] == {"writable": False, "readonly_mount": True}, where
         dump = json.dumps(probe)
         assert TOKEN not in dump and "worker-token-from-file" not in dump and "root-only secret" not in dump, where
         assert not any("TOKEN" in k or "SECRET" in k for k in probe["env"]), where
@@ -236,8 +239,9 @@ def test_a_declared_model_entry_point_is_scored_by_the_verifier(tmp_path: Path) 
     assert report.verdict is not Verdict.error, report.reasons
     [run] = report.runs
     assert run.core is not None and run.core.core < 0.5 and run.val_bpb is not None and run.val_bpb > 1.0
-    request = json.loads((tmp_path / "job" / "run-0" / "eval" / "request.json").read_text())
-    assert request["entry_point"] == "fork_model:load"
+    request = json.loads((tmp_path / "job" / "run-0" / "model-home" / "request.json").read_text())
+    assert request["entry_point"] == "fork_model:load"  # the model process's, never the scorer's
+    assert "entry_point" not in json.loads((tmp_path / "job" / "run-0" / "eval" / "request.json").read_text())
 
 
 def test_a_bad_model_declaration_is_refused_before_anything_runs(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,17 @@ def verdict(checks: list[Check], gpu: bool) -> str:
     return "ready" if gpu else "cpu only"
 
 
-def run_doctor(*, quick: bool = False) -> dict[str, Any]:
+def run_doctor(*, quick: bool = False, extra: Sequence[tuple[str, Callable[[bool], Check]]] = ()) -> dict[str, Any]:
+    """Every check that applies here; ``extra``: (name, check(gpu)) pairs a caller adds after the
+    stack check (the verifier's sandbox probe, registered by the `speedrun` command)."""
     import torch
 
     gpu = torch.cuda.is_available()
     device = torch.device("cuda", 0) if gpu else torch.device("cpu")
-    checks: list[Check] = [guarded("stack", check_stack), guarded("attention", lambda: check_attention(device, quick))]
+    checks: list[Check] = [guarded("stack", check_stack)]
+    for name, fn in extra:
+        checks.append(guarded(name, lambda fn=fn: fn(gpu)))  # type: ignore[misc]
+    checks.append(guarded("attention", lambda: check_attention(device, quick)))
     small: list[float] = []
 
     def small_model() -> Check:

@@ -195,8 +195,10 @@ def score_rows(
     want_losses: bool,
     autocast_dtype: torch.dtype | None = None,
     share_prefix: bool | None = None,
-) -> Iterator[tuple[list[int], list[float] | list[bool]]]:
-    """Yield (row indices, per-row result) per batch: the mean span loss, or whether greedy == span.
+    want_argmax: bool = False,
+) -> Iterator[tuple[list[int], list[float] | list[bool] | list[tuple[int, ...]]]]:
+    """Yield (row indices, per-row result) per batch: the mean span loss, whether greedy == span, or
+    (``want_argmax``, without losses) the greedy token at each span position.
 
     ``share_prefix`` (None: on CPU, when the model takes ``tree``) packs the rows of an example as one token
     tree, so their common prefix is computed once; the head runs at the span positions only when the
@@ -268,6 +270,9 @@ def score_rows(
         if want_losses:
             losses = F.cross_entropy(span_logits.float(), targets, reduction="none").cpu()  # one transfer per batch
             yield order, [float(part.mean().item()) for part in torch.split(losses, sizes)]
+        elif want_argmax:
+            greedy = span_logits.argmax(dim=-1).cpu()
+            yield order, [tuple(int(t) for t in part.tolist()) for part in torch.split(greedy, sizes)]
         else:
             hits = (span_logits.argmax(dim=-1) == targets).cpu()
             yield order, [bool(part.all().item()) for part in torch.split(hits, sizes)]
@@ -324,6 +329,7 @@ def evaluate_task(
         ):
             finished = 0
             for i, v in zip(batch, values, strict=True):
+                assert not isinstance(v, tuple)  # losses or hits, never greedy tokens here
                 per_row[i] = v
                 remaining[rows[i].example] -= 1
                 finished += remaining[rows[i].example] == 0

@@ -1,0 +1,157 @@
+"""The scorer's side of the pipe to a model process: requests, deadlines and checked replies.
+
+Every reply is checked before it is used: the count of values, their shape and dtype, finite
+losses, token ids inside the vocabulary. A reply that fails a check, a closed pipe (the process
+died) or a reply later than its deadline raises ``ModelProcessError`` with a reason a user can
+read, and scoring stops there.
+
+Deadlines: loading the model gets ``load_s``; each request ``base_s`` plus ``multiple`` times
+what the reference GPT of the same config needs for the same tokens on this device, measured
+by the scorer itself (``calibrate``: one timed forward of a freshly initialised reference model,
+no weights from the run). So a model process gets a small multiple of the reference's scoring
+cost, and no time to train off the clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from submissions import wire
+from trainer.config import TrainConfig
+from trainer.evaluation.core import _Row
+from trainer.model import GPTConfig, build_model
+from trainer.train import compute_dtype_for
+
+
+class ModelProcessError(Exception):
+    """The model process died, stalled or answered something invalid; the message says which."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    load_s: float = 120.0
+    base_s: float = 30.0
+    multiple: float = 8.0
+    seconds_per_token: float = 0.0  # the reference model's forward cost here (calibrate)
+
+    def request_s(self, tokens: int) -> float:
+        return self.base_s + self.multiple * self.seconds_per_token * tokens
+
+
+def calibrate(config: TrainConfig, device: torch.device, batch_tokens: int) -> float:
+    """Seconds per token of one forward of the reference GPT of ``config`` on ``device`` (best of 3)."""
+    torch.manual_seed(0)
+    model = build_model(GPTConfig.from_train_config(config), device, compute_dtype_for(device)).eval()
+    width = min(config.model.sequence_len, batch_tokens)
+    x = torch.randint(0, config.model.vocab_size, (max(1, batch_tokens // width), width), device=device)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - t0)
+    del model
+    return best / x.numel()
+
+
+class ModelClient:
+    """Requests to a model process over two pipe fds (to it, from it)."""
+
+    def __init__(self, to_model: int, from_model: int, *, vocab_size: int, budget: Budget) -> None:
+        self.to_model = to_model
+        self.from_model = from_model
+        self.vocab_size = vocab_size
+        self.budget = budget
+        self.requests = 0
+        self.seconds = 0.0  # spent waiting for replies
+
+    def _ask(
+        self, what: str, header: dict[str, Any], arrays: list[np.ndarray], timeout_s: float
+    ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        t0 = time.monotonic()
+        try:
+            wire.write_message(self.to_model, header, arrays)
+            reply, out = wire.read_message(self.from_model, deadline=t0 + timeout_s)
+        except wire.WireError as exc:
+            if "time allowed" in str(exc):
+                raise ModelProcessError(
+                    f"the model process did not answer {what} within {timeout_s:.0f} s "
+                    f"(a multiple of the reference model's cost): {exc}"
+                ) from exc
+            raise ModelProcessError(f"the model process stopped answering ({what}): {exc}") from exc
+        self.requests += 1
+        self.seconds += time.monotonic() - t0
+        if reply.get("ok") is not True:
+            raise ModelProcessError(f"the model process failed {what}: {str(reply.get('error'))[:500]}")
+        return reply, out
+
+    def hello(self) -> dict[str, Any]:
+        reply, _ = self._ask("loading the model", {"op": "hello"}, [], self.budget.load_s)
+        return reply
+
+    def bye(self) -> None:
+        with contextlib.suppress(wire.WireError):
+            wire.write_message(self.to_model, {"op": "bye"})
+
+    def losses(self, rows: Sequence[_Row], pad_id: int) -> list[float]:
+        """The mean loss of each row's span (the gold index never leaves the scorer)."""
+        lengths = np.asarray([len(r.tokens) for r in rows], dtype=np.int32)
+        tokens = np.asarray([t for r in rows for t in r.tokens], dtype=np.int32)
+        starts = np.asarray([r.start for r in rows], dtype=np.int32)
+        ends = np.asarray([r.end for r in rows], dtype=np.int32)
+        groups = np.asarray([r.example for r in rows], dtype=np.int32)
+        what = f"a request for {len(rows)} candidate losses"
+        _, out = self._ask(
+            what,
+            {"op": "losses", "pad_id": pad_id},
+            [tokens, lengths, starts, ends, groups],
+            self.budget.request_s(int(lengths.sum())),
+        )
+        values = _one(out, np.float64, (len(rows),), what)
+        if not np.isfinite(values).all():
+            raise ModelProcessError(f"the model process answered {what} with non-finite losses")
+        return [float(v) for v in values]
+
+    def continuations(self, contexts: Sequence[Sequence[int]], counts: Sequence[int], pad_id: int) -> list[list[int]]:
+        """The model's greedy continuation of each context, ``counts[i]`` tokens (no gold token sent)."""
+        lengths = np.asarray([len(c) for c in contexts], dtype=np.int32)
+        tokens = np.asarray([t for c in contexts for t in c], dtype=np.int32)
+        n = np.asarray(counts, dtype=np.int32)
+        cost = int(sum((len(c) + k) * (k + 1) for c, k in zip(contexts, counts, strict=True)))
+        what = f"a request for the continuations of {len(contexts)} contexts"
+        _, out = self._ask(
+            what, {"op": "continue", "pad_id": pad_id}, [tokens, lengths, n], self.budget.request_s(cost)
+        )
+        made = _one(out, np.int64, (int(n.sum()),), what)
+        if made.size and (made.min() < 0 or made.max() >= self.vocab_size):
+            raise ModelProcessError(f"the model process answered {what} with token ids outside the vocabulary")
+        offsets = np.concatenate([[0], np.cumsum(n)])
+        return [[int(t) for t in made[offsets[i] : offsets[i + 1]]] for i in range(len(counts))]
+
+    def token_losses(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        x = inputs.cpu().numpy().astype(np.int64)
+        y = targets.cpu().numpy().astype(np.int64)
+        what = f"a request for the per-token losses of a {tuple(x.shape)} batch"
+        _, out = self._ask(what, {"op": "token_losses"}, [x, y], self.budget.request_s(int(x.size)))
+        values = _one(out, np.float64, tuple(y.shape), what)
+        if not np.isfinite(values).all():
+            raise ModelProcessError(f"the model process answered {what} with non-finite losses")
+        return torch.from_numpy(values.copy())
+
+
+def _one(out: list[np.ndarray], dtype: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    if len(out) != 1:
+        raise ModelProcessError(f"the model process answered {what} with {len(out)} arrays, not 1")
+    a = out[0]
+    if a.dtype != np.dtype(dtype) or tuple(a.shape) != shape:
+        raise ModelProcessError(f"the model process answered {what} with {a.dtype} {tuple(a.shape)}, not {shape}")
+    return a

@@ -1,0 +1,192 @@
+"""The model process of scoring: a run's model behind a pipe, seeing token ids only.
+
+Run as ``python -m submissions.model_process REQUEST.json`` in its own sandbox by the verifier,
+its stdin and stdout wired to the scorer (``submissions.score``); everything it prints goes to
+its log (stdout is moved to stderr before any model code is imported). It sees the run's output
+directory and, for a fork, the fork's code; never the eval bundle, the validation data, the
+scorer's files or the training run's HOME/TMPDIR.
+
+The model is the reference GPT rebuilt from the verifier's copy of the config and loaded from
+``model.pt`` with ``weights_only`` (no code from the run), or a fork's declared entry point
+(``[tool.speedrun] model = "package.module:function"``, called as ``fn(model_dir, config)`` and
+returning a module from token ids ``[B, T]`` to logits ``[B, T, V]``). It answers the requests of
+``submissions.wire`` with the batched scoring of ``trainer.evaluation.core.score_rows``: the
+same rows, the same packing, so the reference model's answers equal the in-process scorer's.
+
+Nothing here is trusted: a fork controls this whole process. The scorer checks every reply.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from contract import MODEL_FILE
+from contract.schema import Contract
+from submissions import wire
+from trainer.evaluation.core import _Row, autocast_dtype_for, default_batch_tokens, score_rows
+from trainer.model import GPTConfig, build_model
+from trainer.plan import config_of
+from trainer.train import compute_dtype_for
+
+ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ModelRequest(Contract):
+    recipe: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    seed: int
+    model_dir: str
+    device: str = "cpu"
+    entry_point: str | None = Field(default=None, pattern=ENTRY_POINT_PATTERN)
+    fork_src: str | None = None
+
+
+class Served:
+    """A loaded model and how the batched scorer drives it."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, max_positions: int | None, gpt: bool) -> None:
+        self.model = model.eval()
+        self.device = device
+        self.max_positions = max_positions
+        self.gpt = gpt  # speaks the reference GPT's loss interface (targets=, loss_reduction=)
+        self.autocast = autocast_dtype_for("auto", device, model)
+        self.batch_tokens = default_batch_tokens(device)
+
+    def _score(self, rows: list[_Row], pad_id: int, *, losses: bool) -> list[Any]:
+        out: list[Any] = [None] * len(rows)
+        with torch.no_grad():
+            for batch, values in score_rows(
+                self.model,
+                rows,
+                pad_id=pad_id,
+                device=self.device,
+                batch_tokens=self.batch_tokens,
+                want_losses=losses,
+                want_argmax=not losses,
+                autocast_dtype=self.autocast,
+            ):
+                for i, v in zip(batch, values, strict=True):
+                    out[i] = v
+        return out
+
+    def losses(self, rows: list[_Row], pad_id: int) -> np.ndarray:
+        return np.asarray(self._score(rows, pad_id, losses=True), dtype=np.float64)
+
+    def continuations(self, contexts: list[tuple[int, ...]], counts: list[int], pad_id: int) -> np.ndarray:
+        """Greedy decoding of ``counts[i]`` tokens after each context, then one forward over each
+        context + its continuation (the rows the in-process scorer forwards, with the same lengths)
+        whose greedy token at each continuation position is the answer."""
+        made: list[list[int]] = [[] for _ in contexts]
+        for k in range(max(counts, default=0)):
+            active = [i for i, n in enumerate(counts) if n > k]
+            rows = []
+            for j, i in enumerate(active):
+                toks = (*contexts[i], *made[i], pad_id)
+                rows.append(_Row(j, 0, toks, len(toks) - 1, len(toks)))
+            for j, tokens in enumerate(self._score(rows, pad_id, losses=False)):
+                made[active[j]].append(int(tokens[0]))
+        rows = [
+            _Row(i, 0, (*ctx, *made[i]), len(ctx), len(ctx) + n)
+            for i, (ctx, n) in enumerate(zip(contexts, counts, strict=True))
+        ]
+        answers = self._score(rows, pad_id, losses=False)
+        return np.asarray([t for a in answers for t in a], dtype=np.int64)
+
+    def token_losses(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.int64)).to(self.device)
+        y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.int64)).to(self.device)
+        with torch.no_grad():
+            if self.gpt:
+                loss = self.model(x, y, loss_reduction="none")
+            else:
+                logits = self.model(x).float()
+                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        out: np.ndarray = loss.reshape(y.shape).double().cpu().numpy()
+        return out
+
+
+def load(req: ModelRequest) -> Served:
+    config = config_of(req.recipe, req.overrides, req.seed)
+    device = torch.device(req.device)
+    if req.entry_point is None:
+        model = build_model(GPTConfig.from_train_config(config), device, compute_dtype_for(device))
+        state = torch.load(Path(req.model_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        return Served(model, device, model.max_positions, gpt=True)
+    module_name, _, func_name = req.entry_point.partition(":")
+    if req.fork_src:
+        sys.path.append(req.fork_src)  # after the verifier's own packages: never shadows them
+    fn = getattr(importlib.import_module(module_name), func_name)
+    model = fn(req.model_dir, config.to_dict())
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{req.entry_point} returned {type(model).__name__}, not a torch.nn.Module")
+    return Served(model.to(device), device, None, gpt=False)
+
+
+def _rows(arrays: list[np.ndarray]) -> list[_Row]:
+    tokens, lengths, starts, ends, groups = arrays
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    return [
+        _Row(
+            int(groups[i]), 0, tuple(int(t) for t in tokens[offsets[i] : offsets[i + 1]]), int(starts[i]), int(ends[i])
+        )
+        for i in range(len(lengths))
+    ]
+
+
+def answer(served: Served, header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], list[Any]]:
+    op = header.get("op")
+    pad_id = int(header.get("pad_id", 0))
+    if op == "losses":
+        return {"ok": True}, [served.losses(_rows(arrays), pad_id)]
+    if op == "continue":
+        tokens, lengths, counts = arrays
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        contexts = [tuple(int(t) for t in tokens[offsets[i] : offsets[i + 1]]) for i in range(len(lengths))]
+        return {"ok": True}, [served.continuations(contexts, [int(c) for c in counts], pad_id)]
+    if op == "token_losses":
+        return {"ok": True}, [served.token_losses(arrays[0], arrays[1])]
+    raise ValueError(f"unknown request {op!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    proto_in, proto_out = 0, os.dup(1)
+    os.dup2(2, 1)  # whatever the model prints goes to the log, never into the protocol
+    sys.stdout = sys.stderr
+    req = ModelRequest.model_validate_json(Path(args[0]).read_bytes())
+    header, _ = wire.read_message(proto_in)
+    if header.get("op") != "hello":
+        return 2
+    try:
+        served = load(req)
+    except Exception as exc:
+        traceback.print_exc()
+        wire.write_message(proto_out, {"ok": False, "error": f"loading the model failed: {exc!r}"[:2000]})
+        return 1
+    vocab = getattr(getattr(served.model, "config", None), "vocab_size", None)
+    wire.write_message(proto_out, {"ok": True, "max_positions": served.max_positions, "vocab_size": vocab})
+    while True:
+        header, arrays = wire.read_message(proto_in)
+        if header.get("op") == "bye":
+            return 0
+        try:
+            reply, out = answer(served, header, arrays)
+        except Exception as exc:
+            traceback.print_exc()
+            reply, out = {"ok": False, "error": f"{header.get('op')}: {exc!r}"[:2000]}, []
+        wire.write_message(proto_out, reply, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
