@@ -49,17 +49,18 @@ def test_claimed_runs_that_fail_the_t_test_are_refused_with_p(api: Api, users: U
 
 
 def test_a_copy_of_another_accounts_run_is_refused_naming_the_entry(api: Api, users: Users, session: Session) -> None:
-    first = api.post(protocol.SUBMISSIONS, json=_body(title="the original", key="original-0001"), token=users.alice)
+    original = _body(title="the original", key="original-0001")
+    first = api.post(protocol.SUBMISSIONS, json=original, token=users.alice)
     assert first.status_code == 201, first.text
     entry_id = first.json()["entry_id"]
     before = _stored(session)
-    copy = _body(title="totally mine", key="copy-0001")
+    copy = {**original, "title": "totally mine", "idempotency_key": "copy-0001"}  # the same runs, byte for byte
     r = api.post(protocol.SUBMISSIONS, json=copy, token=users.bob)
     assert r.status_code == 409, r.text
     assert f"entry #{entry_id}" in r.json()["detail"] and "the original" in r.json()["detail"]
     assert _stored(session) == before
     # the owner may submit their own run again (it is linked as a duplicate, not refused)
-    again = api.post(protocol.SUBMISSIONS, json=_body(title="again", key="original-0002"), token=users.alice)
+    again = api.post(protocol.SUBMISSIONS, json={**copy, "idempotency_key": "original-0002"}, token=users.alice)
     assert again.status_code == 201, again.text
 
 
