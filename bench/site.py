@@ -61,7 +61,12 @@ PAGES = {
     "progression_json": f"/api/tracks/{TRACK}/progression",
     "about_html": "/about",
     "tracks_json": "/api/tracks",
+    # signed in (issue 20): a reader's session cookie on every request; /me is one person's page
+    "board_html_signed_in": "/",
+    "entry_html_signed_in": "/entries/{entry}",
+    "me_html": "/me",
 }
+SIGNED_IN = frozenset({"board_html_signed_in", "entry_html_signed_in", "me_html"})
 ENTRY_PAGES = 50
 TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
@@ -176,6 +181,7 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
             )
         )
         counts: dict[str, Any] = {
+            "cookie": _reader_cookie(session, ids[:5]),
             "entries": int(session.scalar(select(func.count(Entry.id))) or 0),
             "runs": int(session.scalar(select(func.count(Run.id))) or 0),
             "jobs": int(session.scalar(select(func.count(Job.id))) or 0),
@@ -183,6 +189,26 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
         }
     db.engine.dispose()
     return counts
+
+
+def _reader_cookie(session: Any, own: list[int]) -> str:
+    """A signed-in reader who owns a few entries: the ``Cookie`` header of their web session."""
+    from sqlalchemy import update
+
+    from leaderboard.entries.models import Entry
+    from leaderboard.users.models import Role
+    from leaderboard.users.repository import user_by_name
+    from leaderboard.users.schemas import UserCreate
+    from leaderboard.users.service import Principal, create_user
+    from leaderboard.users.sessions import start_session
+    from web import security
+
+    issued = create_user(session, UserCreate(name="bench-reader", role=Role.submitter))
+    user = user_by_name(session, "bench-reader")
+    assert user is not None
+    session.execute(update(Entry).where(Entry.id.in_(own)).values(owner_id=user.id))
+    sid = start_session(session, Principal(user=user, token_id=issued.token_id), ttl_seconds=86_400)
+    return f"{security.SESSION_COOKIE}={security.sign(sid, secret='bench', purpose='session')}"
 
 
 def _add_jobs(
@@ -280,11 +306,11 @@ def _cpu_seconds(pid: int | None = None) -> float:
 
 
 def _run_phase(
-    port: int, path: str | list[str], args: argparse.Namespace, rate: float | None, server_pid: int
+    port: int, path: str | list[str], args: argparse.Namespace, rate: float | None, server_pid: int, cookie: str = ""
 ) -> dict[str, Any]:
     """One load phase, with the CPU the client (this process) and the server used during it."""
     client0, server0, wall0 = _cpu_seconds(), _cpu_seconds(server_pid), time.monotonic()
-    result = _run_loop(_drive(port, path, args.seconds, args.connections, rate))
+    result = _run_loop(_drive(port, path, args.seconds, args.connections, rate, cookie))
     wall = time.monotonic() - wall0
     client, server = _cpu_seconds() - client0, _cpu_seconds(server_pid) - server0
     cores = os.cpu_count() or 1
@@ -305,7 +331,7 @@ def _run_loop(coro: Any) -> Any:
 
 
 async def _drive(
-    port: int, path: str | list[str], seconds: float, connections: int, rate: float | None
+    port: int, path: str | list[str], seconds: float, connections: int, rate: float | None, cookie: str = ""
 ) -> dict[str, Any]:
     """``connections`` keep-alive connections for ``seconds``; open loop at ``rate`` req/s, else closed.
     ``path``: one path, or several that each connection cycles through."""
@@ -314,7 +340,10 @@ async def _drive(
     errors = 0
     last_done = 0.0
     paths = [path] if isinstance(path, str) else path
-    requests = [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n\r\n".encode() for p in paths]
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    requests = [
+        f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: keep-alive\r\n\r\n".encode() for p in paths
+    ]
     start = clock() + 0.2
     stop = start + seconds
 
@@ -412,6 +441,7 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
     t0 = time.perf_counter()
     counts = populate(database_url, home)
     entry_ids = counts.pop("entry_ids")
+    cookie = counts.pop("cookie")
     result: dict[str, Any] = {**counts, "fill_seconds": round(time.perf_counter() - t0, 1), "pages": {}}
     pages = {k: _paths(v, entry_ids) for k, v in PAGES.items() if not args.pages or k in args.pages}
     warm = [p for v in pages.values() for p in ([v] if isinstance(v, str) else v)]
@@ -420,11 +450,13 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
     try:
         for label, path in pages.items():
             _say(f"{name} {label}: open loop at {args.rate:.0f} req/s, then closed loop, {args.seconds:.0f} s each")
-            opened = _run_phase(port, path, args, args.rate, proc.pid)
+            jar = cookie if label in SIGNED_IN else ""
+            opened = _run_phase(port, path, args, args.rate, proc.pid, jar)
             result["pages"][label] = {
                 "path": path if isinstance(path, str) else f"{PAGES[label]} over {len(path)} entries",
+                "signed_in": bool(jar),
                 "open": opened,
-                "closed": _run_phase(port, path, args, None, proc.pid),
+                "closed": _run_phase(port, path, args, None, proc.pid, jar),
                 "meets_target": bool(
                     opened["requests_per_s"] >= 0.97 * args.rate
                     and opened["p99_ms"] <= TARGET_P99_MS

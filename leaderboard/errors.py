@@ -143,13 +143,20 @@ def _html_error(request: Request, status_code: int, detail: Any) -> Response | N
 def install_error_handlers(app: FastAPI) -> None:
     """Render domain errors, validation errors and HTTP errors the same way."""
 
-    async def on_domain(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
+        page = _html_error(request, exc.status, exc.detail)  # a browser on a page route gets a page
+        if page is not None:
+            return page
         return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers)
 
-    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse(error_body("validation_error", validation_detail(exc.errors())), status_code=422)
+        detail = validation_detail(exc.errors())
+        page = _html_error(request, 422, detail)
+        if page is not None:
+            return page
+        return JSONResponse(error_body("validation_error", detail), status_code=422)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

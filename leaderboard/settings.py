@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         "below the server's max_connections); SQLite keeps 40",
     )
     cache_ttl_seconds: float = Field(default=5.0, ge=0, description="read cache entries live this long")
+    account_url: str = Field(
+        default="",
+        max_length=500,
+        description="where a visitor asks for a submitter account (https://... or mailto:...); shown on /submit",
+    )
+    account_contact: str = Field(
+        default="", max_length=500, description="how to ask for an account, in words (shown beside account_url)"
+    )
     sql_echo: bool = False
 
     @field_validator("base_url")
@@ -72,6 +80,13 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("base_url: must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("account_url")
+    @classmethod
+    def _account_url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://", "mailto:")):
+            raise ValueError("account_url: must start with https://, http:// or mailto:")
+        return v
 
     @property
     def https(self) -> bool:

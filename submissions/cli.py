@@ -102,6 +102,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"note: track {submission.track!r} is not built in; the server checks it", file=sys.stderr)
     if args.dry_run:
         print(submission.model_dump_json(indent=2))
+        print("local checks passed (config, claimed runs against the track's test)", file=sys.stderr)
+        if not args.server:
+            print("note: --server URL also runs the site's checks (copies of other entries, quota)", file=sys.stderr)
+            return 0
+        try:
+            with Client(args.server, _token(args)) as client:
+                found = client.preflight(submission)
+        except (ClientError, ValueError) as exc:
+            return _err(f"the site would refuse this submission: {exc}")
+        for line in found.get("checks", []):
+            print(f"ok: {line}", file=sys.stderr)
+        print("dry run: the site would accept this submission; nothing was stored", file=sys.stderr)
         return 0
     if not args.server:
         return _err("--server URL is required (or --dry-run to only validate)")
@@ -357,7 +369,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--idempotency-key", help="default: derived from the run results, title and track")
     p.add_argument("--server", help="the leaderboard URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--token", help=f"API token (default ${TOKEN_ENV})")
-    p.add_argument("--dry-run", action="store_true", help="validate and print the submission; upload nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the submission, and with --server run the site's checks; store nothing",
+    )
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser(

@@ -169,6 +169,15 @@ class Client:
         resp = self._request("POST", protocol.SUBMISSIONS, body=submission)
         return _parse(SubmissionAccepted, resp)
 
+    def preflight(self, submission: Submission) -> dict[str, Any]:
+        """The site's checks of a submission, nothing stored (``POST /api/submissions/preflight``):
+        the checks that passed, or the ClientError a submission would get (422, 409, 429)."""
+        resp = self._request("POST", protocol.SUBMISSIONS + "/preflight", body=submission)
+        data = resp.json()
+        if not isinstance(data, dict):
+            raise ClientError(resp.status_code, "bad_response", "the site's pre-flight answer is not an object")
+        return data
+
     # -- worker ----------------------------------------------------------------------------
 
     def lease(self, request: LeaseRequest) -> JobLease | None:

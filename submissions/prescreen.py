@@ -10,7 +10,7 @@ from __future__ import annotations
 from contract.hardware import peak_flops
 from contract.schema import RunConfig, Submission
 from contract.tracks import TrackRules
-from submissions.rules import same_overrides
+from submissions.rules import claim_test, same_overrides
 from trainer.plan import config_of, plan_of
 
 # A reference config whose plan needs more than this many hours at 100% MFU is refused by the
@@ -74,6 +74,9 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
             why = track.allows_hardware(hw.sku, 0 if hw.device_type == "cpu" else hw.device_count, hw.nodes)
             if why is not None:
                 problems.append(f"claimed_results[{i}].hardware: {why}")
+        verdict = claim_test(sub.claimed_results, threshold=track.threshold, alpha=track.alpha)
+        if verdict.problem is not None:
+            problems.append(f"claimed_results: {verdict.problem}")
     else:
         config = submission_or_config
     reason = track.allows_hardware(config.hardware_class, config.gpus_per_node, config.nodes)

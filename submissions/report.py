@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from contract.schema import VerificationReport
+from submissions.stats import p_text
 
 REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.txt"
@@ -39,7 +40,7 @@ def summary_text(report: VerificationReport) -> str:
             f"threshold {report.core_threshold}, alpha {report.alpha}"
         )
     if report.p_value is not None:
-        lines.append(f"p-value (one-sided t-test, mean CORE > threshold): {report.p_value:.4g}")
+        lines.append(f"p-value (one-sided t-test, mean CORE > threshold): {p_text(report.p_value)}")
     if report.training_hours is not None:
         h = report.training_hours
         lines.append(f"training time: mean {h.mean:.6f} h ({h.mean * 3600:.2f} s), std {h.std * 3600:.2f} s, n {h.n}")

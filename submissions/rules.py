@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from contract.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
 from contract.tracks import TrackRules
-from submissions.stats import mean, one_sided_t_test, sample_std, summarize
+from submissions.stats import mean, one_sided_t_test, p_text, sample_std, summarize
 from trainer.config import build_config, overrides_of
 
 # A claim is "far off" (flagged) when it is better than the verified mean by more than this.
@@ -164,6 +164,48 @@ def digest_mismatches(claimed: RunResult, verified: RunResult) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class ClaimTest:
+    """The track's test applied to a submission's own claimed runs (those with a CORE result)."""
+
+    n: int
+    core_mean: float | None
+    p_value: float | None  # None with fewer than 2 runs: a t-test needs two
+    problem: str | None  # why runs like these cannot pass; None when the claim passes
+
+    @property
+    def passes(self) -> bool:
+        return self.problem is None
+
+
+def claim_test(claimed: Sequence[RunResult], *, threshold: float, alpha: float) -> ClaimTest:
+    """A claim fails the track's test when its own mean CORE is not above the threshold, or when
+    two or more of its own runs fail the one-sided t-test at alpha: a verification of runs like
+    them cannot pass, so the site refuses it before any GPU time (docs/RULES.md, "Pre-flight")."""
+    cores = [r.core_score for r in claimed if r.core_score is not None]
+    if not cores:
+        return ClaimTest(0, None, None, None)
+    m = mean(cores)
+    runs = f"{len(cores)} claimed run{'s' if len(cores) != 1 else ''}"
+    if m <= threshold:
+        why = (
+            f"the claim's own mean CORE {m:.4f} over {runs} is not above the track's bar {threshold}: "
+            "a verification of runs like these cannot pass"
+        )
+        p = one_sided_t_test(cores, threshold).p_value if len(cores) >= 2 else None
+        return ClaimTest(len(cores), m, p, why)
+    if len(cores) < 2:
+        return ClaimTest(1, m, None, None)
+    p = one_sided_t_test(cores, threshold).p_value
+    if p >= alpha:
+        why = (
+            f"the claim's own {runs} fail the track's test: mean CORE {m:.4f} vs the bar {threshold}, "
+            f"one-sided p = {p_text(p)}, needs < alpha {alpha}"
+        )
+        return ClaimTest(len(cores), m, p, why)
+    return ClaimTest(len(cores), m, p, None)
+
+
 def decide(
     runs: Sequence[RunResult],
     *,
@@ -209,7 +251,7 @@ def decide(
     test = one_sided_t_test([c for c in core_values if c is not None], track.threshold)
     summary = (
         f"mean CORE {core.mean:.4f} (std {core.std:.4f}, n={core.n}) vs threshold {track.threshold}: "
-        f"one-sided t = {test.t:.3f}, p = {test.p_value:.4g}"
+        f"one-sided t = {test.t:.3f}, p = {p_text(test.p_value)}"
     )
     if test.p_value < track.alpha:
         return decision(Verdict.verified, [f"{summary} < alpha {track.alpha}"], test.p_value)

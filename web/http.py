@@ -62,6 +62,10 @@ def html_error(request: Request, status_code: int, detail: Any) -> Response | No
         message = "An unexpected error on our side; it was logged. Try again in a moment."
     elif status_code == 404:
         message = f"There is no page at {request.url.path}."
+    elif isinstance(detail, list):  # validation errors: each names its field ("entry_id: ...")
+        message = "; ".join(
+            f"{d.get('field') or 'input'}: {d.get('msg')}" if isinstance(d, dict) else str(d) for d in detail
+        )
     else:
         message = detail if isinstance(detail, str) else ERROR_TITLES.get(status_code, "Error")
     return error_page(request, Viewer(None), status_code, ERROR_TITLES.get(status_code, "Error"), message)

@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from leaderboard.formatting import hms, usd
+from submissions.stats import p_text
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -40,11 +41,39 @@ def num(v: float | None, digits: int = 4) -> str:
 
 
 def pvalue(v: float | None) -> str:
-    if v is None:
-        return "—"
-    if v < 1e-4:
-        return f"{v:.1e}"
-    return f"{v:.4f}"
+    """A p-value in the project's one format (``submissions.stats.p_text``)."""
+    return "—" if v is None else p_text(v)
+
+
+def units(row: Any) -> str:
+    """What a row ran on, counted in its own units: '8 GPUs', '32 TPU v3 chips', 'CPU only'."""
+    gpus = int(getattr(row, "gpus", 0) or 0)
+    sku = str(getattr(row, "hardware_class", ""))
+    if not gpus or sku == "cpu":
+        return "CPU only"
+    if sku.startswith("tpu"):
+        return f"{gpus} {sku.replace('tpu-', 'TPU ').replace('TPU v', 'TPU v')} chips"
+    return f"{gpus} GPU{'s' if gpus != 1 else ''}"
+
+
+def hardware(row: Any) -> str:
+    """A row's hardware for people: '8 × h100-sxm', '32 × tpu-v3 chips', 'cpu (no GPU)'."""
+    gpus = int(getattr(row, "gpus", 0) or 0)
+    sku = str(getattr(row, "hardware_class", ""))
+    if not gpus or sku == "cpu":
+        return f"{sku} (no GPU)"
+    nodes = int(getattr(row, "nodes", 1) or 1)
+    where = f" on {nodes} nodes" if nodes > 1 else ""
+    return f"{gpus} × {sku}{' chips' if sku.startswith('tpu') else ''}{where}"
+
+
+_ENTRY_REF = re.compile(r"#(\d{1,18})\b")
+
+
+def entry_links(text: str) -> Markup:
+    """Plain text with each '#N' made a link to entry N (everything else escaped)."""
+    escaped = str(Markup.escape(text))
+    return Markup(_ENTRY_REF.sub(lambda m: f'<a href="/entries/{m.group(1)}">#{m.group(1)}</a>', escaped))
 
 
 GPT2_CORE_TEXT = "0.256525"
@@ -187,7 +216,14 @@ def environment() -> Environment:
         basename=basename,
         size=size,
     )
-    env.filters.update(core=core_value, core_margin=core_margin, markdown=markdown)
+    env.filters.update(
+        core=core_value,
+        core_margin=core_margin,
+        markdown=markdown,
+        entry_links=entry_links,
+        hardware=hardware,
+        units=units,
+    )
     env.globals.update(core_summary=core_summary)
     return env
 

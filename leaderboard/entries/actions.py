@@ -76,6 +76,17 @@ def request_reverification(
 ) -> JobPublic:
     """Queue a new verification job for an entry (owner or admin; audited)."""
     entry = get_entry_row(session, entry_id)
+    track = check_reverification(session, user, entry)
+    counted = counted_verifications(entry)
+    job = queue_job(session, entry, track, user, "reverify", max_attempts)
+    record(session, user, "entry.reverify", "entry", entry.id, job_id=job.id, reason=reason, counted_before=counted)
+    bump_revision(session)
+    return job_public(job, entry, track.slug)
+
+
+def check_reverification(session: Session, user: User, entry: Entry) -> Track:
+    """The entry's track when ``user`` may ask for a re-verification now; else the refusal
+    (409 reported, retracted, already queued or over the owner's cap; 403 not the owner; 429 quota)."""
     if entry.status == EntryStatus.reported:
         raise Conflict("imported history is reported, not verifiable here: it has no run config to reproduce")
     if entry.status == EntryStatus.retracted:
@@ -94,10 +105,7 @@ def request_reverification(
             "(docs/RULES.md); an admin may still re-verify"
         )
     check_gpu_quota(session, user, track)
-    job = queue_job(session, entry, track, user, "reverify", max_attempts)
-    record(session, user, "entry.reverify", "entry", entry.id, job_id=job.id, reason=reason, counted_before=counted)
-    bump_revision(session)
-    return job_public(job, entry, track.slug)
+    return track
 
 
 def retract(session: Session, admin: User, entry_id: int, reason: str) -> EntryPublic:

@@ -205,7 +205,7 @@ def run_public(run: Run, clock_tolerance: float | None = None) -> RunPublic:
     )
 
 
-def verification_public(v: Verification) -> VerificationPublic:
+def verification_public(v: Verification, runs: Sequence[RunPublic] = ()) -> VerificationPublic:
     site = v.site if isinstance(v.site, dict) else None
     deltas = site.get("deltas") if site is not None else None
     return VerificationPublic(
@@ -229,6 +229,7 @@ def verification_public(v: Verification) -> VerificationPublic:
         else SiteDerivedPublic.model_validate({k: site[k] for k in SiteDerivedPublic.model_fields if k in site}),
         report_sha256=v.report_sha256,
         created_at=v.created_at,
+        runs=list(runs),
     )
 
 
@@ -341,7 +342,17 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
         curves=curves,
         hardware=None if hardware_run is None else hardware_run.hardware,
         artifacts=artifacts,
-        verifications=[verification_public(v) for v in verifications],
+        verifications=[
+            verification_public(
+                v,
+                [
+                    run_public(r, track.clock_tolerance)
+                    for r in runs
+                    if r.verification_id == v.id and r.kind == RunKind.verified
+                ],
+            )
+            for v in verifications
+        ],
         jobs=jobs,
         retracted_reason=entry.retracted_reason,
         reviewed_by=None if reviewer is None else reviewer.name,

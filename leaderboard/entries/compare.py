@@ -12,14 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
-from leaderboard.entries.board import progression_point
+from leaderboard.entries.board import entry_public, progression_point
 from leaderboard.entries.models import Entry, EntryStatus
 from leaderboard.entries.repository import RANKED
-from leaderboard.entries.schemas import ProgressionPointPublic, ProgressionPublic
+from leaderboard.entries.schemas import EntryPublic, ProgressionPointPublic, ProgressionPublic
+from leaderboard.entries.standing import BASELINE_YEAR
+from leaderboard.tracks.repository import by_id as get_track_row_by_id
 from leaderboard.tracks.schemas import TrackPublic
 from leaderboard.tracks.service import get_track_row
-
-BASELINE_YEAR = 2019  # GPT-2's own run: the reported row every record is measured against
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Holder:
     record_date: date
     hardware: str
     contributors: tuple[str, ...]
-    previous_id: int | None  # the best earlier entry under the same rules and section
+    previous_id: int | None  # the best earlier entry under the same rules and section (same day: submitted before)
     previous_title: str | None
     previous_value: float | None  # in the track's ranking unit (hours or dollars)
 
@@ -66,7 +66,11 @@ def _holder(session: Session, track_id: int, status: EntryStatus, ranking: str) 
     if best is None or best.hours is None:
         return None
     prev = session.scalar(
-        base.where(Entry.rules_version == best.rules_version, Entry.record_date < best.record_date, rank.is_not(None))
+        base.where(
+            Entry.rules_version == best.rules_version,
+            (Entry.record_date < best.record_date) | ((Entry.record_date == best.record_date) & (Entry.id < best.id)),
+            rank.is_not(None),
+        )
         .order_by(rank, Entry.id)
         .limit(1)
     )
@@ -91,8 +95,9 @@ def record_banner(session: Session, track_id: int, ranking: str) -> Banner:
     return cached(session, ("record-banner", track_id, ranking), lambda: _banner(session, track_id, ranking))
 
 
-def _banner(session: Session, track_id: int, ranking: str) -> Banner:
-    baseline = session.scalar(
+def baseline_row(session: Session, track_id: int) -> Entry | None:
+    """GPT-2's own run of 2019 on this track, when the track carries it."""
+    return session.scalar(
         select(Entry)
         .where(
             Entry.track_id == track_id,
@@ -103,6 +108,21 @@ def _banner(session: Session, track_id: int, ranking: str) -> Banner:
         .order_by(Entry.record_date, Entry.id)
         .limit(1)
     )
+
+
+def baseline_public(session: Session, track_id: int) -> EntryPublic | None:
+    """The baseline as a board row (row 0), cached per board revision."""
+
+    def read() -> EntryPublic | None:
+        row = baseline_row(session, track_id)
+        track = get_track_row_by_id(session, track_id)
+        return None if row is None or track is None else entry_public(row, track)
+
+    return cached(session, ("baseline", track_id), read)
+
+
+def _banner(session: Session, track_id: int, ranking: str) -> Banner:
+    baseline = baseline_row(session, track_id)
     return Banner(
         ranking=ranking,
         verified=_holder(session, track_id, EntryStatus.verified, ranking),

@@ -23,7 +23,7 @@ from contract.schema import RunResult, VerificationReport
 from leaderboard.entries.checks import check_report
 from leaderboard.tracks.models import Track
 from submissions.rules import claim_deltas
-from submissions.stats import mean, one_sided_t_test, sample_std
+from submissions.stats import mean, one_sided_t_test, p_text, sample_std
 
 _ORDER = {"rejected": 0, "error": 1, "failed": 2, "inconclusive": 3, "verified": 4}
 
@@ -99,10 +99,10 @@ def pool_figures(track: Track, runs: Sequence[RunResult], looks: int, claimed: S
         passed, p_value = pooled_test(cores, threshold=track.threshold, alpha=track.alpha, looks=looks)
         summary = (
             f"pool of {len(runs)} runs over {looks} verification(s): mean CORE {mean(cores):.4f} "
-            f"(std {sample_std(cores):.4f}) vs threshold {track.threshold}: p = {p_value:.4g}"
+            f"(std {sample_std(cores):.4f}) vs threshold {track.threshold}: p = {p_text(p_value)}"
         )
         verdict = "verified" if passed else "failed"
-        reasons.append(f"{summary} {'<' if passed else '>='} alpha {track.alpha} / {looks} = {alpha:.4g}")
+        reasons.append(f"{summary} {'<' if passed else '>='} alpha {track.alpha} / {looks} = {p_text(alpha)}")
     return PoolFigures(
         verdict=verdict,
         reasons=reasons,

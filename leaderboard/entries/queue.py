@@ -12,8 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leaderboard.cache import cached
+from leaderboard.db import utcnow
 from leaderboard.entries import repository
 from leaderboard.entries.board import get_entry_row, job_public
+from leaderboard.entries.eta import Timing, line_timings
 from leaderboard.entries.models import Verification
 from leaderboard.errors import NotFound
 from leaderboard.jobs import repository as jobs_repository
@@ -34,13 +36,29 @@ def job_verdicts(session: Session, job_ids: Sequence[int]) -> dict[int, tuple[st
     return {int(job_id): (str(verdict), p) for job_id, verdict, p in rows if job_id is not None}
 
 
-def with_verdict(public: JobPublic, job: Job, verdicts: dict[int, tuple[str, float | None]]) -> JobPublic:
-    """``public`` with its verdict, p-value and (finished jobs) duration filled in."""
+def with_verdict(
+    public: JobPublic,
+    job: Job,
+    verdicts: dict[int, tuple[str, float | None]],
+    timings: dict[int, Timing] | None = None,
+) -> JobPublic:
+    """``public`` with its verdict, p-value and (finished jobs) duration filled in, and for a
+    running or queued job its phase, ETA, place in line and expected start (``eta.py``)."""
     verdict, p = verdicts.get(job.id, (None, None))
     duration = None
     if job.started_at is not None and job.finished_at is not None:
         duration = max(0.0, (job.finished_at - job.started_at).total_seconds())
-    return public.model_copy(update={"verdict": verdict, "verdict_p_value": p, "duration_seconds": duration})
+    update: dict[str, object] = {"verdict": verdict, "verdict_p_value": p, "duration_seconds": duration}
+    t = (timings or {}).get(job.id)
+    if t is not None:
+        update.update(
+            phase=t.phase,
+            eta_seconds=t.eta_seconds,
+            eta_basis=t.basis,
+            position=t.position,
+            expected_start_at=t.expected_start_at,
+        )
+    return public.model_copy(update=update)
 
 
 def queue_listing(session: Session, *, status: JobStatus | None = None, limit: int = 100) -> QueuePublic:
@@ -57,8 +75,9 @@ def _queue(session: Session, status: JobStatus | None, limit: int) -> QueuePubli
     rows = repository.queue_rows(session, None if status is None else [status], limit)
     counts = jobs_repository.status_counts(session)
     verdicts = job_verdicts(session, [job.id for job, _, _ in rows])
+    timings = line_timings(session, utcnow())
     return QueuePublic(
-        jobs=[with_verdict(job_public(job, entry, slug), job, verdicts) for job, entry, slug in rows],
+        jobs=[with_verdict(job_public(job, entry, slug), job, verdicts, timings) for job, entry, slug in rows],
         counts=counts,
         total=sum(counts.values()),
     )
@@ -68,15 +87,20 @@ def entry_jobs(session: Session, jobs: Sequence[JobPublic]) -> list[JobPublic]:
     """An entry page's jobs with their verdicts and durations (one query for the verdicts)."""
     rows = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_([p.id for p in jobs])))} if jobs else {}
     verdicts = job_verdicts(session, list(rows))
-    return [with_verdict(p, rows[p.id], verdicts) if p.id in rows else p for p in jobs]
+    active = any(j.status in (JobStatus.queued, JobStatus.running) for j in rows.values())
+    timings = line_timings(session, utcnow()) if active else {}
+    return [with_verdict(p, rows[p.id], verdicts, timings) if p.id in rows else p for p in jobs]
 
 
 def get_job(session: Session, job_id: int) -> JobPublic:
-    """One job with its entry (``GET /api/jobs/{id}``)."""
+    """One job with its entry, its verdict once done, and while it waits or runs its phase, ETA and
+    place in line (``GET /api/jobs/{id}``)."""
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
     entry = get_entry_row(session, job.entry_id)
     track = tracks_repository.by_id(session, job.track_id)
     assert track is not None
-    return job_public(job, entry, track.slug)
+    active = job.status in (JobStatus.queued, JobStatus.running)
+    timings = line_timings(session, utcnow()) if active else {}
+    return with_verdict(job_public(job, entry, track.slug), job, job_verdicts(session, [job.id]), timings)

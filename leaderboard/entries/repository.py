@@ -164,10 +164,11 @@ def queue_rows(session: Session, statuses: Sequence[JobStatus] | None, limit: in
         .join(Entry, Entry.id == Job.entry_id)
         .join(Track, Track.id == Job.track_id)
         .order_by(
-            # running first, then queued, then finished; newest first within each
+            # running first, then queued in the order workers take them (oldest first), then
+            # finished, newest first
             (Job.status != JobStatus.running),
             (Job.status != JobStatus.queued),
-            Job.id.desc(),
+            case((Job.status == JobStatus.queued, Job.id), else_=-Job.id),
         )
         .limit(limit)
     )

@@ -14,7 +14,7 @@ from leaderboard.auth import AdminPrincipal, CurrentUser, SessionDep, SubmitterP
 from leaderboard.cache import peek_current
 from leaderboard.db import request_session
 from leaderboard.deps import SettingsDep
-from leaderboard.entries import actions, board, submission
+from leaderboard.entries import actions, board, mine, outcome, submission
 from leaderboard.entries.compare import progression_records
 from leaderboard.entries.schemas import (
     ApproveRequest,
@@ -22,6 +22,8 @@ from leaderboard.entries.schemas import (
     EntryPublic,
     LeaderboardPublic,
     LeaderboardQuery,
+    MinePublic,
+    PreflightPublic,
     ProgressionPublic,
     RetractRequest,
     ReverifyRequest,
@@ -90,7 +92,7 @@ async def entry(entry_id: EntryId, request: Request) -> Response:
     """The JSON twin of an entry page (``EntryDetailPublic``)."""
     store = request.app.state.store
     key = ("entry.json", entry_id)
-    return await json_twin(request, key, lambda s: board.entry_detail(s, entry_id, store), PAGE_TTL_S)
+    return await json_twin(request, key, lambda s: outcome.entry_detail(s, entry_id, store), PAGE_TTL_S)
 
 
 @router.post(
@@ -126,6 +128,26 @@ def submit(
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return outcome.accepted
+
+
+@router.get("/api/me/entries", response_model=MinePublic, responses={401: _ERRORS[401]})
+def my_entries(session: SessionDep, user: CurrentUser) -> MinePublic:
+    """The caller's own entries (outcome, re-verifications left), jobs (phase, ETA, place in line)
+    and weekly GPU-run quota: the JSON twin of ``/me``."""
+    return mine.mine(session, user)
+
+
+@router.post(
+    SUBMISSIONS + "/preflight",
+    response_model=PreflightPublic,
+    responses={**_ERRORS, 422: {"description": "the submission would be refused: the field and why"}},
+)
+def preflight(
+    sub: Submission, session: SessionDep, principal: SubmitterPrincipal, settings: SettingsDep
+) -> PreflightPublic:
+    """Run every check of ``POST /api/submissions`` and store nothing (``speedrun submit --dry-run``):
+    200 with the checks that passed, or the refusal a submission would get (422, 409, 429)."""
+    return submission.dry_run(session, principal, sub, allow_local_git_urls=settings.allow_local_git_urls)
 
 
 @router.post(

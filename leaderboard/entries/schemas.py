@@ -150,6 +150,18 @@ class SiteDerivedPublic(Schema):
     )
 
 
+class OutcomePublic(Schema):
+    """An entry's outcome in one line, from the code that ranks it (``entries/outcome.py``)."""
+
+    kind: str = Field(description="record, ranked, reported, baseline, pending, awaiting_review, failed, retracted")
+    headline: str = Field(description="e.g. 'V1 · record on <track> · 28.2% faster than #15', 'failed: p = 0.97'")
+    rank_label: str | None = Field(default=None, description="V<n> (verified) or R<n> (reported) when ranked")
+    margin_percent: float | None = Field(
+        default=None, description="faster (+) than the record it beat, or behind (-) the record, in percent"
+    )
+    versus_entry_id: int | None = Field(default=None, description="the entry that margin is measured against")
+
+
 class VerificationPublic(Schema):
     id: int
     job_id: int | None
@@ -169,6 +181,7 @@ class VerificationPublic(Schema):
     site: SiteDerivedPublic | None = Field(description="what the site derived itself from this report")
     report_sha256: str | None
     created_at: datetime
+    runs: list[RunPublic] = Field(default_factory=list, description="this verification's own runs")
 
 
 class CoreTaskPublic(Schema):
@@ -223,6 +236,7 @@ class EntryDetailPublic(Schema):
         default=0, description="verifications whose runs are pooled; owners may ask for track_info.max_verifications"
     )
     created_at: datetime
+    outcome: OutcomePublic | None = Field(default=None, description="what happened, in one line (the page's headline)")
 
 
 class ProgressionPointPublic(Schema):
@@ -254,6 +268,41 @@ class RetractRequest(Schema):
 
 class ApproveRequest(Schema):
     note: str = Field(default="", max_length=2000, description="what the review covered")
+
+
+class MineEntryPublic(Schema):
+    entry: EntryPublic
+    outcome: OutcomePublic
+    verifications_used: int = Field(description="counted verifications (their runs are pooled)")
+    verifications_left: int | None = Field(description="re-verifications the owner may still ask for; None: admin")
+
+
+class QuotaPublic(Schema):
+    track: str
+    weekly_gpu_runs: int = Field(description="GPU runs one user may ask the verifiers for per 7 days")
+    used: int = Field(description="GPU runs asked for in the last 7 days (all tracks)")
+    left: int
+
+
+class MinePublic(Schema):
+    """A signed-in user's entries, jobs, verifications left and weekly quota (``GET /api/me/entries``)."""
+
+    user: str
+    role: str
+    entries: list[MineEntryPublic]
+    jobs: list[JobPublic]
+    quotas: list[QuotaPublic]
+
+
+class PreflightPublic(Schema):
+    """What ``POST /api/submissions/preflight`` found: every check of a submission passed; nothing stored."""
+
+    ok: bool = True
+    track: str
+    checks: list[str] = Field(description="the checks that passed, in the order the site runs them")
+    verification_runs: int = Field(description="runs the verification would make (the track's min_runs)")
+    estimated_hours: float | None = Field(description="those runs at the claimed mean time")
+    estimated_cost_usd: Money = Field(description="those hours x GPUs x today's reference price")
 
 
 class ReverifyRequest(Schema):

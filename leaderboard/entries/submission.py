@@ -15,20 +15,18 @@ from leaderboard.artifacts.service import store_bytes
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import utcnow
 from leaderboard.entries import repository
-from leaderboard.entries.actions import check_gpu_quota
 from leaderboard.entries.board import entry_url
 from leaderboard.entries.models import Entry, EntryStatus, RunKind, Submission
+from leaderboard.entries.preflight import preflight
 from leaderboard.entries.records import link_artifact, mean_of_present, queue_job, run_row
+from leaderboard.entries.schemas import PreflightPublic
 from leaderboard.errors import Conflict, Forbidden, Invalid, RateLimited
 from leaderboard.jobs import repository as jobs_repository
 from leaderboard.revision import bump_revision
 from leaderboard.tracks import repository as tracks_repository
-from leaderboard.tracks.models import Track
-from leaderboard.tracks.service import track_rules
 from leaderboard.users.models import Role
 from leaderboard.users.ratelimit import take
 from leaderboard.users.service import Principal
-from trainer.plan import config_of
 
 
 def body_digest(submission: SubmissionModel) -> str:
@@ -36,25 +34,6 @@ def body_digest(submission: SubmissionModel) -> str:
     again with its keys in another order or other whitespace replays instead of conflicting."""
     canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _check_own_digests(sub: SubmissionModel) -> None:
-    """A claimed run's metrics log must be one of this submission's logs (the entry page plots it):
-    a claim cannot point at another entry's artifact."""
-    own = {hashlib.sha256(log.content.encode()).hexdigest() for log in sub.logs}
-    for i, result in enumerate(sub.claimed_results):
-        cited = result.digests.metrics_log_sha256
-        if cited is not None and cited not in own:
-            raise Invalid(
-                f"claimed_results.{i}.digests.metrics_log_sha256",
-                "must be the sha256 of one of this submission's logs",
-            )
-
-
-def _check_trainer_url(sub: SubmissionModel, allow_local: bool) -> None:
-    url = sub.run_config.trainer.git_url
-    if url is not None and not url.startswith("https://") and not allow_local:
-        raise Invalid("run_config.trainer.git_url", "only https:// clone URLs are accepted by this site")
 
 
 @dataclass(frozen=True)
@@ -76,29 +55,22 @@ def _accepted(session: Session, submission: Submission, base_url: str) -> Submis
     )
 
 
-def _prescreen(track: Track, sub: SubmissionModel) -> None:
-    """The checks that run before any GPU time is spent; each failure names its field (422)."""
-    rules = track_rules(track)
-    cfg = sub.run_config
-    why = rules.allows_hardware(cfg.hardware_class, cfg.gpus_per_node, cfg.nodes)
-    if why is not None:
-        raise Invalid("run_config.hardware_class", why)
-    for i, result in enumerate(sub.claimed_results):
-        if result.rules_version not in rules.claim_rules_versions:
-            raise Invalid(
-                f"claimed_results.{i}.rules_version",
-                f"track {track.slug} uses rules {rules.rules_version}, this run was timed under {result.rules_version}",
-            )
-        why = rules.allows_hardware(result.hardware.sku, result.hardware.device_count, result.hardware.nodes)
-        if why is not None:
-            raise Invalid(f"claimed_results.{i}.hardware", why)
-        if rules.bundle_sha256 and result.core is not None and result.core.bundle_sha256 != rules.bundle_sha256:
-            raise Invalid(f"claimed_results.{i}.core.bundle_sha256", "not the eval bundle this track pins")
-    if cfg.trainer.kind == "reference":  # a fork's own config is checked when it runs
-        try:
-            config_of(cfg.recipe, cfg.overrides, cfg.seed)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise Invalid("run_config.overrides", str(exc)) from exc
+def _submitter(principal: Principal) -> None:
+    if principal.user.role not in (Role.submitter, Role.admin):
+        role = principal.user.role.value
+        raise Forbidden(f"this action needs the role submitter or admin; your token has the role {role}")
+
+
+def dry_run(
+    session: Session, principal: Principal, sub: SubmissionModel, *, allow_local_git_urls: bool = False
+) -> PreflightPublic:
+    """Every check ``submit`` runs before storing anything, and nothing stored: what
+    ``speedrun submit --dry-run`` asks of the site (the same refusals, the same statuses)."""
+    _submitter(principal)
+    track = tracks_repository.by_slug(session, sub.track)
+    if track is None:
+        raise Invalid("track", f"no track {sub.track!r}")
+    return preflight(session, principal.user, track, sub, allow_local=allow_local_git_urls)
 
 
 def submit(
@@ -118,8 +90,7 @@ def submit(
     with another body it is a Conflict (409). Nothing is stored when a check fails.
     """
     user = principal.user
-    if user.role not in (Role.submitter, Role.admin):
-        raise Forbidden(f"this action needs the role submitter or admin; your token has the role {user.role.value}")
+    _submitter(principal)
     digest = body_digest(sub)
     existing = repository.submission_by_key(session, user.id, sub.idempotency_key)
     if existing is not None:
@@ -135,10 +106,7 @@ def submit(
     track = tracks_repository.by_slug(session, sub.track)
     if track is None:
         raise Invalid("track", f"no track {sub.track!r}")
-    _prescreen(track, sub)
-    _check_trainer_url(sub, allow_local_git_urls)
-    _check_own_digests(sub)
-    check_gpu_quota(session, user, track)
+    preflight(session, user, track, sub, allow_local=allow_local_git_urls)
 
     log_digests: dict[str, str] = {}
     for log in sub.logs:

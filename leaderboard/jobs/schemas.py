@@ -34,6 +34,16 @@ class JobPublic(Schema):
     verdict: str | None = Field(default=None, description="the site's verdict on this job's verification, once done")
     verdict_p_value: float | None = Field(default=None, description="the p-value of that verification")
     duration_seconds: float | None = Field(default=None, description="started to finished, for a finished job")
+    phase: str | None = Field(
+        default=None,
+        description="'preparing run 1/3', 'training run 2/3', 'scoring CORE, run 2/3', 'waiting for a worker'",
+    )
+    eta_seconds: float | None = Field(
+        default=None, description="a running job: seconds left over all its runs (training and scoring)"
+    )
+    eta_basis: str | None = Field(default=None, description="what the ETA and the expected start were learned from")
+    position: int | None = Field(default=None, description="a queued job: its place in its track's line (1 = next)")
+    expected_start_at: datetime | None = Field(default=None, description="a queued job: when a worker should take it")
 
 
 class QueuePublic(Schema):

@@ -108,6 +108,9 @@ def submission(
     logs: list[dict[str, str]] | None = None,
 ) -> Submission:
     recipe = "cpu_smoke" if sku == "cpu" else "gpt2_speedrun"
+    key = key or f"key-{uuid.uuid4().hex}"
+    claim = run_result(1, hours=hours, core=core, sku=sku, gpus=gpus, recipe=recipe)
+    claim = claim.model_copy(update={"run_id": f"run-{key}"})  # its own run: byte copies of another's are refused
     return Submission.model_validate(
         {
             "track": track,
@@ -115,9 +118,9 @@ def submission(
             "description": "<b>not bold</b>",
             "contributors": ["@tester"],
             "run_config": run_config(sku, gpus, recipe).model_dump(mode="json"),
-            "claimed_results": [run_result(1, hours=hours, core=core, sku=sku, gpus=gpus, recipe=recipe)],
+            "claimed_results": [claim],
             "logs": logs or [{"name": "train.log", "content": "step 1 | loss 9.0\n"}],
-            "idempotency_key": key or f"key-{uuid.uuid4().hex}",
+            "idempotency_key": key,
         }
     )
 

@@ -83,7 +83,7 @@ def test_a_gpu_worker_does_not_get_a_cpu_job(api: Api, users: Users) -> None:
 
 
 def test_a_cost_track_job_goes_only_to_the_submitted_gpu_class(api: Api, users: Users) -> None:
-    _submit(api, users, track="gpt2-cost", sku="h100-sxm", gpus=8)
+    _submit(api, users, track="gpt2-cost", sku="h100-sxm", gpus=8, core=0.28)  # a claim above the GPT-2 bar
     h200 = fingerprint("h200", 8).model_dump(mode="json")
     four_h100 = fingerprint("h100-sxm", 4).model_dump(mode="json")
     assert _lease(api, users, fp=h200).status_code == 204  # the track allows an H200, the config does not

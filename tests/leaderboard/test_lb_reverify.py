@@ -76,7 +76,7 @@ def test_a_weekly_quota_of_gpu_runs_per_user(api: Api, users: Users) -> None:
 
     r = api.post(
         protocol.SUBMISSIONS,
-        json=submission(track="gpt2-cost", sku="h100-sxm", gpus=8).model_dump(mode="json"),
+        json=submission(track="gpt2-cost", sku="h100-sxm", gpus=8, core=0.28).model_dump(mode="json"),
         token=users.alice,
     )
     assert r.status_code == 429 and "allows 12 per user per week" in r.text

@@ -123,11 +123,12 @@ def run_result(
 
 
 def submission(title: str, key: str, *, contributors: list[str] | None = None, description: str = "") -> dict[str, Any]:
-    """A valid gpt2-8xh100 submission: two claimed runs, each with its metrics log attached."""
-    logs = {seed: metrics_jsonl(seed) for seed in (1, 2)}
+    """A valid gpt2-8xh100 submission: two claimed runs, each with its metrics log attached. Its runs
+    are its own (run ids and logs carry ``key``): the site refuses a byte copy of another's runs."""
+    logs = {seed: json.dumps({"run": f"{key}-seed{seed}"}) + "\n" + metrics_jsonl(seed) for seed in (1, 2)}
     results = [
-        run_result(1, core=0.2641, hours=1.52, metrics=logs[1]),
-        run_result(2, core=0.2633, hours=1.55, metrics=logs[2]),
+        run_result(1, core=0.2641, hours=1.52, metrics=logs[1]).model_copy(update={"run_id": f"{key}-seed1"}),
+        run_result(2, core=0.2633, hours=1.55, metrics=logs[2]).model_copy(update={"run_id": f"{key}-seed2"}),
     ]
     sub = Submission(
         track="gpt2-8xh100",
@@ -194,21 +195,18 @@ class Site:
         reasons: tuple[str, ...] = ("3 runs with distinct seeds; mean CORE above the threshold",),
         self_reported: tuple[float, ...] = (),
         fork_diff: str | None = None,
+        lease: dict[str, Any] | None = None,
     ) -> int:
         """Act as a GPU worker: lease the next job of ``body``'s track, upload each run's metrics log,
         and complete it with a report of three runs (``runs_spec``: (seed, CORE, hours) each; by
         default ``VERIFIED_RUNS``, a pass). ``self_reported``: the trainer's own seconds per run
         (speedrun-v2, beside the clock); ``fork_diff``: a fork's diff, uploaded and summarized in the
-        report. Returns the job id."""
+        report; ``lease``: a lease this worker already holds (from ``lease()``). Returns the job id."""
         spec = runs_spec or VERIFIED_RUNS
         track = body["track"]
-        fingerprint = body["claimed_results"][0]["hardware"]
         with self.api(worker_token) as api:
-            r = api.post(
-                "/api/worker/lease", json={"worker_id": worker_id, "fingerprint": fingerprint, "tracks": [track]}
-            )
-            assert r.status_code == 200, r.text
-            lease = r.json()
+            if lease is None:
+                lease = self.lease(worker_token, body, worker_id=worker_id)
             runs, refs = [], []
             rules = lease["track"]["rules_version"]
             for seed, core, hours in spec:
@@ -270,6 +268,17 @@ class Site:
             assert done.status_code == 200, done.text
         return int(lease["job_id"])
 
+    def lease(self, worker_token: str, body: dict[str, Any], *, worker_id: str = "gpu-box-1") -> dict[str, Any]:
+        """Lease the next job of ``body``'s track as a worker with its hardware (the lease's JSON)."""
+        fingerprint = body["claimed_results"][0]["hardware"]
+        with self.api(worker_token) as api:
+            r = api.post(
+                "/api/worker/lease",
+                json={"worker_id": worker_id, "fingerprint": fingerprint, "tracks": [body["track"]]},
+            )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
     def submit(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.api(token) as client:
             r = client.post("/api/submissions", json=body)
@@ -289,9 +298,9 @@ def page(browser: Any) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    # a form answered with 422 (validation) or 401 (sign-in), or an error page asked for on
-    # purpose (404), is the page working as meant
-    expected = ("status of 422", "status of 401", "status of 404")
+    # a form answered with 422 (validation), 409 (a refused copy) or 401 (sign-in), or an error
+    # page asked for on purpose (404), is the page working as meant
+    expected = ("status of 422", "status of 401", "status of 404", "status of 409")
 
     def on_console(msg: Any) -> None:
         if msg.type == "error" and not any(e in msg.text for e in expected):

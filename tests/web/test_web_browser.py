@@ -36,10 +36,11 @@ def test_leaderboard_renders_the_seeded_history(site: Any, page: Any, browser: A
     rows = page.locator("#board tr.entry-row")
     assert rows.count() == 7
     titles = row_titles(page)
-    assert titles[0].startswith("autoresearch round 2")  # the fastest reported run ranks first
-    assert titles[-1] == "GPT-2 1.5B (original OpenAI run)"
-    assert page.locator("#board tr.reported .badge-reported").count() == 7
-    assert page.locator("#board td.hours").first.inner_text() == "1:39:00"
+    assert titles[0] == "GPT-2 1.5B (original OpenAI run)"  # row 0: the 2019 baseline, pinned, not ranked
+    assert page.locator("#board tr.baseline .rank-n").inner_text() == "0"
+    assert titles[1].startswith("autoresearch round 2")  # the fastest reported run ranks first
+    assert page.locator("#board tr.reported td.rank .badge-reported").count() == 6
+    assert page.locator("#board tr.reported td.hours").first.inner_text() == "1:39:00"
     page.screenshot(path=str(artifacts_dir / "web-leaderboard.png"), full_page=True)
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
@@ -59,8 +60,9 @@ def test_sorting_and_filtering_from_the_controls(site: Any, page: Any) -> None:
     page.select_option("select[name=sort]", "cost")
     page.click("#filters button[type=submit]")  # a change alone submits nothing (WCAG 3.2.2)
     page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
-    costs = [float(c.strip("$").replace(",", "")) for c in page.locator("#board td.cost").all_inner_texts()]
-    assert costs == sorted(costs) and len(costs) == 7
+    cells = page.locator("#board tr.entry-row:not(.baseline) td.cost").all_inner_texts()
+    costs = [float(c.strip("$").replace(",", "")) for c in cells]
+    assert costs == sorted(costs) and len(costs) == 6
     assert page.locator("th a.sorted").inner_text().lower().startswith("cost")
 
     page.select_option("select[name=hardware]", "tpu-v3")
@@ -72,8 +74,8 @@ def test_sorting_and_filtering_from_the_controls(site: Any, page: Any) -> None:
     page.wait_for_url("**/tracks/gpt2-8xh100?sort=cost")
     page.click("#board th a:text-is('time')")
     page.wait_for_url("**sort=time*")
-    hours = [hms_hours(h) for h in page.locator("#board td.hours").all_inner_texts()]
-    assert hours == sorted(hours) and len(hours) == 7
+    hours = [hms_hours(h) for h in page.locator("#board tr.entry-row:not(.baseline) td.hours").all_inner_texts()]
+    assert hours == sorted(hours) and len(hours) == 6
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +98,12 @@ def test_entry_page_shows_its_charts(site: Any, page: Any, verified_entry: int, 
     assert page.locator("h1").inner_text().startswith("d24 + value embeddings")
     assert page.locator("h1 .badge").inner_text() == "verified"
     # claimed and verified on the 22 tasks, and GPT-2 XL's published accuracy on its 6
-    assert page.locator("#core-chart svg.core-bars rect.bar").count() == 22 * 2 + 6
+    assert page.locator("#core-chart .chart-wide svg.core-bars rect.bar").count() == 22 * 2 + 6
     assert page.locator("#core-tasks tbody tr").count() == 22
     piqa = page.locator("#core-tasks tr", has_text="piqa").first.inner_text()
     assert "72.5%" in piqa  # the GPT-2 column
-    assert page.locator("#loss-chart svg polyline").count() == 5  # a loss line per run with a metrics log
-    assert page.locator("#bpb-chart svg circle").count() >= 5
+    assert page.locator("#loss-chart .chart-wide svg polyline").count() == 5  # a loss line per run with a log
+    assert page.locator("#bpb-chart .chart-wide svg circle").count() >= 5
     assert page.locator("#runs tr[data-kind=claimed]").count() == 2
     assert page.locator("#runs tr[data-kind=verified]").count() == 3
     assert "training time" in page.locator("#deltas").inner_text()
@@ -109,17 +111,17 @@ def test_entry_page_shows_its_charts(site: Any, page: Any, verified_entry: int, 
     assert "sealed (ran in the verifier's sandbox)" in page.locator("#verifications .site-checks").first.inner_text()
     assert page.locator("#artifacts a[href^='/api/artifacts/']").count() >= 7
     assert page.locator(".description a[href='https://example.org/runs/d24-ve']").count() == 1
-    box = page.locator("#core-chart svg").bounding_box()
+    box = page.locator("#core-chart .chart-wide svg").bounding_box()
     assert box is not None and box["width"] > 400 and box["height"] > 150
     page.screenshot(path=str(artifacts_dir / "web-entry.png"), full_page=True)
 
 
 def test_a_verified_entry_ranks_first_in_its_own_section(site: Any, page: Any, verified_entry: int) -> None:
     page.goto(site.url + "/tracks/gpt2-cost")
-    first = page.locator("#board tr.entry-row").first
+    first = page.locator("#board tr.entry-row:not(.baseline)").first
     assert first.get_attribute("data-entry-id") == str(verified_entry)
     assert first.locator("td.rank .rank-n").inner_text() == "V1"  # the verified ranking, labelled apart
-    assert first.locator(".badge").inner_text() == "verified"
+    assert first.locator("td.rank .badge").inner_text() == "verified"
     assert first.locator("td.cost").inner_text() == "$38.00"  # mean 1.5833 h x 8 GPUs x $3.00
 
 

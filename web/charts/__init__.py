@@ -12,6 +12,10 @@ here, never interpolated raw. Colors are set as attributes (so an SVG saved on i
 renders) and carry a CSS class the site's stylesheet can refine.
 """
 
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
 from web.charts.bars import bar_chart
 from web.charts.base import (
     FLOOR_COLOR,
@@ -31,13 +35,30 @@ from web.charts.base import (
 from web.charts.line import line_chart
 from web.charts.progression import RecordPoint, progression_chart
 
+NARROW_WIDTH = 340  # a phone's chart: drawn at about its own size at 390 px, so 11-12 px text stays 11-12 px
+
+
+@dataclass(frozen=True)
+class Responsive:
+    """A chart drawn twice: for wide screens, and re-laid out for a phone (narrower frame, fewer
+    labels); the stylesheet shows one of the two (``.chart-wide`` / ``.chart-narrow``)."""
+
+    wide: Markup
+    narrow: Markup
+
+    def __html__(self) -> str:
+        return f'<div class="chart-wide">{self.wide}</div><div class="chart-narrow">{self.narrow}</div>'
+
+
 __all__ = [
     "FLOOR_COLOR",
+    "NARROW_WIDTH",
     "PALETTE",
     "Axis",
     "BarGroup",
     "Frame",
     "RecordPoint",
+    "Responsive",
     "Series",
     "bar_chart",
     "date_segments",

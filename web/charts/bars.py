@@ -11,6 +11,12 @@ from web.charts.base import FLOOR_COLOR, PALETTE, Axis, BarGroup, Frame, coord, 
 from web.charts.svg import draw_legend, empty_chart, open_svg, with_legend
 
 
+def _fit(label: str, width: int) -> str:
+    """A category name cut to the label column (about 7 units a character)."""
+    room = max(4, (width - 12) // 7)
+    return label if len(label) <= room else label[: room - 1] + "…"
+
+
 def bar_chart(
     groups: Sequence[BarGroup],
     *,
@@ -36,8 +42,9 @@ def bar_chart(
                 raise ValueError(f"values[{c!r}]: must be finite, got {v}")
     bar_h, gap = 12, 8
     row_h = bar_h * max(1, len(groups)) + gap
-    label_w = min(220, 12 + 7 * max((len(c) for c in cats), default=4))
-    legend = [(g.name, PALETTE[i % len(PALETTE)], False) for i, g in enumerate(groups)]
+    label_w = min(220 if width > 400 else 150, 12 + 7 * max((len(c) for c in cats), default=4))
+    colors = [g.color or PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)]
+    legend = [(g.name, colors[i], False) for i, g in enumerate(groups)]
     frame = Frame(width=width, height=40 + 40 + row_h * max(1, len(cats)), left=label_w, top=40, bottom=40)
     frame = with_legend(frame, legend)
     if not cats:
@@ -72,7 +79,7 @@ def bar_chart(
         y0 = frame.top + gap / 2 + r * row_h
         parts.append(
             f'<text class="bar-label" x="{frame.left - 6}" y="{coord(y0 + row_h / 2)}" text-anchor="end" '
-            f'fill="#111827">{escape(cat)}</text>'
+            f'fill="#111827">{escape(_fit(cat, label_w))}<title>{escape(cat)}</title></text>'
         )
         for gi, g in enumerate(groups):
             if cat not in g.values:
@@ -82,7 +89,7 @@ def bar_chart(
             y = y0 + gi * bar_h
             parts.append(
                 f'<rect class="bar bar-{gi}" x="{coord(x1)}" y="{coord(y)}" width="{coord(max(0.5, x2 - x1))}" '
-                f'height="{bar_h - 2}" fill="{PALETTE[gi % len(PALETTE)]}">'
+                f'height="{bar_h - 2}" fill="{colors[gi]}">'
                 f"<title>{escape(f'{cat} ({g.name}): {v:.4f}')}</title></rect>"
             )
     parts.append(f'<line x1="{coord(zero)}" x2="{coord(zero)}" y1="{frame.top}" y2="{coord(py0)}" stroke="#6b7280"/>')

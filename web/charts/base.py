@@ -42,6 +42,7 @@ class BarGroup:
 
     name: str
     values: dict[str, float]
+    color: str | None = None  # a fixed colour for what the group means (verified is always green)
 
 
 @dataclass(frozen=True)

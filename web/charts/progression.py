@@ -38,9 +38,16 @@ def _note(label: str, text: str) -> str:
 
 
 def progression_chart(
-    records: Sequence[RecordPoint], *, title: str = "Time to GPT-2", unit: str = "hours", frame: Frame | None = None
+    records: Sequence[RecordPoint],
+    *,
+    title: str = "Time to GPT-2",
+    unit: str = "hours",
+    frame: Frame | None = None,
+    narrow: bool = False,
+    empty_message: str = "no records yet on this track",
 ) -> Markup:
-    """Records over dates, log scale, as step lines (one per section and rules version)."""
+    """Records over dates, log scale, as step lines (one per section and rules version).
+    ``narrow``: for a phone: a 340-unit frame and no text beside the points (their tooltips stay)."""
     if unit not in ("hours", "usd"):
         raise ValueError(f"unit: expected 'hours' or 'usd', got {unit!r}")
     fmt = fmt_hours if unit == "hours" else usd
@@ -63,7 +70,7 @@ def progression_chart(
                 name=name,
                 points=[(date_to_x(r.when), r.hours) for r in rs],
                 labels=[f"{r.label}: {fmt(r.hours)} ({section}{', ' + rules if rules else ''})" for r in rs],
-                notes=[_note(r.label, fmt(r.hours)) for r in rs],
+                notes=None if narrow else [_note(r.label, fmt(r.hours)) for r in rs],
                 hollow=not verified,
                 dashed=not verified,
                 color=color,
@@ -89,7 +96,7 @@ def progression_chart(
         log_y=True,
         x_kind="date",
         step=True,
-        frame=frame or Frame(width=960, height=420),
+        frame=frame or (Frame(width=340, height=300, left=52, right=10) if narrow else Frame(width=960, height=420)),
         css_class="progression-chart" if unit == "hours" else "cost-chart",
-        empty_message="no records yet on this track",
+        empty_message=empty_message,
     )

@@ -4,8 +4,8 @@ its JSON twin under ``/api``)."""
 
 from fastapi import APIRouter
 
-from web.pages import account, board, compare, docs, entry, progression, queue, submit
+from web.pages import account, board, compare, docs, entry, me, progression, queue, submit
 
 router = APIRouter(include_in_schema=False)
-for _module in (board, entry, compare, progression, queue, submit, account, docs):
+for _module in (board, entry, compare, progression, queue, submit, account, docs, me):
     router.include_router(_module.router)

@@ -37,7 +37,7 @@ async def login(request: Request, session: SessionDep) -> Response:
     try:
         principal = authenticate_principal(session, token)
     except Unauthorized as exc:
-        context = submit_context(login_error=f"token: {detail_text(exc.detail)}")
+        context = submit_context(request, login_error=f"token: {detail_text(exc.detail)}")
         return render_page(request, "submit.html", context, viewer=Viewer(None), status_code=401)
     ttl = min(settings_of(request).session_ttl_seconds, security.SESSION_MAX_AGE_S)
     sid = start_session(session, principal, ttl_seconds=ttl)

@@ -1,4 +1,4 @@
-"""The leaderboard pages (``/``, ``/tracks/{slug}``) and the rules page (``/about``)."""
+"""The leaderboard pages (``/``, ``/tracks/{slug}``) and the rules page (``/about``, ``rules.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from leaderboard.entries.board import leaderboard
-from leaderboard.entries.compare import record_banner
+from leaderboard.entries.compare import baseline_public, record_banner
 from leaderboard.entries.schemas import LeaderboardQuery
 from leaderboard.errors import NotFound
-from leaderboard.tracks.service import list_prices, list_tracks
+from leaderboard.tracks.service import list_tracks
 from web.pages.banner import banner_text, banner_view
 from web.pages.common import (
     DEFAULT_TRACK,
@@ -28,6 +28,7 @@ from web.pages.common import (
     shared_page,
     viewer_of,
 )
+from web.pages.rules import rules_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -145,6 +146,7 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
         "csv_url": csv_url,
         "search": query.q or "",
         "banner": banner_view(banner),
+        "baseline": baseline_public(session, board.track.id),
         "sort_options": SORT_OPTIONS,
         "page_description": banner_text(banner, board.track),
     }
@@ -171,14 +173,14 @@ def _about(request: Request, session: Session) -> Response:
     viewer = viewer_of(request, session)
 
     def html() -> str:
+        settings = settings_of(request)
         context = {
             "title": "Rules",
             "nav": "about",
             "json_twin": "/api/tracks",
-            "page_description": "The rules of the race: what a record is, what is timed, the tracks and the prices.",
-            "tracks": list_tracks(session),
-            "prices": list_prices(session),
-            "default_job_seconds": settings_of(request).max_job_seconds,
+            "page_description": "The rules in force: what a record is, the rules versions, every track setting, "
+            "pooling, quotas, sealing, fork review and prices.",
+            **rules_context(session, settings.max_job_seconds, settings.submit_rate_per_minute),
         }
         return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
 

@@ -132,6 +132,7 @@ def render_html(
         "user": viewer.user,
         "csrf_token": token,
         "flash": None if flash is None else {"kind": flash[0], "text": flash[1]},
+        "flash_key": flash_key(request),
         "job_view": job_view,
         "json_twin": None,
         "page_description": DEFAULT_DESCRIPTION,
@@ -324,15 +325,21 @@ def job_view(job: Any) -> dict[str, Any]:
     finished = status in ("succeeded", "failed", "cancelled")
     percent = 100 if status == "succeeded" else progress_percent(p)
     parts: list[str] = []
-    if status == "running" and p:
-        parts.append(f"run {int(p.get('run_index') or 0) + 1}/{p.get('runs') or job.runs}")
-        if p.get("step") is not None and p.get("steps"):
+    phase = getattr(job, "phase", None)
+    if status == "running" and (p or phase):
+        parts.append(phase or f"run {int(p.get('run_index') or 0) + 1}/{p.get('runs') or job.runs}")
+        if p.get("step") is not None and p.get("steps") and not (phase or "").startswith("scoring"):
             parts.append(f"step {p['step']}/{p['steps']}")
-        if p.get("eta_seconds") is not None:
-            parts.append(f"ETA {minutes(float(p['eta_seconds']))}")
+        eta = getattr(job, "eta_seconds", None)
+        if eta is not None:
+            parts.append(f"ETA {minutes(float(eta))} for all {p.get('runs') or job.runs} runs")
         message = str(p.get("message") or "")
         if message and not message.startswith("run "):
             parts.append(message)
+    elif status == "queued" and getattr(job, "position", None) is not None:
+        parts.append(f"#{job.position} in line on {job.track}")
+        if job.expected_start_at is not None:
+            parts.append(f"expected start {job.expected_start_at:%Y-%m-%d %H:%M} UTC")
     elif finished and job.duration_seconds is not None:
         parts.append(("took " if status == "succeeded" else "stopped after ") + hms(job.duration_seconds, seconds=True))
     verdict_text = None

@@ -23,7 +23,7 @@ from web.pages.common import (
     store_of,
     viewer_of,
 )
-from web.render import core_value, pvalue
+from web.render import core_value, hardware, pvalue, signed_hms
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,25 +61,32 @@ def _compare(request: Request, session: Session) -> Response:
     return bytes_response(request, page)
 
 
-def _rows(a: Any, b: Any) -> list[tuple[str, str, str]]:
-    def row(label: str, f: Any, attr: str) -> tuple[str, str, str]:
-        return label, f(getattr(a.entry, attr)), f(getattr(b.entry, attr))
+def _diff(x: float | None, y: float | None, fmt: Any) -> str:
+    return "—" if x is None or y is None else fmt(y - x)
 
-    def hardware(d: Any) -> str:
-        e = d.entry
-        return f"{e.gpus} × {e.hardware_class}" if e.gpus else e.hardware_class
+
+def _rows(a: Any, b: Any) -> list[tuple[str, str, str, str]]:
+    """(label, A, B, B − A): the numbers of both entries and their difference, one row each."""
+    ea, eb = a.entry, b.entry
+
+    def row(label: str, f: Any, attr: str, delta: Any = None) -> tuple[str, str, str, str]:
+        x, y = getattr(ea, attr), getattr(eb, attr)
+        return label, f(x), f(y), "" if delta is None else _diff(x, y, delta)
+
+    def money(d: float) -> str:
+        return ("+" if d > 0 else "−" if d < 0 else "±") + usd(abs(d))
 
     return [
-        ("status", str(a.entry.badge), str(b.entry.badge)),
-        row("training time (h:mm:ss)", hms, "hours"),
-        row("claimed time", hms, "claimed_hours"),
-        row("cost", usd, "cost_usd"),
-        row("CORE", core_value, "core_mean"),
+        ("status", str(ea.badge), str(eb.badge), ""),
+        row("training time (h:mm:ss)", hms, "hours", signed_hms),
+        row("claimed time", hms, "claimed_hours", signed_hms),
+        row("cost", usd, "cost_usd", money),
+        row("CORE", core_value, "core_mean", lambda d: f"{d:+.4f}"),
         row("p-value", pvalue, "p_value"),
-        row("val_bpb", lambda v: "—" if v is None else f"{v:.5f}", "val_bpb"),
-        ("hardware", hardware(a), hardware(b)),
-        ("rules", a.entry.rules_version, b.entry.rules_version),
-        ("date", a.entry.record_date.isoformat(), b.entry.record_date.isoformat()),
+        row("val_bpb", lambda v: "—" if v is None else f"{v:.5f}", "val_bpb", lambda d: f"{d:+.5f}"),
+        ("hardware", hardware(ea), hardware(eb), ""),
+        ("rules", ea.rules_version, eb.rules_version, ""),
+        ("date", ea.record_date.isoformat(), eb.record_date.isoformat(), ""),
     ]
 
 

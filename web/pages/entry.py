@@ -8,12 +8,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from leaderboard.db import SessionDep
-from leaderboard.entries.actions import request_reverification, retract
-from leaderboard.entries.board import entry_detail
+from leaderboard.db import SessionDep, utcnow
+from leaderboard.entries.actions import check_reverification, request_reverification, retract
+from leaderboard.entries.board import get_entry_row
 from leaderboard.entries.compare import duplicates_of, record_holder_id
+from leaderboard.entries.outcome import entry_detail
 from leaderboard.entries.queue import entry_jobs
+from leaderboard.entries.reverify import reverify_plan
 from leaderboard.errors import DomainError, NotFound
+from leaderboard.tracks.service import list_prices
 from leaderboard.users.models import Role
 from web.pages import entry_parts as parts
 from web.pages.common import (
@@ -26,6 +29,7 @@ from web.pages.common import (
     posted,
     redirect,
     render_html,
+    render_page,
     respond,
     settings_of,
     shared_page,
@@ -78,6 +82,11 @@ def _render(
         allowed=detail.track_info.max_verifications,
     )
     latest = detail.verifications[0] if detail.verifications else None
+    user = viewer.user
+    plan = None
+    if refusal is None and user is not None:
+        plan = reverify_plan(session, detail, admin=user.role == Role.admin, today=utcnow().date())
+    active = next((j for j in jobs if str(j.status) in ("queued", "running")), None)
     verified_runs = detail.verified_runs
     loss = parts.curve_series(detail.curves, "loss", markers=False)
     bpb = parts.curve_series(detail.curves, "val_bpb", markers=True)
@@ -93,10 +102,15 @@ def _render(
         "trainer": detail.trainer,
         "recipe": detail.recipe,
         "run_config": detail.run_config,
-        "plan": detail.plan,
+        "run_plan": detail.plan,
         "retracted_reason": detail.retracted_reason,
-        "runs": [*detail.claimed_runs, *verified_runs, *detail.reported_runs],
-        "self_reported": any(r.self_reported_training_seconds is not None for r in verified_runs),
+        "runs": [*detail.claimed_runs, *detail.reported_runs],
+        "outcome": detail.outcome,
+        "plan": plan,
+        "active_job": active,
+        "self_reported": any(
+            r.self_reported_training_seconds is not None for v in detail.verifications for r in v.runs
+        ),
         "clock_rule": detail.clock_rule,
         "val_bpb_note": detail.val_bpb_note,
         "review": parts.code_review(detail),
@@ -105,8 +119,12 @@ def _render(
         "deltas": parts.deltas(
             detail.claimed_runs, verified_runs, judged=latest is not None and latest.verdict == "verified"
         ),
-        "core_rows": parts.core_table(detail.core_tasks),
-        "core_chart": parts.core_chart(detail.core_tasks) if detail.core_tasks else None,
+        "core_rows": parts.core_table(detail.core_tasks, parts.compares_with_gpt2(detail.track_info)),
+        "core_chart": parts.core_chart(detail.core_tasks, parts.compares_with_gpt2(detail.track_info))
+        if detail.core_tasks
+        else None,
+        "with_gpt2": parts.compares_with_gpt2(detail.track_info),
+        "priced": {p.sku for p in list_prices(session)},
         "loss_chart": parts.curve_chart(loss, "loss", "Training loss", "loss") if loss else None,
         "bpb_chart": parts.curve_chart(bpb, "val_bpb", "Validation bits per byte", "val_bpb") if bpb else None,
         "verifications": detail.verifications,
@@ -123,21 +141,55 @@ def _render(
     return render_html(request, "entry.html", context, viewer=viewer, forms=refusal is None or can_retract)
 
 
+def _confirm_page(
+    request: Request, session: Session, viewer: Viewer, entry_id: int, status_code: int = 200
+) -> Response:
+    """The terms of a re-verification, and the one button that spends it."""
+    assert viewer.user is not None
+    detail = entry_detail(session, entry_id, None)
+    plan = reverify_plan(session, detail, admin=viewer.user.role == Role.admin, today=utcnow().date())
+    context = {
+        "title": f"Re-verify {detail.entry.title}",
+        "nav": "board",
+        "entry": detail.entry,
+        "track": detail.track_info,
+        "plan": plan,
+        "unconfirmed": status_code == 422,
+    }
+    return render_page(request, "reverify.html", context, viewer=viewer, status_code=status_code)
+
+
+@router.get("/entries/{entry_id}/reverify", response_class=HTMLResponse)
+def reverify_terms(entry_id: int, request: Request, session: SessionDep) -> Response:
+    """The confirmation step: what a re-verification spends and decides, before it is asked for."""
+    viewer = viewer_of(request, session)
+    if viewer.principal is None:
+        return sign_in_first(request, viewer)
+    try:
+        check_reverification(session, viewer.principal.user, get_entry_row(session, entry_id))
+    except DomainError as exc:
+        return error_page(request, viewer, exc.status, "Not possible", detail_text(exc.detail))
+    return _confirm_page(request, session, viewer, entry_id)
+
+
 @router.post("/entries/{entry_id}/reverify", response_class=HTMLResponse)
 async def reverify(entry_id: int, request: Request, session: SessionDep) -> Response:
-    viewer, _, refused = await posted(request, session)
+    viewer, form, refused = await posted(request, session)
     if refused is not None:
         return refused
     if viewer.principal is None:
         return sign_in_first(request, viewer)
     try:
-        request_reverification(
+        if form.get("confirm") != "yes":  # the terms first: the service's refusals, else the page
+            check_reverification(session, viewer.principal.user, get_entry_row(session, entry_id))
+            return _confirm_page(request, session, viewer, entry_id, status_code=422)
+        job = request_reverification(
             session, viewer.principal.user, entry_id, max_attempts=int(settings_of(request).max_job_attempts)
         )
     except DomainError as exc:
         session.rollback()
         return error_page(request, viewer, exc.status, "Not possible", detail_text(exc.detail))
-    return redirect(f"/entries/{entry_id}?done=reverify")
+    return redirect(f"/entries/{entry_id}?done=reverify#job-{job.id}")
 
 
 @router.post("/entries/{entry_id}/retract", response_class=HTMLResponse)

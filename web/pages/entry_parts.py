@@ -10,6 +10,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from contract.core_v1 import CORE_V1_EXAMPLES
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.formatting import hms
 from leaderboard.users.models import Role, User
@@ -96,11 +97,22 @@ def deltas(claimed: list[Any], verified: list[Any], *, judged: bool) -> list[dic
     return out
 
 
-def core_table(tasks: list[Any]) -> list[dict[str, Any]]:
-    """Per-task rows: claimed and verified mean accuracy, GPT-2 XL's where published, and the margin."""
+FULL_BUNDLE_EXAMPLES = sum(CORE_V1_EXAMPLES.values())
+CLAIMED_COLOR, VERIFIED_COLOR, GPT2_COLOR = "#2563eb", "#047857", "#6b7280"  # one meaning, one colour
+
+
+def compares_with_gpt2(track: Any) -> bool:
+    """GPT-2 XL's published accuracies are comparable only with runs scored on the full public
+    bundle (the GPT-2 tracks), never with a toy model on the CPU track's synthetic bundle."""
+    return bool(track.core_examples == FULL_BUNDLE_EXAMPLES)
+
+
+def core_table(tasks: list[Any], with_gpt2: bool = True) -> list[dict[str, Any]]:
+    """Per-task rows: claimed and verified mean accuracy, GPT-2 XL's where published and
+    comparable (``with_gpt2``), and the margin."""
     rows = []
     for t in tasks:
-        gpt2 = GPT2_XL_ACCURACY.get(t.task)
+        gpt2 = GPT2_XL_ACCURACY.get(t.task) if with_gpt2 else None
         best = t.verified if t.verified is not None else t.claimed
         rows.append(
             {
@@ -114,18 +126,20 @@ def core_table(tasks: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def core_chart(tasks: list[Any]) -> Markup:
+def core_chart(tasks: list[Any], with_gpt2: bool = True) -> charts.Responsive:
     groups = []
-    for name, attr in (("claimed", "claimed"), ("verified", "verified")):
+    for name, attr, color in (("claimed", "claimed", CLAIMED_COLOR), ("verified", "verified", VERIFIED_COLOR)):
         values = {t.task: float(getattr(t, attr)) for t in tasks if getattr(t, attr) is not None}
         if values:
-            groups.append(charts.BarGroup(name, values))
+            groups.append(charts.BarGroup(name, values, color))
     gpt2 = {t.task: GPT2_XL_ACCURACY[t.task] for t in tasks if t.task in GPT2_XL_ACCURACY}
-    if gpt2:
-        groups.append(charts.BarGroup("GPT-2 XL", gpt2))
-    return charts.bar_chart(
-        groups, title="CORE per task (mean accuracy)", value_label="accuracy", css_class="core-bars"
-    )
+    if gpt2 and with_gpt2:
+        groups.append(charts.BarGroup("GPT-2 XL", gpt2, GPT2_COLOR))
+
+    def draw(width: int, title: str) -> Markup:
+        return charts.bar_chart(groups, title=title, value_label="accuracy", css_class="core-bars", width=width)
+
+    return charts.Responsive(draw(720, "CORE per task (mean accuracy)"), draw(charts.NARROW_WIDTH, "CORE per task"))
 
 
 def _thin(points: list[tuple[float, float]], limit: int = MAX_CURVE_POINTS) -> list[tuple[float, float]]:
@@ -162,17 +176,21 @@ def curve_series(
     return series
 
 
-def curve_chart(series: list[Any], attr: str, title: str, y_label: str) -> Markup:
-    return charts.line_chart(
-        series,
-        title=title,
-        x_label="training time",
-        y_label=y_label,
-        x_kind="seconds",
-        frame=charts.Frame(width=560, height=320, left=56),
-        css_class=f"curve-chart {attr}",
-        empty_message=f"no {y_label} curve recorded",
-    )
+def curve_chart(series: list[Any], attr: str, title: str, y_label: str) -> charts.Responsive:
+    def draw(frame: charts.Frame) -> Markup:
+        return charts.line_chart(
+            series,
+            title=title,
+            x_label="training time",
+            y_label=y_label,
+            x_kind="seconds",
+            frame=frame,
+            css_class=f"curve-chart {attr}",
+            empty_message=f"no {y_label} curve recorded",
+        )
+
+    narrow = charts.Frame(width=charts.NARROW_WIDTH, height=260, left=52, right=10)
+    return charts.Responsive(draw(charts.Frame(width=560, height=320, left=56)), draw(narrow))
 
 
 def has_points(curves: list[Any], attr: str) -> bool:

@@ -26,6 +26,7 @@ from web.pages.common import (
     shared_page,
     viewer_of,
 )
+from web.render import units
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,8 +72,8 @@ def _derivation(p: ProgressionPointPublic, priced: set[str]) -> str | None:
     if p.cost_usd is None or not p.gpus or p.hours <= 0:
         return None
     price = p.cost_usd / (p.gpus * p.hours)
-    kind = "reference price" if p.hardware_class in priced else "reported"
-    return f"{p.gpus} {p.hardware_class} × {p.hours:,.4g} h × ${price:,.2f}/h ({kind})"
+    kind = "reference price" if p.hardware_class in priced else "price its authors reported"
+    return f"{units(p)} × {p.hours:,.4g} h × ${price:,.2f}/h ({kind})"
 
 
 def _progression_html(request: Request, session: Session, viewer: Viewer, track: str) -> str:
@@ -81,6 +82,12 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
     cost_records = records_by_line(data.points, lambda p: p.cost_usd)
     name = data.track.name
     priced = {p.sku for p in list_prices(session)}
+    unpriced = sorted({p.hardware_class for p in time_records if p.cost_usd is None})
+    no_cost = (
+        f"no dollar costs: {', '.join(unpriced)} has no reference price, so its {len(time_records)} records are timed only"
+        if time_records and not cost_records
+        else "no records yet on this track"
+    )
     context: dict[str, Any] = {
         "title": "Progression",
         "nav": "progression",
@@ -88,9 +95,17 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
         "page_description": f"The record over time on {name}: training time and dollars to beat GPT-2.",
         "track": data.track,
         "tracks": list_tracks(session),
-        "chart": charts.progression_chart(_points(time_records, "hours"), title=f"Time to GPT-2 · {name}"),
-        "cost_chart": charts.progression_chart(
-            _points(cost_records, "usd"), title=f"Cost to GPT-2 · {name}", unit="usd"
+        "chart": charts.Responsive(
+            charts.progression_chart(_points(time_records, "hours"), title=f"Time to GPT-2 · {name}"),
+            charts.progression_chart(_points(time_records, "hours"), title="Time to GPT-2", narrow=True),
+        ),
+        "cost_chart": charts.Responsive(
+            charts.progression_chart(
+                _points(cost_records, "usd"), title=f"Cost to GPT-2 · {name}", unit="usd", empty_message=no_cost
+            ),
+            charts.progression_chart(
+                _points(cost_records, "usd"), title="Cost to GPT-2", unit="usd", narrow=True, empty_message=no_cost
+            ),
         ),
         "records": time_records,
         "cost_records": [(r, _derivation(r, priced)) for r in cost_records],

@@ -55,8 +55,11 @@ EXAMPLE = json.dumps(
 )
 
 
-def submit_context(**extra: Any) -> dict[str, Any]:
+def submit_context(request: Request, **extra: Any) -> dict[str, Any]:
+    settings = settings_of(request)
     return {
+        "account_url": settings.account_url,
+        "account_contact": settings.account_contact,
         "title": "Submit",
         "nav": "submit",
         "errors": [],
@@ -70,7 +73,7 @@ def submit_context(**extra: Any) -> dict[str, Any]:
 
 @router.get("/submit", response_class=HTMLResponse)
 def submit_page(request: Request, session: SessionDep) -> HTMLResponse:
-    return render_page(request, "submit.html", submit_context(), viewer=viewer_of(request, session))
+    return render_page(request, "submit.html", submit_context(request), viewer=viewer_of(request, session))
 
 
 @router.post("/submit", response_class=HTMLResponse)
@@ -79,7 +82,7 @@ async def submit_form(request: Request, session: SessionDep) -> Response:
     if refused is not None:
         return refused
     if viewer.principal is None:
-        context = submit_context(login_error="token: sign in with an API token before submitting")
+        context = submit_context(request, login_error="token: sign in with an API token before submitting")
         return render_page(request, "submit.html", context, viewer=viewer, status_code=401)
     pasted = form.get("body")
     text = pasted if isinstance(pasted, str) else ""
@@ -92,7 +95,11 @@ async def submit_form(request: Request, session: SessionDep) -> Response:
     def failed(errors: list[dict[str, str]], status_code: int = 422) -> HTMLResponse:
         session.rollback()
         return render_page(
-            request, "submit.html", submit_context(errors=errors, body=shown), viewer=viewer, status_code=status_code
+            request,
+            "submit.html",
+            submit_context(request, errors=errors, body=shown),
+            viewer=viewer,
+            status_code=status_code,
         )
 
     if not text:

@@ -33,8 +33,14 @@
   function minutes(seconds) {
     return seconds >= 36000 ? hms(seconds) : (Math.max(0, seconds) / 60).toFixed(1) + " min";
   }
-  function pvalue(v) {
-    return v < 1e-4 ? v.toExponential(1) : v.toFixed(4);
+  function pvalue(v) {  // submissions.stats.p_text: 3 significant digits, scientific below 0.001
+    if (v === 0) return "0";
+    if (v < 1e-3) return v.toExponential(1).replace(/e([+-])(\d)$/, "e$10$2");
+    return String(parseFloat(v.toPrecision(3)));
+  }
+  function utc(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
   function percent(p) {
     var runs = p.runs || 1;
@@ -45,11 +51,15 @@
     var p = j.progress || {};
     var finished = ["succeeded", "failed", "cancelled"].indexOf(j.status) >= 0;
     var parts = [];
-    if (j.status === "running" && j.progress) {
-      parts.push("run " + ((p.run_index || 0) + 1) + "/" + (p.runs || j.runs));
-      if (p.step !== null && p.step !== undefined && p.steps) parts.push("step " + p.step + "/" + p.steps);
-      if (p.eta_seconds !== null && p.eta_seconds !== undefined) parts.push("ETA " + minutes(p.eta_seconds));
+    var phase = j.phase || "";
+    if (j.status === "running" && (j.progress || phase)) {
+      parts.push(phase || "run " + ((p.run_index || 0) + 1) + "/" + (p.runs || j.runs));
+      if (p.step !== null && p.step !== undefined && p.steps && phase.indexOf("scoring") !== 0) parts.push("step " + p.step + "/" + p.steps);
+      if (j.eta_seconds !== null && j.eta_seconds !== undefined) parts.push("ETA " + minutes(j.eta_seconds) + " for all " + (p.runs || j.runs) + " runs");
       if (p.message && String(p.message).indexOf("run ") !== 0) parts.push(String(p.message));
+    } else if (j.status === "queued" && j.position !== null && j.position !== undefined) {
+      parts.push("#" + j.position + " in line on " + j.track);
+      if (j.expected_start_at) parts.push("expected start " + utc(j.expected_start_at));
     } else if (finished && j.duration_seconds !== null && j.duration_seconds !== undefined) {
       parts.push((j.status === "succeeded" ? "took " : "stopped after ") + hms(j.duration_seconds));
     }
