@@ -53,8 +53,13 @@ def default_run_timeout_s(track: TrackRules, config: RunConfig) -> float:
     return min(max(cap + STARTUP_SLACK_S, MIN_RUN_TIMEOUT_S), MAX_RUN_TIMEOUT_S)
 
 
-def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -> list[str]:
-    """Problems that make a verification pointless, found before any GPU time is spent."""
+def prescreen(
+    submission_or_config: Submission | RunConfig, track: TrackRules, *, test_the_claim: bool = True
+) -> list[str]:
+    """Problems that make a verification pointless, found before any GPU time is spent.
+
+    ``test_the_claim``: also apply the track's test to the claimed runs. A client checking against
+    the built-in rules leaves it to the site when it has one: the site's track settings decide."""
     problems: list[str] = []
     if isinstance(submission_or_config, Submission):
         sub = submission_or_config
@@ -75,7 +80,7 @@ def prescreen(submission_or_config: Submission | RunConfig, track: TrackRules) -
             if why is not None:
                 problems.append(f"claimed_results[{i}].hardware: {why}")
         verdict = claim_test(sub.claimed_results, threshold=track.threshold, alpha=track.alpha)
-        if verdict.problem is not None:
+        if test_the_claim and verdict.problem is not None:
             problems.append(f"claimed_results: {verdict.problem}")
     else:
         config = submission_or_config

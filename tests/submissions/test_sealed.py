@@ -126,6 +126,7 @@ def test_a_worker_fails_each_bad_job_naming_the_file_and_serves_the_next(
                 fingerprint=CPU,
                 allow_local_git=True,
                 hidden=[hostile.token_file, hostile.secret],
+                keep_job_dirs=len(behaviours),  # every job's report is read below (by default the newest 3 stay)
             )
             states = [worker.run_once() for _ in behaviours]
     finally:
