@@ -49,7 +49,13 @@ def main() -> int:
         cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", "cpu_smoke", "--overrides", json.dumps(overrides)]
         subprocess.run([*cmd, "--seed", "3", "--out", str(out), "--no-progress", "--no-eval"], check=True)
         config = RunConfig.model_validate(
-            {"trainer": "reference@0.1.0", "recipe": "cpu_smoke", "overrides": overrides, "hardware_class": "cpu"}
+            {
+                "trainer": "reference@0.1.0",
+                "recipe": "cpu_smoke",
+                "overrides": overrides,
+                "hardware_class": "cpu",
+                "gpus_per_node": 0,
+            }
         )
         inputs = eval_inputs(config, False)
         train_config = config_of("cpu_smoke", overrides, 3)

@@ -33,6 +33,7 @@ import ctypes
 import functools
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import pwd
@@ -338,7 +339,7 @@ class SandboxProcess(subprocess.Popen[bytes]):
             self.cgroup = None
 
 
-_counter = [0]
+_STEP_IDS = itertools.count(1)  # names of the steps' cgroups
 
 
 def launch(
@@ -366,10 +367,8 @@ def launch(
         argv = bwrap_argv(step, limits, identity, status_fd=status_w)
         env = clean_env()
         cwd = "/"
-        _counter[0] += 1
-        cgroup = StepCgroup.create(
-            f"step-{os.getpid()}-{_counter[0]}", memory_bytes=limits.ram_bytes, pids=limits.processes
-        )
+        name = f"step-{os.getpid()}-{next(_STEP_IDS)}"
+        cgroup = StepCgroup.create(name, memory_bytes=limits.ram_bytes, pids=limits.processes)
     else:
         argv = step.argv
         env = {**clean_env(), **step.env}

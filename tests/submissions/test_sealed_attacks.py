@@ -51,19 +51,17 @@ def _report(site: LiveSite, job_id: int) -> dict[str, Any]:
     return data
 
 
-def test_forks_cannot_choose_their_score_nor_shorten_the_clock_and_job_dirs_do_not_pile_up(
-    roomy_site: LiveSite, tmp_path: Path
-) -> None:
-    marker = tmp_path / "planted-marker"
-    forged = forged_result()
-    forks = make_forks(tmp_path / "forks", {"forged": forged, "marker": str(marker)})
-    behaviours = ("entry_forge", "entry_wrap", "late_work")
-    with Client(roomy_site.url, roomy_site.tokens["alice"]) as client:
+def _work(site: LiveSite, tmp_path: Path, behaviours: tuple[str, ...], **params: Any) -> dict[str, int]:
+    """Submit one job per behaviour and let one real worker (keeping 1 job dir) run them all."""
+    forks = make_forks(tmp_path / "forks", {"forged": forged_result(), **params})
+    with Client(site.url, site.tokens["alice"]) as client:
         jobs = {
-            b: client.submit(cpu_submission(fork_config(forks, b), key=f"attack18-{b.replace('_', '-')}")).job_id
-            for b in behaviours
+            f"{b}-{i}": client.submit(
+                cpu_submission(fork_config(forks, b), key=f"attack18-{b.replace('_', '-')}-{i}")
+            ).job_id
+            for i, b in enumerate(behaviours)
         }
-    with Client(roomy_site.url, roomy_site.tokens["gpu-node"]) as client:
+    with Client(site.url, site.tokens["gpu-node"]) as client:
         worker = Worker(
             client,
             worker_id="node-18",
@@ -74,31 +72,41 @@ def test_forks_cannot_choose_their_score_nor_shorten_the_clock_and_job_dirs_do_n
         )
         states = [worker.run_once() for _ in behaviours]
     assert [s.job_id for s in states if s is not None] == list(jobs.values())
+    return jobs
 
-    # 1a: the model function wrote a perfect score.json and ended its process: the run fails, readably
-    forge = _entry(roomy_site, jobs["entry_forge"])["verifications"][-1]
-    assert forge["reported_verdict"] == "error"
-    assert "the model process stopped answering (loading the model)" in forge["reasons"][0], forge["reasons"]
-    # 1b: it wrapped the verifier's evaluate_task and bpb adapter: they are not in the scorer's process
-    wrap = _report(roomy_site, jobs["entry_wrap"])
+
+def test_a_model_that_writes_its_own_score_and_exits_fails_the_run_and_old_job_dirs_go(
+    roomy_site: LiveSite, tmp_path: Path
+) -> None:
+    jobs = _work(roomy_site, tmp_path, ("entry_forge", "entry_forge"))
+    for job_id in jobs.values():
+        forge = _entry(roomy_site, job_id)["verifications"][-1]
+        assert forge["reported_verdict"] == "error"
+        assert "the model process stopped answering (loading the model)" in forge["reasons"][0], forge["reasons"]
+    kept = sorted(p.name for p in (tmp_path / "work").glob("job-*"))
+    assert kept == [f"job-{jobs['entry_forge-1']}-attempt-1"]  # the older job dir was deleted after upload
+
+
+def test_a_model_that_wraps_the_scorers_code_gets_its_own_core(roomy_site: LiveSite, tmp_path: Path) -> None:
+    jobs = _work(roomy_site, tmp_path, ("entry_wrap",))
+    wrap = _report(roomy_site, jobs["entry_wrap-0"])
     assert wrap["verdict"] != "verified" and len(wrap["runs"]) == 3
     assert all(run["core"]["core"] < 0.2 for run in wrap["runs"])  # the bigram's own CORE, not 0.86
     assert any("own sandboxed model process" in r for r in wrap["reasons"])
     assert any("val_bpb: computed by the fork's own model process" in r for r in wrap["reasons"])
     assert all("fork's own model process" in run["software"]["val_bpb_by"] for run in wrap["runs"])
-    shown = _entry(roomy_site, jobs["entry_wrap"])["verifications"][-1]["reasons"]
-    assert any("val_bpb: computed by the fork's own model process" in r for r in shown)  # on the entry page
-    # 5: weights written through an mmap opened at once, 5 s of work after: all on the clock
-    late = _report(roomy_site, jobs["late_work"])
-    assert len(late["runs"]) == 3
+
+
+def test_weights_written_through_an_early_mmap_stay_on_the_clock(roomy_site: LiveSite, tmp_path: Path) -> None:
+    marker = tmp_path / "planted-marker"
+    jobs = _work(roomy_site, tmp_path, ("late_work",), marker=str(marker))
+    late = _report(roomy_site, jobs["late_work-0"])
+    assert len(late["runs"]) == 3, late["reasons"]
     for run in late["runs"]:
         assert run["training_seconds"] >= 5.0  # the process tree lived that long; the old clock read ~0.2 s
         assert run["self_reported_training_seconds"] == 0.5
         assert "kernel uid" in run["software"]["sandbox"]  # which limits applied
-    # 6: the code it planted in its HOME/TMPDIR never ran in the scorer or the model process
-    assert not marker.exists()
-    kept = sorted(p.name for p in (tmp_path / "work").glob("job-*"))
-    assert kept == [f"job-{jobs['late_work']}-attempt-1"]  # older job dirs were deleted after upload
+    assert not marker.exists()  # what it planted in its HOME/TMPDIR never ran in the scorer or model process
 
 
 @pytest.fixture
