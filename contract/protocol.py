@@ -15,6 +15,10 @@ Worker (role worker):
   POST {ARTIFACTS}?name=&kind=       raw bytes, header X-Lease-Token -> 201 ArtifactRef
   POST {COMPLETE}                    body JobComplete         -> 200 JobState
   POST {FAIL}                        body JobFail             -> 200 JobState
+                                     A lease is ONE run of a verification job: the worker trains and
+                                     scores run run_index with the site's seed and completes it with a
+                                     one-run report; the site pools the k runs when all are in, and counts
+                                     them when they come from the track's min_worker_accounts accounts.
 Public:
   GET  {ARTIFACT}                    -> the bytes, by sha256 content digest
 """
@@ -79,6 +83,11 @@ class JobLease(Contract):
     run_config: RunConfig
     runs: int = Field(ge=1, description="k: how many runs with distinct seeds")
     claimed_results: list[RunResult]
+    run_index: int | None = Field(
+        default=None, ge=0, le=10_000, description="this lease is run run_index of the k (train and score only it)"
+    )
+    seed: int | None = Field(default=None, ge=0, lt=2**31, description="the seed the site picked for this run")
+    verification_job_id: int | None = Field(default=None, description="the job this run belongs to (the queue's)")
 
 
 class JobProgress(Contract):

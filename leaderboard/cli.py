@@ -153,7 +153,7 @@ def cmd_track_list(args: argparse.Namespace) -> int:
 _TRACK_FIELDS = (
     "name", "description", "threshold", "gpus_per_node", "nodes", "min_runs", "alpha", "ranking",
     "require_sealed", "fork_review", "clock_tolerance", "max_verifications", "weekly_gpu_runs", "core_examples",
-    "max_job_seconds",
+    "max_job_seconds", "min_worker_accounts",
 )  # fmt: skip
 
 
@@ -282,6 +282,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--weekly-gpu-runs", type=int, help="GPU runs per user per 7 days")
     p.add_argument("--core-examples", type=int, help="examples a full CORE pass scores")
     p.add_argument("--max-job-seconds", type=int, help="longest lease of a verification job (60 .. 2592000 s)")
+    p.add_argument(
+        "--min-worker-accounts", type=int, help="distinct worker accounts whose runs one verification needs (1 .. 10)"
+    )
     db_options(p)
     p.set_defaults(func=_admin_errors(cmd_track_set))
 

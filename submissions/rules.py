@@ -8,7 +8,8 @@ the verifier's own runs; claims are compared beside it (``claim_deltas``) and ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from contract.schema import ClaimDeltas, RunConfig, RunResult, StatSummary, Verdict
@@ -256,3 +257,15 @@ def decide(
     if test.p_value < track.alpha:
         return decision(Verdict.verified, [f"{summary} < alpha {track.alpha}"], test.p_value)
     return decision(Verdict.failed, [f"{summary} >= alpha {track.alpha}"], test.p_value)
+
+
+def pick_seeds(runs: int, avoid: Collection[int] = ()) -> list[int]:
+    """``runs`` distinct seeds the submitter could not predict (and none of ``avoid``): the
+    verifier's own when it runs alone, the site's for the run jobs it hands to workers."""
+    rng = random.SystemRandom()
+    seeds: list[int] = []
+    while len(seeds) < runs:
+        s = rng.randrange(1, 2**31)
+        if s not in seeds and s not in avoid:
+            seeds.append(s)
+    return seeds

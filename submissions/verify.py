@@ -20,9 +20,9 @@ log tail of that run and no statistics (never a half-report).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -54,7 +54,7 @@ from submissions.hardware import local_fingerprint
 from submissions.measure import supervise
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
-from submissions.rules import decide
+from submissions.rules import decide, pick_seeds
 from submissions.runner import (
     PROCESS_LOG_FILE,
     VAL_BPB_BY_FORK,
@@ -299,17 +299,6 @@ def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
     return b"--no-eval" in out
 
 
-def pick_seeds(runs: int, avoid: Sequence[int] = ()) -> list[int]:
-    """``runs`` distinct seeds the submitter could not predict (and none of ``avoid``)."""
-    rng = random.SystemRandom()
-    seeds: list[int] = []
-    while len(seeds) < runs:
-        s = rng.randrange(1, 2**31)
-        if s not in seeds and s not in avoid:
-            seeds.append(s)
-    return seeds
-
-
 def _fork_diff(diff: forks.DiffStat | None, out_dir: Path) -> ForkDiff | None:
     if diff is None:
         return None
@@ -346,12 +335,16 @@ def verify(
     allow_unsealed: bool = True,
     allow_local_git: bool = False,
     hidden: Sequence[Path] = (),
+    one_run_of: int | None = None,
 ) -> VerificationReport:
     """Run the config ``runs`` times with distinct seeds and decide; writes report.json + summary.txt.
 
     ``allow_unsealed``: without a sandbox on this machine, run the installed reference trainer
     unsealed (the report says so); a fork is refused either way. ``hidden``: paths no sandboxed
-    step may see (the worker's work dir, token file). Raises ValueError for bad arguments only.
+    step may see (the worker's work dir, token file). ``one_run_of``: this is one run (``runs`` = 1,
+    the site's seed) of a verification of that many runs, which the site pools and decides: the
+    report's verdict is then 'inconclusive' unless the run failed. Raises ValueError for bad
+    arguments only.
     """
     if runs < 1:
         raise ValueError(f"runs: must be >= 1, got {runs}")
@@ -464,6 +457,12 @@ def verify(
         results.append(verified_result(ctx, own, clock, score, applied))
 
     decision = decide(results, track=track, run_config=run_config, claimed=claimed)
+    if one_run_of is not None and decision.verdict != Verdict.failed:
+        decision = dataclasses.replace(
+            decision,
+            verdict=Verdict.inconclusive,
+            reasons=[f"one run of {one_run_of}: the site pools the verification's runs and decides on all of them"],
+        )
     notes = []
     if trainer.entry_point is not None:
         notes.append(

@@ -1,8 +1,9 @@
 """The GPU-node side of the verification queue (`speedrun worker --server URL --token T`).
 
-Loop: lease a job (the lease expires unless renewed), heartbeat with progress (step, ETA) while
-``verify`` runs, upload the artifacts (each run's result, metrics and logs, the report and its
-summary), then complete the job with the report, whatever its verdict. A crash inside the worker
+Loop: lease one run of a verification job (the lease expires unless renewed; the site picks the
+run's seed, and several nodes run one job's runs at once), heartbeat with progress (step, ETA)
+while ``verify`` runs it, upload the artifacts (the run's result, metrics and logs, its report and
+summary, under ``run-<i>/``), then complete the run with its report, whatever its verdict. A crash inside the worker
 fails the job with the traceback; an interrupted worker gives the job back (retryable). A node
 lock (``flock`` on ``<work_dir>/worker.lock`` by default) keeps two workers that share a work dir
 from running jobs at once, and the client's retries carry the worker over a restart of the server.
@@ -96,7 +97,7 @@ class _Heartbeat(threading.Thread):
         self.client = client
         self.lease = lease
         self.interval_s = interval_s
-        self.progress = JobProgress(run_index=0, runs=lease.runs, message="preparing the trainer")
+        self.progress = JobProgress(run_index=lease.run_index or 0, runs=lease.runs, message="preparing the trainer")
         self.stop = threading.Event()
         self.lost = threading.Event()  # also the verifier's cancel event
         self.why_lost = ""
@@ -228,7 +229,15 @@ class Worker:
             )
             if lease is None:
                 return None
-            _say(f"leased job {lease.job_id} (attempt {lease.attempt}, track {lease.track.slug}, {lease.runs} runs)")
+            if lease.run_index is not None:
+                _say(
+                    f"leased run {lease.run_index + 1}/{lease.runs} of job {lease.verification_job_id} "
+                    f"(run job {lease.job_id}, attempt {lease.attempt}, track {lease.track.slug}, seed {lease.seed})"
+                )
+            else:
+                _say(
+                    f"leased job {lease.job_id} (attempt {lease.attempt}, track {lease.track.slug}, {lease.runs} runs)"
+                )
             return self._run_job(lease)
 
     def run_forever(self) -> None:
@@ -261,8 +270,10 @@ class Worker:
             shutil.rmtree(job_dir)
         beat = _Heartbeat(self.client, lease, interval_s=max(0.5, min(30.0, lease.lease_seconds / 4)))
 
+        one_run = lease.run_index is not None and lease.seed is not None
+
         def on_progress(p: JobProgress) -> None:
-            beat.progress = p
+            beat.progress = p.model_copy(update={"run_index": lease.run_index, "runs": lease.runs}) if one_run else p
 
         beat.beat()
         beat.start()
@@ -270,7 +281,9 @@ class Worker:
             report = verify(
                 lease.run_config,
                 track=lease.track,
-                runs=lease.runs,
+                runs=1 if one_run else lease.runs,
+                seeds=[lease.seed] if one_run and lease.seed is not None else None,
+                one_run_of=lease.runs if one_run else None,
                 out_dir=job_dir,
                 claimed=lease.claimed_results,
                 progress=on_progress,
@@ -349,12 +362,19 @@ class Worker:
         """Each run's files and the report, read as regular files only (O_NOFOLLOW, capped): a
         symlink, FIFO, device or oversized file raises ArtifactError naming it, nothing is sent."""
         files: list[tuple[str, ArtifactKind, str, int]] = []
+        # one run of a verification: its files go up as run-<its index>/..., the report's too
+        index = lease.run_index
         for run_dir in sorted(p for p in job_dir.glob("run-*") if p.is_dir() and not p.is_symlink()):
+            name_dir = run_dir.name if index is None else f"run-{index}"
             for name, kind, rel, cap in _RUN_FILES:
-                files.append((f"{run_dir.name}/{name}", kind, f"{run_dir.name}/{rel}", cap))
+                files.append((f"{name_dir}/{name}", kind, f"{run_dir.name}/{rel}", cap))
         cap = MAX_ARTIFACT_BYTES
-        files += [(REPORT_FILE, "report", REPORT_FILE, cap), (SUMMARY_FILE, "other", SUMMARY_FILE, cap)]
-        files.append((FORK_DIFF_FILE, "other", FORK_DIFF_FILE, cap))
+        prefix = "" if index is None else f"run-{index}/"
+        files += [
+            (prefix + REPORT_FILE, "report", REPORT_FILE, cap),
+            (prefix + SUMMARY_FILE, "other", SUMMARY_FILE, cap),
+        ]
+        files.append((prefix + FORK_DIFF_FILE, "other", FORK_DIFF_FILE, cap))
         refs: list[ArtifactRef] = []
         for name, kind, rel, limit in files:
             try:

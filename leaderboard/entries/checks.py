@@ -3,8 +3,9 @@
 Nothing a report summarizes is believed: each run must be the entry's recipe and overrides (the
 seed aside), on the entry's hardware class, GPU and node counts, scored on the track's eval
 protocol over its full example set (the CORE re-derived from the per-task accuracies), under
-the track's rules version, at or above the physical floor of its FLOPs, with a seed that is new
-(not a claimed seed, not a seed already counted). A report failing any of these is ``rejected``
+the track's rules version, at or above the physical floor of its FLOPs (a fork's FLOPs no less
+than a tenth of the reference plan of its recipe), timed by a clock not far below the trainer's
+own time, with a seed that is new (not a claimed seed, not a seed already counted). A report failing any of these is ``rejected``
 and none of its runs counts. The statistics are the pool's (``leaderboard.entries.pool``).
 """
 
@@ -29,6 +30,7 @@ from trainer.plan import resolve
 
 CORE_TOLERANCE = 1e-9  # re-derived CORE vs the run's, float summation order aside
 PLAN_FLOPS_TOLERANCE = 1e-6  # relative: the run's FLOPs vs the site's own plan of the recipe
+FORK_FLOPS_SLACK = 10.0  # a fork may train the recipe's model size in up to 10x fewer FLOPs, not more
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,38 @@ def _plan_problems(run: RunResult, plan: Any) -> list[str]:
     return out
 
 
+def _reference_plan(config: RunConfig, seed: int) -> Any:
+    """The reference trainer's plan of a fork's recipe (with its overrides when the reference
+    trainer knows them, else the recipe alone): the model size the fork's FLOPs are held to."""
+    for overrides in ({**config.overrides, "seed": seed}, {"seed": seed}):
+        try:
+            return resolve(build_config(config.recipe, overrides), config.world_size)
+        except (ValueError, TypeError, KeyError):
+            continue
+    return None
+
+
+def _fork_flops_problems(run: RunResult, config: RunConfig) -> list[str]:
+    """A fork's own FLOP count is its trainer's word: far below the reference plan of the same
+    recipe it is refused, so that the physical floor below means something for forks too."""
+    if config.trainer.kind == "reference":
+        return []
+    reference = _reference_plan(config, run.seed)
+    if reference is None:
+        return [
+            f"the reference trainer cannot plan recipe {config.recipe!r}: the fork's FLOP count cannot be held "
+            "to a model size, so its time cannot be checked against the physical floor"
+        ]
+    least = reference.total_flops / FORK_FLOPS_SLACK
+    if run.flops < least:
+        return [
+            f"reports {run.flops:.4g} FLOPs; the reference plan of recipe {config.recipe!r} is "
+            f"{reference.total_flops:.4g}, and a fork of it may claim no less than 1/{FORK_FLOPS_SLACK:.0f} of that "
+            f"({least:.4g})"
+        ]
+    return []
+
+
 def _floor_problems(run: RunResult, config: RunConfig, plan: Any) -> list[str]:
     flops = max(run.flops, plan.total_flops if plan is not None else 0.0)
     if flops <= 0:
@@ -104,21 +138,34 @@ def _floor_problems(run: RunResult, config: RunConfig, plan: Any) -> list[str]:
     return []
 
 
-def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str]]:
-    """Flag ``speedrun-v2`` runs whose trainer-reported time (v1) and the verifier's clock differ by
-    more than CLOCK_TOLERANCE_S + ``tolerance`` x the clock, or whose self-report exceeds the clock."""
+def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str], list[str]]:
+    """``speedrun-v2`` runs against their trainer's own time (v1): (flagged, notes, problems).
+
+    A run that omits the trainer's time, or whose clock is far below it (the trainer's own
+    timed region lies inside the clocked process, so an honest clock is never below it by more
+    than the allowed gap), does not count: a problem. A smaller disagreement is flagged."""
     notes: list[str] = []
+    problems: list[str] = []
     for i, run in enumerate(runs):
         own, clock = run.self_reported_training_seconds, run.training_seconds
-        if own is None or run.rules_version != "speedrun-v2":
+        if run.rules_version != "speedrun-v2":
+            continue
+        where = f"runs[{i}] (seed {run.seed})"
+        if own is None:
+            problems.append(f"{where}: omits the trainer's own time, which speedrun-v2 checks the clock against")
             continue
         allowed = clock_gap_allowed(clock, tolerance)
-        if clock_disagrees(own, clock, tolerance):
+        if own - clock > allowed:
+            problems.append(
+                f"{where}: the verifier's clock {clock:.1f} s is far below the trainer's own time {own:.1f} s "
+                f"(more than the allowed gap of {allowed:.1f} s)"
+            )
+        elif clock_disagrees(own, clock, tolerance):
             notes.append(
-                f"runs[{i}] (seed {run.seed}): the trainer reports {own:.1f} s, the verifier's clock {clock:.1f} s "
+                f"{where}: the trainer reports {own:.1f} s, the verifier's clock {clock:.1f} s "
                 f"(allowed gap {allowed:.1f} s = {CLOCK_TOLERANCE_S:.0f} s + {tolerance:.0%} of the clock)"
             )
-    return bool(notes), notes
+    return bool(notes), notes, problems
 
 
 def check_report(
@@ -159,6 +206,7 @@ def check_report(
         found += _core_problems(run, track.core_examples if track.max_per_task is None else None)
         plan, unplanned = _site_plan(config, run.seed)
         found += [unplanned] if unplanned is not None else _plan_problems(run, plan)
+        found += _fork_flops_problems(run, config)
         found += _floor_problems(run, config, plan)
         if run.seed in claimed_seeds:
             found.append("the seed is a claimed seed: a verification must use seeds the submitter did not pick")
@@ -166,5 +214,6 @@ def check_report(
             found.append("the seed repeats a run already counted")
         seen.add(run.seed)
         problems.extend(f"{where}: {p}" for p in found)
-    flagged, notes = _clock(report.runs, track.clock_tolerance)
+    flagged, notes, clock_problems = _clock(report.runs, track.clock_tolerance)
+    problems.extend(clock_problems)
     return SiteChecks(problems=problems, sealed=sealed, clock_flagged=flagged, clock_notes=notes)

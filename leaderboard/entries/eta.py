@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.entries.models import Entry, Verification
 from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.jobs.repository import IS_VERIFICATION
 
 RECENT_JOBS = 20  # finished jobs of a track its pace is learned from
 RECENT_SCAN = 400  # finished jobs read to find them
@@ -63,7 +64,12 @@ def track_paces(session: Session) -> dict[int, Pace]:
     rows = session.execute(
         select(Job.track_id, Job.runs, Job.leased_at, Job.finished_at, Verification.hours_mean)
         .join(Verification, Verification.job_id == Job.id)
-        .where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None), Verification.hours_mean.is_not(None))
+        .where(
+            IS_VERIFICATION,
+            Job.status == JobStatus.succeeded,
+            Job.finished_at.is_not(None),
+            Verification.hours_mean.is_not(None),
+        )
         .order_by(Job.id.desc())
         .limit(RECENT_SCAN)
     ).all()
@@ -153,7 +159,7 @@ def line_timings(session: Session, now: datetime) -> dict[int, Timing]:
     rows = session.execute(
         select(Job, Entry.claimed_hours)
         .join(Entry, Entry.id == Job.entry_id)
-        .where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .where(IS_VERIFICATION, Job.status.in_([JobStatus.queued, JobStatus.running]))
     ).all()
     jobs = [job for job, _ in rows]
     if not jobs:

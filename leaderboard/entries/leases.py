@@ -1,8 +1,15 @@
-"""The worker protocol's steps that read or change an entry: leasing a job (the entry's config and
-claimed results go to the worker), heartbeats, completion (the report is applied to the entry) and
-failure. The queue's own rules (fair leasing, abandoned leases, compare-and-set on the lease token)
-are ``jobs.leasing`` and ``jobs.service``; a job that one of these steps gives up for good leaves
-its pending entry in 'error'.
+"""The worker protocol's steps that read or change an entry: leasing one run of a verification job
+(the entry's config, the claimed results and the run's seed go to the worker), heartbeats,
+completion (the run's report is kept; when all k runs are in, ``entries.pooling`` applies them to
+the entry as one verification) and failure. The queue's own rules (fair leasing, abandoned
+leases, compare-and-set on the lease token, who may take which run) are ``jobs.leasing``,
+``jobs.runs`` and ``jobs.service``.
+
+No single account can end an entry: a failure, retryable or not, or a run the worker reports as
+an error, sends the run back to the queue and counts against that worker; a run is given up,
+and its pending entry shows 'error', only after ``max_attempts`` distinct accounts failed it.
+A failure a worker chose (a fail call) counts toward its pause; an error report (the config
+itself would not run) does not, so broken submissions cannot pause honest workers.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from contract.schema import RunConfig
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.db import utcnow
 from leaderboard.entries.board import get_entry_row
-from leaderboard.entries.verification import apply_verification, claimed_results, mark_unverifiable
+from leaderboard.entries.pooling import pool_runs
+from leaderboard.entries.verification import claimed_results, mark_unverifiable
 from leaderboard.errors import Conflict, Invalid
-from leaderboard.jobs import leasing, repository
+from leaderboard.jobs import leasing, repository, runs
 from leaderboard.jobs.leasing import QueuePolicy, Refused
 from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, LeaseRecord, WorkerAccount
 from leaderboard.jobs.service import (
@@ -41,24 +49,35 @@ from leaderboard.users.service import Principal, token_digest
 LEASE_SCAN = 50
 
 
-def _entry_of_given_up(session: Session, job: Job) -> None:
-    """Right after this call ended a lease: a job failed for good shows its pending entry as 'error'."""
-    if job.status == JobStatus.failed:
-        mark_unverifiable(session, job.entry_id)
+def _min_accounts(session: Session, job: Job) -> int:
+    track = tracks_repository.by_id(session, job.track_id)
+    return 1 if track is None else max(1, track.min_worker_accounts)
+
+
+def _after_run_changed(session: Session, run: Job, now: datetime) -> None:
+    """Right after this call changed a run job: its verification job follows, and a verification
+    job failed for good shows its pending entry as 'error'."""
+    if run.parent_id is None:
+        return
+    parent = runs.parent_of(session, run)
+    runs.sync(session, parent, _min_accounts(session, parent), now)
+    if parent.status == JobStatus.failed:
+        mark_unverifiable(session, parent.entry_id)
 
 
 def _reap(session: Session, job: Job, policy: QueuePolicy, now: datetime) -> bool:
-    """``leasing.reap_expired``, then the entry of a job it gave up."""
+    """``leasing.reap_expired``, then the verification job of the run it reaped."""
     reaped = leasing.reap_expired(session, job, policy, now)
     if reaped:
-        _entry_of_given_up(session, job)
+        _after_run_changed(session, job, now)
     return reaped
 
 
 def lease_job(
     session: Session, principal: Principal, req: LeaseRequest, policy: QueuePolicy
 ) -> JobLease | Refused | None:
-    """Lease the oldest job this worker's hardware can run; None when there is none.
+    """Lease the oldest run this worker's hardware can run and its account may take (``jobs.runs``);
+    None when there is none.
 
     Refused 403 for a paused worker, 204 (with the reason) while it holds ``max_active_leases``.
     """
@@ -97,6 +116,11 @@ def lease_job(
         entry = get_entry_row(session, job.entry_id)
         if entry.hardware_class != fp.sku or int(entry.run_config.get("gpus_per_node", 0)) > fp.device_count:
             continue  # the track allows this node, but the submitted config asks for other hardware
+        if runs.refusal(session, job, principal.user.id, max(1, track.min_worker_accounts)) is not None:
+            continue
+        parent = runs.parent_of(session, job)
+        if parent.status not in (JobStatus.queued, JobStatus.running) or parent.cancel_requested:
+            continue
         token = "lease_" + secrets.token_urlsafe(24)
         digest = token_digest(token)
         deadline = now + timedelta(seconds=max_job_seconds(track, policy))
@@ -121,6 +145,7 @@ def lease_job(
             continue  # another worker took it between our read and our update
         session.add(LeaseRecord(job_id=job.id, user_id=principal.user.id, worker_id=req.worker_id, token_sha256=digest))
         session.refresh(job)
+        runs.sync(session, parent, max(1, track.min_worker_accounts), now)
         bump_revision(session)
         return JobLease(
             job_id=job.id,
@@ -131,8 +156,11 @@ def lease_job(
             entry_id=entry.id,
             track=track_rules(track),
             run_config=RunConfig.model_validate(entry.run_config),
-            runs=job.runs,
+            runs=parent.runs,
             claimed_results=claimed_results(session, entry),
+            run_index=job.run_index,
+            seed=job.seed,
+            verification_job_id=parent.id,
         )
     return None
 
@@ -155,7 +183,7 @@ def heartbeat_job(
     digest = token_digest(hb.lease_token)
     if deadline is not None and now >= deadline and job.lease_token_sha256 == digest:
         if end_failing(session, job, digest, LeaseOutcome.timed_out, "ran past the track's maximum job duration", now):
-            _entry_of_given_up(session, job)
+            _after_run_changed(session, job, now)
         return Refused(
             409,
             "conflict",
@@ -173,13 +201,42 @@ def heartbeat_job(
     if not ok:
         raise Conflict(lost_lease(job))
     session.refresh(job)
-    return HeartbeatReply(lease_expires_at=expires, cancel=job.cancel_requested)
+    cancel = job.cancel_requested
+    if job.parent_id is not None:
+        parent = runs.parent_of(session, job)
+        runs.sync(session, parent, max(1, track.min_worker_accounts), now)
+        cancel = cancel or parent.cancel_requested or parent.status != JobStatus.running
+    return HeartbeatReply(lease_expires_at=expires, cancel=cancel)
+
+
+def _check_run_report(job: Job, body: JobComplete) -> None:
+    """A run job's report is a report of that one run, with the seed the site picked."""
+    if job.run_index is None:
+        raise Conflict(f"job {job.id} is a verification job; workers lease and complete its runs")
+    report = body.report
+    if len(report.runs) > 1:
+        raise Invalid(
+            "report.runs", f"job {job.id} is one run (run {job.run_index}); the report has {len(report.runs)}"
+        )
+    if report.runs and report.runs[0].seed != job.seed:
+        raise Invalid(
+            "report.runs.0.seed",
+            f"run {job.run_index} of job {job.parent_id} is to use the seed the site picked ({job.seed}), "
+            f"not {report.runs[0].seed}",
+        )
 
 
 def complete_job(
-    session: Session, store: ArtifactStore, principal: Principal, job_id: int, body: JobComplete
+    session: Session,
+    store: ArtifactStore,
+    principal: Principal,
+    job_id: int,
+    body: JobComplete,
 ) -> JobState:
-    """Finish a job with the verifier's report (once: a second or stale completion gets 409)."""
+    """Finish a run with the verifier's report of it (once: a second or stale completion gets 409).
+
+    A report without its run (the verifier's error) sends the run back to the queue for another
+    account; the k-th run in pools the verification (``entries.pooling``)."""
     job = job_row(session, job_id)
     check_holder(job, principal)
     entry = get_entry_row(session, job.entry_id)
@@ -187,15 +244,36 @@ def complete_job(
     assert track is not None
     if body.report.track != track.slug:
         raise Invalid("report.track", f"this job verifies an entry of track {track.slug}, not {body.report.track}")
+    _check_run_report(job, body)
     check_refs(session, job, body)
     now = utcnow()
     digest = token_digest(body.lease_token)
+    if body.report.verdict.value == "error" or not body.report.runs:
+        reason = "; ".join(body.report.reasons)[:1500] or "the verifier reported an error"
+        values: dict[str, object] = {"lease_token_sha256": None, "lease_expires_at": None}
+        values.update(failure_reason=f"worker {job.lease_owner}: {reason}", log_tail=body.report.log_tail)
+        if not repository.update_if_leased(session, job_id, digest, now, values, user_id=principal.user.id):
+            raise Conflict(lost_lease(job))
+        leasing.end_lease(session, digest, LeaseOutcome.failed, now)
+        leasing.requeue_or_give_up(session, job, f"worker {job.lease_owner}: {reason}", now)
+        _after_run_changed(session, job, now)
+        bump_revision(session)
+        return job_state(job)
     ok = repository.update_if_leased(
         session,
         job_id,
         digest,
         now,
-        {"status": JobStatus.succeeded, "finished_at": now, "lease_expires_at": None, "lease_token_sha256": None},
+        {
+            "status": JobStatus.succeeded,
+            "finished_at": now,
+            "lease_expires_at": None,
+            "lease_token_sha256": None,
+            "report": {
+                "report": body.report.model_dump(mode="json"),
+                "artifacts": [a.model_dump(mode="json") for a in body.artifacts],
+            },
+        },
         user_id=principal.user.id,
     )
     if not ok:
@@ -203,16 +281,21 @@ def complete_job(
     leasing.end_lease(session, digest, LeaseOutcome.completed, now)
     account = session.get(WorkerAccount, principal.user.id)
     if account is not None:
-        account.abandoned = 0  # "abandons repeatedly" means in a row: a completed job resets the count
+        account.abandoned = 0  # "fails repeatedly" means in a row: a completed run resets the count
     session.refresh(job)
-    apply_verification(session, job, body.report, body.artifacts, store=store)
+    parent = runs.parent_of(session, job)
+    runs.sync(session, parent, max(1, track.min_worker_accounts), now)
+    siblings = repository.runs_of(session, parent.id)
+    if parent.status == JobStatus.running and all(r.status == JobStatus.succeeded for r in siblings):
+        pool_runs(session, parent, siblings, store=store)
+    bump_revision(session)
     return job_state(job)
 
 
 def fail_job(session: Session, principal: Principal, job_id: int, body: JobFail, policy: QueuePolicy) -> JobState:
-    """A worker gives up. Retryable (shutting down, hardware refused): the job goes back to the
-    queue unless ``max_attempts`` distinct workers failed it, and the give-back counts towards the
-    worker's pause. Not retryable (the worker found the config broken): the job fails."""
+    """A worker gives a run up, retryable or not: the run goes back to the queue unless
+    ``max_attempts`` distinct accounts failed it, and the failure counts toward the worker's pause
+    (a worker's word that a config is broken is one account's word)."""
     job = job_row(session, job_id)
     check_lease(job, principal, body.lease_token)
     now = utcnow()
@@ -223,16 +306,11 @@ def fail_job(session: Session, principal: Principal, job_id: int, body: JobFail,
         "failure_reason": body.reason,
         "log_tail": body.log_tail or None,
     }
-    if not body.retryable:
-        values.update(status=JobStatus.failed, finished_at=now)
     if not repository.update_if_leased(session, job_id, digest, now, values, user_id=principal.user.id):
         raise Conflict(lost_lease(job))
     leasing.end_lease(session, digest, LeaseOutcome.failed, now)
-    if body.retryable:
-        leasing.note_abandoned(session, principal.user.id, policy, now)
-        leasing.requeue_or_give_up(session, job, body.reason, now)
-    else:
-        session.refresh(job)
-    _entry_of_given_up(session, job)
+    leasing.note_failure(session, principal.user.id, policy, now)
+    leasing.requeue_or_give_up(session, job, f"worker {job.lease_owner}: {body.reason}", now)
+    _after_run_changed(session, job, now)
     bump_revision(session)
     return job_state(job)

@@ -19,6 +19,7 @@ from leaderboard.entries.outcome import outcome
 from leaderboard.entries.queue import entry_jobs
 from leaderboard.entries.schemas import MineEntryPublic, MinePublic, QuotaPublic
 from leaderboard.jobs.models import Job
+from leaderboard.jobs.repository import IS_VERIFICATION
 from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.schemas import TrackPublic
 from leaderboard.users.models import Role, User
@@ -34,7 +35,7 @@ def mine(session: Session, user: User) -> MinePublic:
     )
     by_id = {e.id: e for e in entries}
     rows = session.scalars(
-        select(Job).where(Job.requested_by_id == user.id).order_by(Job.id.desc()).limit(MAX_JOBS)
+        select(Job).where(Job.requested_by_id == user.id, IS_VERIFICATION).order_by(Job.id.desc()).limit(MAX_JOBS)
     ).all()
     jobs = [
         job_public(j, by_id[j.entry_id], tracks[j.track_id].slug)

@@ -128,6 +128,9 @@ class Verification(Base):
         JSON, default=None, doc="what the site derived itself: pool, alpha applied, deltas, clock, sealed"
     )
     report_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    workers: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, default=None, doc="which worker account ran each run, and where accounts disagree (jobs.runs)"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,7 +1,8 @@
 """The re-verification policy (docs/RULES.md, "Re-verification"): every counted run is pooled.
 
-An entry's verifications are read in order. A report the site rejects, or one without runs,
-counts nothing. Every other report's runs join the pool of the entry (per rules version), and
+An entry's verifications are read in order. A report the site rejects, one without runs, or
+one whose runs come from fewer worker accounts than the track's ``min_worker_accounts``, counts
+nothing. Every other report's runs join the pool of the entry (per rules version), and
 the k-th pooled verification decides on ALL pooled runs with a one-sided t-test at alpha / k:
 asking again never forgets a failing run, and each extra look pays for itself with a stricter
 alpha. A look is also never better than the verifier's own verdict on its runs. Owners get at
@@ -126,6 +127,8 @@ class StoredVerification:
     created_at: datetime
     report: dict[str, Any]
     runs_asked: int | None = None  # k of the job it answered (None: no job on record)
+    accounts: int = 1  # distinct worker accounts whose runs it holds
+    flags: list[str] = field(default_factory=list)  # where one account's runs disagree with the others'
 
 
 def evaluate(
@@ -168,6 +171,9 @@ def evaluate(
             "fork_diff": None
             if report.fork_diff is None
             else report.fork_diff.model_dump(mode="json", exclude={"files"}),
+            "accounts": v.accounts,
+            "accounts_required": max(1, track.min_worker_accounts),
+            "worker_flags": list(v.flags),
         }
         problems = list(checks.problems)
         finished = report.verdict.value != "error"  # an error report may stop short
@@ -183,6 +189,13 @@ def evaluate(
             continue
         if report.verdict.value == "error" or not report.runs:
             out.looks.append(Look(v.id, v.created_at, "error", reasons, site, None))
+            continue
+        if v.accounts < max(1, track.min_worker_accounts):
+            why = (
+                f"site check: verified by {v.accounts} of {track.min_worker_accounts} workers: on {track.slug} a "
+                f"verification counts only when its runs come from {track.min_worker_accounts} worker accounts"
+            )
+            out.looks.append(Look(v.id, v.created_at, "inconclusive", [*reasons, why], site, None))
             continue
         version = report.runs[0].rules_version
         if version != out.rules_version:  # a new rules version starts a new pool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contract.schema import RunResult
@@ -13,6 +14,7 @@ from leaderboard.entries.models import Entry, Run, RunKind
 from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.tracks.models import Track
 from leaderboard.users.models import User
+from submissions.rules import pick_seeds
 
 VAL_BPB_NOTE_CHARS = 300
 
@@ -47,7 +49,10 @@ def _note(text: str | None) -> str | None:
 
 
 def queue_job(session: Session, entry: Entry, track: Track, user: User, reason: str, max_attempts: int) -> Job:
-    """A queued verification job of ``entry``: the track's min_runs runs, up to ``max_attempts`` leases."""
+    """A queued verification job of ``entry`` (the track's min_runs runs) and its run jobs, which
+    workers lease one by one, each up to ``max_attempts`` distinct workers. Each run gets a seed
+    picked here, unknown to the submitter until a worker reports it: none of the entry's claimed
+    or already run seeds, and no two alike."""
     job = Job(
         entry_id=entry.id,
         track_id=track.id,
@@ -58,6 +63,22 @@ def queue_job(session: Session, entry: Entry, track: Track, user: User, reason: 
         max_attempts=max_attempts,
     )
     session.add(job)
+    session.flush()
+    used = {s for s in session.scalars(select(Run.seed).where(Run.entry_id == entry.id)) if s is not None}
+    for i, seed in enumerate(pick_seeds(job.runs, avoid=used)):
+        session.add(
+            Job(
+                entry_id=entry.id,
+                track_id=track.id,
+                status=JobStatus.queued,
+                reason="run",
+                runs=1,
+                max_attempts=max_attempts,
+                parent_id=job.id,
+                run_index=i,
+                seed=seed,
+            )
+        )
     session.flush()
     return job
 

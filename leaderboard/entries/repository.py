@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, defer
 from leaderboard.db import utcnow
 from leaderboard.entries.models import Entry, EntryStatus, Run, RunKind, Submission, Verification
 from leaderboard.jobs.models import Job, JobStatus
+from leaderboard.jobs.repository import IS_VERIFICATION
 from leaderboard.tracks.models import Track
 
 RANKED = (EntryStatus.verified, EntryStatus.reported)
@@ -163,6 +164,7 @@ def queue_rows(session: Session, statuses: Sequence[JobStatus] | None, limit: in
         select(Job, Entry, Track.slug)
         .join(Entry, Entry.id == Job.entry_id)
         .join(Track, Track.id == Job.track_id)
+        .where(IS_VERIFICATION)
         .order_by(
             # running first, then queued in the order workers take them (oldest first), then
             # finished, newest first

@@ -54,7 +54,14 @@ def claimed_results(session: Session, entry: Entry) -> list[RunResult]:
 def evaluate_entry(session: Session, track: Track, entry: Entry) -> Evaluation:
     asked = {j.id: j.runs for j in jobs_repository.jobs_of_entry(session, entry.id)}
     stored = [
-        StoredVerification(v.id, v.created_at, v.report, None if v.job_id is None else asked.get(v.job_id))
+        StoredVerification(
+            v.id,
+            v.created_at,
+            v.report,
+            None if v.job_id is None else asked.get(v.job_id),
+            accounts=int((v.workers or {}).get("accounts") or 1),
+            flags=list((v.workers or {}).get("flags") or []),
+        )
         for v in reversed(repository.verifications_of(session, entry.id))  # oldest first
     ]
     return evaluate(track, entry.run_config, entry.rules_version, claimed_results(session, entry), stored)
@@ -106,8 +113,13 @@ def apply_verification(
     artifacts: Sequence[ArtifactRef],
     *,
     store: ArtifactStore,
+    workers: dict[str, Any] | None = None,
+    artifact_jobs: Sequence[int] = (),
 ) -> Verification:
-    """Store a verifier's report, its runs and artifacts; the site decides the verdict; re-rank."""
+    """Store a verifier's report, its runs and artifacts; the site decides the verdict; re-rank.
+
+    ``workers``: who ran which run (``entries.pooling``); ``artifact_jobs``: the run jobs whose
+    uploads ``artifacts`` are (default: ``job``'s own)."""
     entry = get_entry_row(session, job.entry_id)
     track = tracks_repository.by_id(session, entry.track_id)
     assert track is not None
@@ -121,11 +133,12 @@ def apply_verification(
         reasons=list(report.reasons),
         report=json.loads(report.model_dump_json()),
         report_sha256=report_art.sha256,
+        workers=workers,
         created_at=utcnow(),
     )
     session.add(verification)
     session.flush()
-    if not any(a.kind == "report" for a in artifacts):  # else the worker's own report.json is shown
+    if not any(a.kind == "report" and "/" not in a.name for a in artifacts):  # else the worker's report.json is shown
         name = f"verification-{verification.id}/report.json"
         link_artifact(session, entry.id, job.id, name, "report", report_art.sha256, "verification")
     for result in report.runs:
@@ -133,7 +146,8 @@ def apply_verification(
         run = run_row(entry.id, RunKind.verified, result, art.sha256)
         run.verification_id = verification.id
         session.add(run)
-    jobs_repository.attach_job_artifacts(session, job.id, [a.sha256 for a in artifacts])
+    for job_id in artifact_jobs or [job.id]:
+        jobs_repository.attach_job_artifacts(session, job_id, [a.sha256 for a in artifacts])
     evaluation = evaluate_entry(session, track, entry)
     look = next(lk for lk in evaluation.looks if lk.verification_id == verification.id)
     verification.verdict = look.verdict

@@ -1,7 +1,7 @@
 """Handing jobs to workers fairly: one active lease per worker account (configurable), expired
 leases reaped as *abandoned* (the job goes back to the queue, the entry keeps its chance), a job
 given up only after ``max_attempts`` distinct workers failed it, and a worker that keeps
-abandoning jobs paused until an admin resumes it.
+failing or abandoning jobs paused until an admin resumes it.
 
 A worker is its API token's user (``lease_user_id``), not the ``worker_id`` it reports: a client
 may name itself anything, so every limit and pause is keyed by the account. The lease itself,
@@ -115,8 +115,9 @@ def failing_workers(session: Session, job_id: int) -> int:
     )
 
 
-def note_abandoned(session: Session, user_id: int | None, policy: QueuePolicy, now: datetime) -> None:
-    """Count an abandoned lease against its worker; pause the worker at the policy's limit."""
+def note_failure(session: Session, user_id: int | None, policy: QueuePolicy, now: datetime) -> None:
+    """Count a lease its worker failed (retryable or not) or abandoned against that worker; pause
+    the worker at the policy's limit of such leases in a row."""
     if user_id is None:
         return
     account = session.get(WorkerAccount, user_id, populate_existing=True)
@@ -126,7 +127,7 @@ def note_abandoned(session: Session, user_id: int | None, policy: QueuePolicy, n
     if account.paused_at is None and account.abandoned >= policy.pause_after_abandoned:
         account.paused_at = now
         account.paused_reason = (
-            f"abandoned {account.abandoned} leases (the limit is {policy.pause_after_abandoned}); "
+            f"failed or abandoned {account.abandoned} leases in a row (the limit is {policy.pause_after_abandoned}); "
             "an admin can resume it"
         )
     session.flush()
@@ -170,7 +171,7 @@ def reap_expired(session: Session, job: Job, policy: QueuePolicy, now: datetime)
     if timed_out:
         reason = f"worker {owner} ran past the track's maximum job duration"
     else:
-        note_abandoned(session, old_user, policy, now)
+        note_failure(session, old_user, policy, now)
         reason = f"worker {owner} abandoned the lease (it expired without a word)"
     requeue_or_give_up(session, job, reason, now)
     bump_revision(session)

@@ -21,10 +21,25 @@ class JobStatus(StrEnum):
 
 
 class Job(Base):
+    """A verification job (k runs), or one of its run jobs: workers lease runs, never the job.
+
+    A verification job has ``run_index`` None and ``runs`` = k; each of its k run jobs has its
+    ``parent_id``, its ``run_index`` in 0..k-1, ``runs`` = 1 and the seed the site picked for it.
+    A run job holds the lease while a worker trains and scores that one run, then keeps the
+    worker's report of it (``report``) until all k are in and the site pools them."""
+
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True, doc="the verification job of a run job"
+    )
+    run_index: Mapped[int | None] = mapped_column(default=None, doc="0-based run of the verification (run jobs)")
+    seed: Mapped[int | None] = mapped_column(default=None, doc="the seed the site picked for this run (run jobs)")
+    report: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, default=None, doc="a run job's completed report and artifact refs, until the verification is pooled"
+    )
     entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id"))
     status: Mapped[JobStatus] = mapped_column(Enum(JobStatus, native_enum=False, length=20, validate_strings=True))
@@ -78,7 +93,9 @@ class WorkerAccount(Base):
     __tablename__ = "worker_accounts"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    abandoned: Mapped[int] = mapped_column(default=0, doc="leases that expired without a word")
+    abandoned: Mapped[int] = mapped_column(
+        default=0, doc="leases in a row that failed or expired without a word (a completed one resets it)"
+    )
     paused_at: Mapped[datetime | None] = mapped_column(default=None)
     paused_reason: Mapped[str | None] = mapped_column(Text, default=None)
     last_worker_id: Mapped[str | None] = mapped_column(String(100), default=None)

@@ -13,6 +13,8 @@ from leaderboard.jobs.models import Job, JobStatus
 from leaderboard.tracks.models import Track
 
 ACTIVE = (JobStatus.queued, JobStatus.running)
+IS_VERIFICATION = Job.run_index.is_(None)  # the job the queue shows; its runs are leased
+IS_RUN = Job.run_index.is_not(None)
 
 
 def leasable(now: datetime):  # type: ignore[no-untyped-def]
@@ -24,7 +26,7 @@ def leasable(now: datetime):  # type: ignore[no-untyped-def]
 
 
 def lease_candidates(session: Session, now: datetime, track_slugs: Sequence[str] | None, limit: int) -> Iterator[Job]:
-    """Leasable jobs, oldest first, one at a time (at most ``limit``).
+    """Leasable run jobs, oldest first, one at a time (at most ``limit``).
 
     On PostgreSQL each is read ``FOR UPDATE SKIP LOCKED``: a job another worker is looking at is
     skipped, not waited for, and only the rows actually examined are locked.
@@ -32,7 +34,7 @@ def lease_candidates(session: Session, now: datetime, track_slugs: Sequence[str]
     postgres = session.get_bind().dialect.name == "postgresql"
     after = 0
     for _ in range(limit):
-        stmt = select(Job).where(leasable(now), Job.id > after).order_by(Job.id).limit(1)
+        stmt = select(Job).where(leasable(now), IS_RUN, Job.id > after).order_by(Job.id).limit(1)
         if track_slugs is not None:
             stmt = stmt.join(Track, Track.id == Job.track_id).where(Track.slug.in_(list(track_slugs)))
         if postgres:
@@ -78,15 +80,21 @@ def update_if_leased(
 
 
 def jobs_of_entry(session: Session, entry_id: int) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.entry_id == entry_id).order_by(Job.id.desc())))
+    """The entry's verification jobs, newest first."""
+    return list(session.scalars(select(Job).where(Job.entry_id == entry_id, IS_VERIFICATION).order_by(Job.id.desc())))
 
 
 def first_job_of_entry(session: Session, entry_id: int) -> Job | None:
-    return session.scalar(select(Job).where(Job.entry_id == entry_id).order_by(Job.id).limit(1))
+    return session.scalar(select(Job).where(Job.entry_id == entry_id, IS_VERIFICATION).order_by(Job.id).limit(1))
 
 
 def active_job_of_entry(session: Session, entry_id: int) -> Job | None:
-    return session.scalar(select(Job).where(Job.entry_id == entry_id, Job.status.in_(ACTIVE)).limit(1))
+    return session.scalar(select(Job).where(Job.entry_id == entry_id, IS_VERIFICATION, Job.status.in_(ACTIVE)).limit(1))
+
+
+def runs_of(session: Session, job_id: int) -> list[Job]:
+    """A verification job's run jobs, by run index."""
+    return list(session.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.run_index)))
 
 
 def entry_artifacts(session: Session, entry_id: int) -> list[tuple[EntryArtifact, Artifact]]:
@@ -134,7 +142,8 @@ def attach_job_artifacts(session: Session, job_id: int, digests: Sequence[str]) 
 
 
 def status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count(Job.id)).group_by(Job.status)).all()
+    """Verification jobs by status."""
+    rows = session.execute(select(Job.status, func.count(Job.id)).where(IS_VERIFICATION).group_by(Job.status)).all()
     counts = {s.value: 0 for s in JobStatus}
     for status, n in rows:
         counts[JobStatus(status).value] = int(n)

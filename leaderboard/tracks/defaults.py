@@ -22,6 +22,7 @@ _GPT2 = {
     "max_verifications": 3,
     "weekly_gpu_runs": 12,  # four verifications of k = 3 runs per user per week
     "core_examples": CORE_V1_FULL_EXAMPLES,
+    "min_worker_accounts": 2,  # no single worker token makes a record
 }
 SITE_DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2-8xh100": _GPT2,
@@ -33,5 +34,6 @@ SITE_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_verifications": 3,
         "weekly_gpu_runs": None,
         "core_examples": CPU_SMOKE_EXAMPLES,
+        "min_worker_accounts": 1,  # a laptop's one worker verifies the CPU loop
     },
 }

@@ -39,6 +39,9 @@ class Track(Base):
     max_verifications: Mapped[int] = mapped_column(default=3, doc="pooled looks an owner may ask for")
     weekly_gpu_runs: Mapped[int | None] = mapped_column(default=None, doc="GPU runs per user per 7 days")
     core_examples: Mapped[int | None] = mapped_column(default=None, doc="examples a full CORE pass scores")
+    min_worker_accounts: Mapped[int] = mapped_column(
+        default=1, doc="distinct worker accounts whose runs a verification needs to count"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -74,6 +77,7 @@ SITE_SETTINGS_FIELDS = (
     "weekly_gpu_runs",
     "core_examples",
     "max_job_seconds",
+    "min_worker_accounts",
 )
 
 

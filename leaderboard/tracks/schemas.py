@@ -38,6 +38,9 @@ class TrackPublic(Schema):
     max_job_seconds: int | None = Field(
         default=None, description="longest lease of one verification job; None = the site's default (max_job_seconds)"
     )
+    min_worker_accounts: int = Field(
+        default=1, description="distinct worker accounts whose runs one verification needs before it counts"
+    )
     updated_at: datetime
 
 
@@ -45,11 +48,12 @@ NULLABLE = frozenset(
     {"gpus_per_node", "nodes", "bundle_sha256", "max_per_task", "weekly_gpu_runs", "core_examples", "max_job_seconds"}
 )
 MIN_JOB_SECONDS, MAX_JOB_SECONDS = 60, 30 * 86_400  # as Settings.max_job_seconds
+MAX_WORKER_ACCOUNTS = 10  # never more accounts than a verification has runs: the lease rule spreads runs
 # edits that change what a verified record means: the track's entries are re-read after them
 RULE_FIELDS = frozenset(
     {
         "threshold", "hardware_classes", "gpus_per_node", "nodes", "min_runs", "alpha", "bundle_sha256",
-        "max_per_task", "require_sealed", "fork_review", "clock_tolerance", "core_examples",
+        "max_per_task", "require_sealed", "fork_review", "clock_tolerance", "core_examples", "min_worker_accounts",
     }
 )  # fmt: skip
 
@@ -81,6 +85,7 @@ class TrackUpdate(Schema):
     max_job_seconds: int | None = Field(
         default=None, ge=MIN_JOB_SECONDS, le=MAX_JOB_SECONDS, description="null: the site's default"
     )
+    min_worker_accounts: int | None = Field(default=None, ge=1, le=MAX_WORKER_ACCOUNTS)
 
     @model_validator(mode="after")
     def _not_empty(self) -> TrackUpdate:

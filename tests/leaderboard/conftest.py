@@ -5,7 +5,7 @@
 - ``session``: one connection per test inside a transaction rolled back at the end; the session
   commits into savepoints, so the app's own commit/rollback logic still runs.
 - ``api``: the app over httpx's ASGI transport, its request sessions bound to ``session``.
-- ``users``: an admin, two submitters and a worker, with their API tokens.
+- ``users``: an admin, two submitters and two worker accounts, with their API tokens.
 - ``fresh_engine``: an empty database (a new SQLite file, or a new PostgreSQL schema) whose
   commits are real, for migrations and concurrency tests.
 - ``live_server``: uvicorn on 127.0.0.1 (a free port) over a fresh SQLite file, real lifespan.
@@ -135,6 +135,7 @@ def users(session: Session) -> Users:
         ("alice", Role.submitter),
         ("bob", Role.submitter),
         ("worker", Role.worker),
+        ("worker2", Role.worker),
     ):
         issued = create_user(session, UserCreate(name=f"t-{name}", role=role))
         tokens[name] = issued.token

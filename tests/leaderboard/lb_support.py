@@ -82,6 +82,7 @@ class Users:
     bob: str
     worker: str
     ids: dict[str, int]
+    worker2: str = ""  # a second worker account: GPT-2 verifications need runs from two
 
 
 @dataclass

@@ -35,14 +35,41 @@ def submit(api: Api, token: str, *, trainer: dict[str, Any] | None = None, **kw:
     return out
 
 
-def complete(api: Api, users: Users, rep: VerificationReport, *, sku: str = "h100-sxm", gpus: int = 8) -> int:
-    """Lease the next job as a fresh worker and complete it with ``rep``; returns the HTTP status."""
+def lease_run(api: Api, token: str, *, sku: str = "h100-sxm", gpus: int = 8) -> dict[str, Any]:
+    """Lease the next run as a fresh worker of the account ``token``."""
     fp = fingerprint(sku, gpus).model_dump(mode="json")
-    lease = api.post(protocol.LEASE, json={"worker_id": f"w{next(_workers)}", "fingerprint": fp}, token=users.worker)
+    lease = api.post(protocol.LEASE, json={"worker_id": f"w{next(_workers)}", "fingerprint": fp}, token=token)
     assert lease.status_code == 200, lease.text
-    body = {"lease_token": lease.json()["lease_token"], "report": rep.model_dump(mode="json"), "artifacts": []}
-    r = api.post(protocol.COMPLETE.format(job_id=lease.json()["job_id"]), json=body, token=users.worker)
-    return r.status_code
+    out: dict[str, Any] = lease.json()
+    return out
+
+
+def run_report(rep: VerificationReport, lease: dict[str, Any], *, keep_seed: bool = False) -> VerificationReport:
+    """``rep``'s run of the leased run index, as a one-run report with the site's seed."""
+    run = rep.runs[lease["run_index"]]
+    if not keep_seed:
+        run = run.model_copy(update={"seed": lease["seed"]})
+    return rep.model_copy(update={"runs": [run]})
+
+
+def complete(
+    api: Api, users: Users, rep: VerificationReport, *, sku: str = "h100-sxm", gpus: int = 8, keep_seeds: bool = False
+) -> int:
+    """Verify the next job with ``rep``'s runs: each run leased by a fresh worker, the two worker
+    accounts taking turns (GPT-2 tracks count runs of two accounts), and completed with its run
+    of ``rep`` (the site's seed unless ``keep_seeds``); returns the first non-200 status, else 200."""
+    i, runs = 0, 1
+    while i < runs:
+        token = users.worker2 if i % 2 else users.worker
+        lease = lease_run(api, token, sku=sku, gpus=gpus)
+        runs = lease["runs"]
+        one = run_report(rep, lease, keep_seed=keep_seeds)
+        body = {"lease_token": lease["lease_token"], "report": one.model_dump(mode="json"), "artifacts": []}
+        r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=token)
+        if r.status_code != 200:
+            return r.status_code
+        i += 1
+    return 200
 
 
 def gpu_report(

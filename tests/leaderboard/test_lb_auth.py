@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from lb_factories import fingerprint, submission_json
+from lb_factories import fingerprint, report, run_config, submission_json
 from lb_support import Api, Users
+from lb_verify import complete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contract import protocol
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.audit.models import AuditEvent
 from leaderboard.users.models import ApiToken
 
@@ -37,13 +39,7 @@ def test_submitters_cannot_lease(api: Api, users: Users) -> None:
 def test_a_submitter_cannot_reverify_another_users_entry(api: Api, users: Users) -> None:
     entry_id = api.post(protocol.SUBMISSIONS, json=submission_json(), token=users.alice).json()["entry_id"]
     # finish the first job so that a re-verification could be queued at all
-    lease = api.post(
-        protocol.LEASE,
-        json={"worker_id": "w", "fingerprint": fingerprint().model_dump(mode="json")},
-        token=users.worker,
-    ).json()
-    fail = {"lease_token": lease["lease_token"], "reason": "stop"}
-    api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=fail, token=users.worker)
+    assert complete(api, users, report(BUILTIN_TRACKS["cpu-smoke"], run_config()), sku="cpu", gpus=0) == 200
     assert api.post(f"/api/entries/{entry_id}/reverify", json={}, token=users.bob).status_code == 403
     r = api.post(f"/api/entries/{entry_id}/reverify", json={"reason": "new driver"}, token=users.alice)
     assert r.status_code == 201, r.text

@@ -20,10 +20,12 @@ from lb_factories import submission_json
 from sqlalchemy import func, select
 
 from contract.protocol import SUBMISSIONS
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.app import open_database
 from leaderboard.db import session_scope
 from leaderboard.entries.models import Entry, Submission
 from leaderboard.jobs.models import Job
+from leaderboard.jobs.repository import IS_RUN, IS_VERIFICATION
 from leaderboard.settings import Settings
 from leaderboard.users.models import Role
 from leaderboard.users.schemas import UserCreate
@@ -124,6 +126,8 @@ def test_acknowledged_submissions_survive_sigkill(tmp_path: Path, free_port: int
         assert s.scalar(select(func.count(Submission.id))) == len(acked)  # none twice
         per_sub = s.execute(select(Entry.submission_id, func.count(Entry.id)).group_by(Entry.submission_id)).all()
         assert sorted(n for _, n in per_sub if _ is not None) == [1] * len(acked)
-        jobs = s.execute(select(Job.entry_id, func.count(Job.id)).group_by(Job.entry_id)).all()
-        assert len(jobs) == len(acked) and all(n == 1 for _, n in jobs)
+        jobs = s.execute(select(Job.entry_id, func.count(Job.id)).where(IS_VERIFICATION).group_by(Job.entry_id)).all()
+        assert len(jobs) == len(acked) and all(n == 1 for _, n in jobs)  # one verification job each
+        runs = s.execute(select(Job.parent_id, func.count(Job.id)).where(IS_RUN).group_by(Job.parent_id)).all()
+        assert len(runs) == len(acked) and all(n == BUILTIN_TRACKS["cpu-smoke"].min_runs for _, n in runs)
     db.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from lb_factories import fingerprint, submission_json
 from lb_support import Api, Users
-from lb_verify import FORK, complete, entry, gpu_report, submit
+from lb_verify import FORK, complete, entry, forge_runs, gpu_report, run_report, submit
 from sqlalchemy.orm import Session
 
 from contract import protocol
@@ -58,11 +58,18 @@ def test_the_trainers_own_time_is_shown_beside_the_clock_and_flagged(api: Api, u
     assert "1:28:20" in page  # the first run's own 5,300 s, as h:mm:ss
 
 
-def test_an_entry_without_self_reports_shows_no_clock_column(api: Api, users: Users) -> None:
-    eid = submit(api, users.alice)["entry_id"]
-    assert complete(api, users, gpu_report()) == 200
-    assert all(r["clock_flagged"] is None for r in entry(api, eid)["verified_runs"])
-    assert "trainer's own time" not in api.get(f"/entries/{eid}").text
+def test_runs_that_omit_or_dwarf_the_trainers_own_time_do_not_count(api: Api, users: Users) -> None:
+    # a worker that omits the trainer's time avoided even the flag; one whose clock is 100x below
+    # the trainer's own time was only flagged and still ranked first
+    for own, words in ((None, "omits the trainer's own time"), (CLOCK * 100, "is far below the trainer's own time")):
+        eid = submit(api, users.alice)["entry_id"]
+        assert (
+            complete(api, users, forge_runs(gpu_report(), lambda r, s=own: {"self_reported_training_seconds": s}))
+            == 200
+        )
+        detail = entry(api, eid)
+        assert detail["entry"]["status"] == "rejected" and detail["entry"]["rank"] is None
+        assert any(words in reason for reason in detail["verifications"][0]["reasons"])
 
 
 def test_val_bpb_says_how_it_counts_bytes(api: Api, users: Users) -> None:
@@ -89,29 +96,34 @@ def test_reported_history_carries_no_byte_note(api: Api) -> None:
 
 
 def _complete_with_diff(api: Api, users: Users, diff_bytes: bytes | None) -> int:
-    """Lease as a fresh worker, upload the fork's diff (unless None), complete with its summary."""
+    """Each run leased by a fresh worker of the two accounts in turn, which uploads the fork's diff
+    (unless None) and completes its run with the diff's summary."""
     fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
-    worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
-    lease = api.post(protocol.LEASE, json=worker, token=users.worker).json()
-    job_id, token = lease["job_id"], lease["lease_token"]
-    refs: list[dict[str, Any]] = []
-    sha, size = "d" * 64, 900
-    if diff_bytes is not None:
-        up = api.post(
-            protocol.ARTIFACTS.format(job_id=job_id) + "?name=fork.diff&kind=other",
-            content=diff_bytes,
-            headers={"X-Lease-Token": token},
-            token=users.worker,
-        )
-        assert up.status_code == 201, up.text
-        refs.append(up.json())
-        sha, size = up.json()["sha256"], len(diff_bytes)
-    diff = ForkDiff(base_commit="a" * 40, files_changed=2, insertions=12, deletions=3, sha256=sha, size_bytes=size)
-    rep = gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff})
-    body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
-    r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=users.worker)
-    assert r.status_code == 200, r.text
-    return int(r.status_code)
+    i, runs = 0, 1
+    while i < runs:
+        account = users.worker2 if i % 2 else users.worker
+        worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
+        lease = api.post(protocol.LEASE, json=worker, token=account).json()
+        job_id, token, runs = lease["job_id"], lease["lease_token"], lease["runs"]
+        refs: list[dict[str, Any]] = []
+        sha, size = "d" * 64, 900
+        if diff_bytes is not None:
+            up = api.post(
+                protocol.ARTIFACTS.format(job_id=job_id) + f"?name=run-{i}/fork.diff&kind=other",
+                content=diff_bytes,
+                headers={"X-Lease-Token": token},
+                token=account,
+            )
+            assert up.status_code == 201, up.text
+            refs.append(up.json())
+            sha, size = up.json()["sha256"], len(diff_bytes)
+        diff = ForkDiff(base_commit="a" * 40, files_changed=2, insertions=12, deletions=3, sha256=sha, size_bytes=size)
+        rep = run_report(gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff}), lease)
+        body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
+        r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=account)
+        assert r.status_code == 200, r.text
+        i += 1
+    return 200
 
 
 def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: Users) -> None:

@@ -49,8 +49,15 @@ def _expire(session: Session, job_id: int) -> None:
 
 
 def _complete_body(lease: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A one-run report of the leased run, with the seed the site picked."""
+    kw = {"seeds": (lease["seed"],), "cores": (0.2,), "hours": (0.01,), **kw}
     rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config(), **kw)
     return {"lease_token": lease["lease_token"], "report": rep.model_dump(mode="json"), "artifacts": []}
+
+
+def _complete(api: Api, token: str, lease: dict[str, Any], **kw: Any) -> Any:
+    body = _complete_body(lease, **kw)
+    return api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=token)
 
 
 def _progress() -> dict[str, Any]:
@@ -66,13 +73,20 @@ def test_lease_carries_the_config_track_and_claims(api: Api, users: Users, sessi
     r = _lease(api, users)
     assert r.status_code == 200, r.text
     lease = r.json()
-    assert lease["job_id"] == sub["job_id"] and lease["attempt"] == 1
+    # one run of the submission's verification job, with a seed the site picked
+    assert lease["verification_job_id"] == sub["job_id"] and lease["job_id"] != sub["job_id"]
+    assert lease["run_index"] == 0 and lease["attempt"] == 1
     assert lease["runs"] == BUILTIN_TRACKS["cpu-smoke"].min_runs
+    assert lease["seed"] not in [c["seed"] for c in lease["claimed_results"]]
     assert lease["track"]["slug"] == "cpu-smoke"
     assert lease["run_config"]["recipe"] == "cpu_smoke"
     assert len(lease["claimed_results"]) == 1
     assert _lease(api, users, "w2").headers["x-lease-refused"]  # 204: one active lease per worker account
-    assert _lease(api, users, "w2", token=_second_worker(session)).status_code == 204  # not handed out twice
+    other = _lease(api, users, "w2", token=_second_worker(session)).json()  # a second node takes the next run
+    assert other["verification_job_id"] == sub["job_id"] and other["run_index"] == 1
+    assert other["seed"] != lease["seed"]
+    job = api.get(f"/api/jobs/{sub['job_id']}").json()
+    assert job["status"] == "running" and job["progress"]["runs_running"] == 2
 
 
 def test_a_gpu_worker_does_not_get_a_cpu_job(api: Api, users: Users) -> None:
@@ -108,44 +122,51 @@ def test_expired_lease_is_re_leased_and_completes_once(api: Api, users: Users, s
     _submit(api, users)
     first = _lease(api, users, "w1").json()
     _expire(session, first["job_id"])
-    second = _lease(api, users, "w2").json()
+    other = _second_worker(session)
+    second = _lease(api, users, "w2", token=other).json()
     assert second["job_id"] == first["job_id"] and second["attempt"] == 2
     hb = api.post(
         protocol.HEARTBEAT.format(job_id=first["job_id"]),
         json={"lease_token": first["lease_token"], "progress": _progress()},
         token=users.worker,
     )
-    assert hb.status_code == 409  # taken over: the first lease cannot come back
+    assert hb.status_code == 403  # taken over by another account: the first lease cannot come back
     url = protocol.COMPLETE.format(job_id=first["job_id"])
-    assert api.post(url, json=_complete_body(first), token=users.worker).status_code == 409
-    ok = api.post(url, json=_complete_body(second), token=users.worker)
+    assert api.post(url, json=_complete_body(first), token=users.worker).status_code == 403  # not its lease now
+    ok = api.post(url, json=_complete_body(second), token=other)
     assert ok.status_code == 200, ok.text
     assert ok.json()["status"] == "succeeded"
-    assert api.post(url, json=_complete_body(second), token=users.worker).status_code == 409
-    assert _lease(api, users, "w3").status_code == 204
+    assert api.post(url, json=_complete_body(second), token=other).status_code == 409
+    # the account whose lease expired never gets that run again: it is given the next run
+    assert _lease(api, users, "w3").json()["run_index"] == 1
 
 
 def test_completion_verifies_and_ranks_the_entry(api: Api, users: Users) -> None:
     sub = _submit(api, users)
-    lease = _lease(api, users).json()
-    upload = api.post(
-        protocol.ARTIFACTS.format(job_id=lease["job_id"]),
-        params={"name": "run-0/metrics.jsonl", "kind": "metrics"},
-        content=b'{"step": 1, "loss": 3.0, "training_seconds": 1.5}\n{"step": 1, "val_bpb": 1.2}\n',
-        headers={protocol.LEASE_TOKEN_HEADER: lease["lease_token"]},
-        token=users.worker,
-    )
-    assert upload.status_code == 201, upload.text
-    ref = upload.json()
     k = BUILTIN_TRACKS["cpu-smoke"].min_runs
     hours = tuple(0.02 * (i + 1) for i in range(k))
-    body = _complete_body(lease, hours=hours, metrics_sha256=ref["sha256"])
-    body["artifacts"] = [ref]
-    r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
-    assert r.status_code == 200, r.text
+    for i in range(k):  # one worker account may verify the CPU track alone, one run per lease
+        lease = _lease(api, users).json()
+        assert lease["run_index"] == i
+        upload = api.post(
+            protocol.ARTIFACTS.format(job_id=lease["job_id"]),
+            params={"name": f"run-{i}/metrics.jsonl", "kind": "metrics"},
+            content=b'{"step": 1, "loss": 3.0, "training_seconds": 1.5}\n{"step": 1, "val_bpb": 1.2}\n',
+            headers={protocol.LEASE_TOKEN_HEADER: lease["lease_token"]},
+            token=users.worker,
+        )
+        assert upload.status_code == 201, upload.text
+        ref = upload.json()
+        body = _complete_body(lease, hours=(hours[i],), cores=(0.2 + 0.01 * i,), metrics_sha256=ref["sha256"])
+        body["artifacts"] = [ref]
+        r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
+        assert r.status_code == 200, r.text
+        job = api.get(f"/api/jobs/{sub['job_id']}").json()
+        assert job["status"] == ("succeeded" if i == k - 1 else "running")
     detail = api.get(f"/api/entries/{sub['entry_id']}").json()
     entry = detail["entry"]
-    assert entry["status"] == "verified" and entry["section"] == "verified" and entry["rank"] == 1
+    assert entry["status"] == "verified", detail["verifications"][0]["reasons"]
+    assert entry["section"] == "verified" and entry["rank"] == 1
     assert abs(entry["hours"] - sum(hours) / k) < 1e-9  # the mean of the verified runs
     assert entry["cost_usd"] is None  # CPU runs have no reference price
     assert [v["verdict"] for v in detail["verifications"]] == ["verified"]
@@ -158,14 +179,18 @@ def test_completion_verifies_and_ranks_the_entry(api: Api, users: Users) -> None
     assert [r["id"] for r in board["rows"]] == [sub["entry_id"]]
 
 
-def test_site_downgrades_a_verified_report_with_repeated_seeds(api: Api, users: Users) -> None:
+def test_a_run_reported_with_another_seed_than_the_sites_is_422(api: Api, users: Users) -> None:
     sub = _submit(api, users)
     lease = _lease(api, users).json()
-    body = _complete_body(lease, seeds=(5,) * BUILTIN_TRACKS["cpu-smoke"].min_runs)
-    assert api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker).status_code == 200
-    detail = api.get(f"/api/entries/{sub['entry_id']}").json()
-    assert detail["entry"]["status"] == "rejected"  # a repeated seed is one run counted twice
-    assert any("repeats a run already counted" in r for r in detail["verifications"][0]["reasons"])
+    claimed = lease["claimed_results"][0]["seed"]
+    r = _complete(api, users.worker, lease, seeds=(claimed,))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "report.runs.0.seed"
+    assert f"({lease['seed']})" in r.json()["detail"][0]["msg"]
+    body = _complete_body(lease)
+    body["report"]["runs"] = body["report"]["runs"] * 2  # two runs in a one-run lease
+    r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "report.runs"
+    assert api.get(f"/api/entries/{sub['entry_id']}").json()["entry"]["status"] == "pending"
 
 
 def test_report_for_another_track_is_422(api: Api, users: Users) -> None:
@@ -177,38 +202,53 @@ def test_report_for_another_track_is_422(api: Api, users: Users) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "report.track"
 
 
-def test_retryable_failure_requeues_until_distinct_workers_run_out(
+def test_a_run_is_given_up_only_after_distinct_workers_failed_it(
     settings: Settings, session: Session, users: Users
 ) -> None:
     api = make_api(settings.model_copy(update={"max_job_attempts": 2}), session)
     try:
         sub = _submit(api, users)
         other = _second_worker(session)
-        for attempt, token in ((1, users.worker), (2, users.worker), (3, other)):
-            lease = _lease(api, users, token=token).json()
-            assert lease["attempt"] == attempt
-            body = {"lease_token": lease["lease_token"], "reason": "worker shutting down", "retryable": True}
-            state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=token).json()
-            # the same worker giving a job back twice counts once; a second worker's failure is the last
-            assert state["status"] == ("queued" if attempt < 3 else "failed")
+        first = _lease(api, users).json()
+        body = {"lease_token": first["lease_token"], "reason": "worker shutting down", "retryable": True}
+        state = api.post(protocol.FAIL.format(job_id=first["job_id"]), json=body, token=users.worker).json()
+        assert state["status"] == "queued"
+        again = _lease(api, users).json()  # the account that failed run 0 is handed run 1, never run 0
+        assert again["run_index"] == 1
+        taken = _lease(api, users, "w2", token=other).json()
+        assert taken["job_id"] == first["job_id"] and taken["attempt"] == 2
+        body = {"lease_token": taken["lease_token"], "reason": "config does not build", "retryable": False}
+        state = api.post(protocol.FAIL.format(job_id=taken["job_id"]), json=body, token=other).json()
+        assert state["status"] == "failed"  # a second account failed it: given up
         entry = api.get(f"/api/entries/{sub['entry_id']}").json()
         assert entry["entry"]["status"] == "error"
-        assert entry["jobs"][0]["failure_reason"].startswith("worker shutting down; 2 distinct workers failed")
+        assert entry["jobs"][0]["status"] == "failed"
+        assert "2 distinct workers failed" in entry["jobs"][0]["failure_reason"]
+        assert entry["jobs"][0]["failure_reason"].startswith("run 0: worker w2: config does not build")
+        hb = api.post(
+            protocol.HEARTBEAT.format(job_id=again["job_id"]),
+            json={"lease_token": again["lease_token"], "progress": _progress()},
+            token=users.worker,
+        )
+        assert hb.status_code == 200 and hb.json()["cancel"] is True  # the other run is called off
     finally:
         api.close()
 
 
-def test_non_retryable_failure_fails_at_once(api: Api, users: Users) -> None:
-    _submit(api, users)
+def test_a_non_retryable_failure_requeues_and_counts_against_the_worker(api: Api, users: Users) -> None:
+    sub = _submit(api, users)
     lease = _lease(api, users).json()
     body = {"lease_token": lease["lease_token"], "reason": "config does not build", "retryable": False}
     state = api.post(protocol.FAIL.format(job_id=lease["job_id"]), json=body, token=users.worker).json()
     assert state == {
         "job_id": lease["job_id"],
-        "status": "failed",
+        "status": "queued",
         "attempts": 1,
-        "failure_reason": "config does not build",
-    }
+        "failure_reason": "worker w1: config does not build",
+    }  # one account's word that a config is broken does not end the entry
+    assert api.get(f"/api/entries/{sub['entry_id']}").json()["entry"]["status"] == "pending"
+    mine = next(w for w in api.get("/api/admin/workers", token=users.admin).json() if w["name"] == "t-worker")
+    assert mine["abandoned"] == 1
 
 
 def test_expired_lease_on_the_last_attempt_fails_the_job(settings: Settings, session: Session, users: Users) -> None:

@@ -21,19 +21,28 @@ def test_client_submits_and_a_worker_verifies_over_http(live_server: LiveServer)
         assert client.submit(sub) == accepted  # idempotent replay
     assert accepted.url == f"{live_server.base_url}/entries/{accepted.entry_id}"
     with Client(live_server.base_url, tokens["worker"], retries=0) as worker:
-        lease = worker.lease(LeaseRequest(worker_id="live", fingerprint=fingerprint()))
-        assert lease is not None and lease.job_id == accepted.job_id
-        worker.heartbeat(
-            lease.job_id, Heartbeat(lease_token=lease.lease_token, progress=JobProgress(run_index=0, runs=2))
-        )
-        ref = worker.upload_artifact(lease.job_id, lease.lease_token, name="run-0/train.log", kind="log", data=b"ok\n")
-        rep = report(lease.track, lease.run_config)
-        state = worker.complete(lease.job_id, JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref]))
-        assert state.status == "succeeded"
-        assert worker.artifact(ref.sha256) == b"ok\n"
-        with pytest.raises(ClientError) as exc:
-            worker.complete(lease.job_id, JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref]))
-        assert exc.value.status == 409
+        i, runs = 0, 1
+        while i < runs:  # one run per lease: the CPU track counts one worker account's runs
+            lease = worker.lease(LeaseRequest(worker_id="live", fingerprint=fingerprint()))
+            assert lease is not None and lease.verification_job_id == accepted.job_id and lease.run_index == i
+            assert lease.seed is not None
+            runs = lease.runs
+            worker.heartbeat(
+                lease.job_id, Heartbeat(lease_token=lease.lease_token, progress=JobProgress(run_index=i, runs=runs))
+            )
+            log = f"run {i} ok\n".encode()
+            ref = worker.upload_artifact(
+                lease.job_id, lease.lease_token, name=f"run-{i}/train.log", kind="log", data=log
+            )
+            rep = report(lease.track, lease.run_config, seeds=(lease.seed,), cores=(0.2 + 0.01 * i,), hours=(0.01,))
+            done = JobComplete(lease_token=lease.lease_token, report=rep, artifacts=[ref])
+            state = worker.complete(lease.job_id, done)
+            assert state.status == "succeeded"
+            assert worker.artifact(ref.sha256) == log
+            with pytest.raises(ClientError) as exc:
+                worker.complete(lease.job_id, done)
+            assert exc.value.status == 409
+            i += 1
     entry = httpx.get(f"{live_server.base_url}/api/entries/{accepted.entry_id}").json()
     assert entry["entry"]["status"] == "verified", entry["verifications"]
     rows = httpx.get(board_url).json()["rows"]  # the verification moved the revision: no stale page

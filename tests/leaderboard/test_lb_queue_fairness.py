@@ -123,9 +123,9 @@ def test_abandoned_leases_requeue_the_job_and_pause_the_worker(api: Api, users: 
     assert _entry_status(api, sub["entry_id"]) == "pending"  # the entry is not burnt
     workers = api.get("/api/admin/workers", token=users.admin).json()
     mine = next(w for w in workers if w["name"] == "t-worker")
-    assert mine["paused_at"] is not None and mine["abandoned"] == 3 and "abandoned 3" in mine["paused_reason"]
+    assert mine["paused_at"] is not None and mine["abandoned"] == 3 and "abandoned 3 leases" in mine["paused_reason"]
     honest = _worker(session, "t-honest")
-    assert _lease(api, honest).json()["job_id"] == sub["job_id"]  # another worker gets it
+    assert _lease(api, honest).json()["verification_job_id"] == sub["job_id"]  # another worker gets it
     resumed = api.post("/api/admin/workers/t-worker/resume", json={"reason": "fixed the node"}, token=users.admin)
     assert resumed.status_code == 200 and resumed.json()["paused_at"] is None
     audit = api.get("/api/admin/audit", token=users.admin).json()
@@ -138,15 +138,19 @@ def test_a_job_is_given_up_only_after_distinct_workers_abandon_it(
     api = make_api(settings.model_copy(update={"max_job_attempts": 2, "pause_worker_after_abandoned": 10}), session)
     try:
         sub = _submit(api, users)
-        for _ in range(4):  # one worker abandoning again and again does not burn the entry
-            _expire(session, _lease(api, users.worker).json()["job_id"])
-        assert _lease(api, users.worker).status_code == 200  # reaps the 4th; leases again
-        assert api.get(f"/api/jobs/{sub['job_id']}").json()["status"] == "running"
+        runs = BUILTIN_TRACKS["cpu-smoke"].min_runs
+        for i in range(runs):  # one worker abandoning every run of the job does not burn the entry
+            held = _lease(api, users.worker).json()
+            assert held["run_index"] == i  # never a run it abandoned before
+            _expire(session, held["job_id"])
+        assert _lease(api, users.worker).status_code == 204  # reaps the last; no run left it may take
+        assert api.get(f"/api/jobs/{sub['job_id']}").json()["status"] == "queued"
+        assert _entry_status(api, sub["entry_id"]) == "pending"
         other = _worker(session, "t-other")
-        _expire(session, sub["job_id"])
-        assert _lease(api, other).json()["job_id"] == sub["job_id"]  # reaped: still one worker's failures
-        _expire(session, sub["job_id"])
-        assert _lease(api, users.worker).status_code == 204  # reaped: a second worker abandoned it too
+        taken = _lease(api, other).json()
+        assert taken["run_index"] == 0
+        _expire(session, taken["job_id"])
+        assert _lease(api, users.worker).status_code == 204  # reaped: a second account abandoned run 0 too
         job = api.get(f"/api/jobs/{sub['job_id']}").json()
         assert job["status"] == "failed" and "2 distinct workers" in job["failure_reason"]
         assert _entry_status(api, sub["entry_id"]) == "error"
@@ -239,7 +243,7 @@ def test_complete_refs_must_match_this_jobs_uploads(api: Api, users: Users) -> N
     sub = _submit(api, users)
     held = _lease(api, users.worker).json()
     ref = _upload(api, users, held, "run-0/train.log", b"real log\n").json()
-    rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config()).model_dump(mode="json")
+    rep = report(BUILTIN_TRACKS["cpu-smoke"], run_config(), seeds=(held["seed"],)).model_dump(mode="json")
     url = protocol.COMPLETE.format(job_id=held["job_id"])
     forged = {**ref, "sha256": hashlib.sha256(b"other").hexdigest()}
     r = api.post(

@@ -6,8 +6,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-from lb_factories import fingerprint, report, run_config, submission_json
+from lb_factories import report, run_config, submission_json
 from lb_support import Api, Users
+from lb_verify import complete
 from sqlalchemy.orm import Session
 
 from contract import protocol
@@ -56,20 +57,15 @@ def _verify_gpu_entry(api: Api, users: Users, *, hours: tuple[float, ...], cores
         token=users.alice,
     )
     assert sub.status_code == 201, sub.text
-    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
-    lease = api.post(protocol.LEASE, json={"worker_id": "g", "fingerprint": fp}, token=users.worker).json()
     rep = report(
         BUILTIN_TRACKS["gpt2-cost"],
         run_config("h100-sxm", 8, "gpt2_speedrun"),
-        seeds=(11, 12, 13),  # never a claimed seed (the claim used seed 1)
         hours=hours,
         cores=cores,
         sku="h100-sxm",
         gpus=8,
     )
-    body = {"lease_token": lease["lease_token"], "report": rep.model_dump(mode="json"), "artifacts": []}
-    r = api.post(protocol.COMPLETE.format(job_id=lease["job_id"]), json=body, token=users.worker)
-    assert r.status_code == 200, r.text
+    assert complete(api, users, rep) == 200  # runs from two worker accounts, seeds the site's
     entry: dict[str, Any] = api.get(f"/api/entries/{sub.json()['entry_id']}").json()["entry"]
     return entry
 

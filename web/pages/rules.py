@@ -56,6 +56,7 @@ SETTINGS: dict[str, str] = {
     "max_verifications": "verifications an owner may ask for",
     "weekly_gpu_runs": "GPU runs per user per 7 days",
     "max_job_seconds": "longest verification job",
+    "min_worker_accounts": "worker accounts per verification",
     "updated_at": "settings last changed",
 }
 NOT_SETTINGS = frozenset({"id", "slug", "name", "description"})
@@ -75,6 +76,12 @@ def setting_text(track: TrackPublic, field: str, default_job_seconds: int) -> st
         return "required: a verified fork is unranked until an admin approves it" if v == "required" else "none"
     if field == "weekly_gpu_runs":
         return "no quota" if v is None else f"{v}"
+    if field == "min_worker_accounts":
+        return (
+            "one worker account may verify alone"
+            if v == 1
+            else (f"{v}: a verification counts only when its runs come from {v} different worker accounts")
+        )
     if field == "core_examples":
         return "not checked" if v is None else f"{v:,}"
     if field in ("max_per_task", "gpus_per_node", "nodes"):
