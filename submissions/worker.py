@@ -273,7 +273,11 @@ class Worker:
         one_run = lease.run_index is not None and lease.seed is not None
 
         def on_progress(p: JobProgress) -> None:
-            beat.progress = p.model_copy(update={"run_index": lease.run_index, "runs": lease.runs}) if one_run else p
+            if one_run and lease.run_index is not None:  # verify() sees one run: say which of the k it is
+                label = f"run {lease.run_index + 1}/{lease.runs}"
+                message = label + p.message[len("run 1/1") :] if p.message.startswith("run 1/1") else p.message
+                p = p.model_copy(update={"run_index": lease.run_index, "runs": lease.runs, "message": message})
+            beat.progress = p
 
         beat.beat()
         beat.start()

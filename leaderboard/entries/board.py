@@ -32,6 +32,7 @@ from leaderboard.entries.schemas import (
     ProgressionPointPublic,
     ProgressionPublic,
     RunPublic,
+    RunWorkerPublic,
     Section,
     SiteDerivedPublic,
     VerificationPublic,
@@ -230,6 +231,10 @@ def verification_public(v: Verification, runs: Sequence[RunPublic] = ()) -> Veri
         report_sha256=v.report_sha256,
         created_at=v.created_at,
         runs=list(runs),
+        workers=[
+            RunWorkerPublic.model_validate({k: w.get(k) for k in ("run_index", "account", "worker_id")})
+            for w in (v.workers or {}).get("runs", [])
+        ],
     )
 
 

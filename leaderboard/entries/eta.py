@@ -103,7 +103,15 @@ def running_timing(progress: dict[str, Any] | None, runs: int, pace: Pace) -> Ti
     total = max(1, int(_num(p, "runs") or runs))
     index = min(index, total - 1)
     step, steps, eta = _num(p, "step"), _num(p, "steps"), _num(p, "eta_seconds")
-    after = (total - index - 1) * pace.run_s
+    done, running = _num(p, "runs_done"), _num(p, "runs_running")
+    if done is not None and running is not None:  # a verification job: its runs run on several nodes
+        if running == 0:  # some runs in, none running: the rest wait for a (second) worker account
+            accounts, wanted = int(_num(p, "accounts") or 0), int(_num(p, "min_accounts") or 1)
+            who = f"worker account {accounts + 1} of {wanted}" if accounts < wanted else "a worker"
+            return Timing(f"waiting for {who}, {int(done)}/{total} runs in", None, None, None, pace.basis)
+        after = max(0, total - int(done) - int(running)) * pace.run_s
+    else:
+        after = (total - index - 1) * pace.run_s
     where = f"run {index + 1}/{total}"
     if str(p.get("phase") or "") == "scoring" or (step is not None and steps and step >= steps):
         return Timing(f"scoring CORE, {where}", pace.other_s + after, None, None, pace.basis)

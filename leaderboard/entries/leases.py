@@ -254,7 +254,7 @@ def complete_job(
         values.update(failure_reason=f"worker {job.lease_owner}: {reason}", log_tail=body.report.log_tail)
         if not repository.update_if_leased(session, job_id, digest, now, values, user_id=principal.user.id):
             raise Conflict(lost_lease(job))
-        leasing.end_lease(session, digest, LeaseOutcome.failed, now)
+        leasing.end_lease(session, digest, LeaseOutcome.errored, now)
         leasing.requeue_or_give_up(session, job, f"worker {job.lease_owner}: {reason}", now)
         _after_run_changed(session, job, now)
         bump_revision(session)
@@ -308,7 +308,7 @@ def fail_job(session: Session, principal: Principal, job_id: int, body: JobFail,
     }
     if not repository.update_if_leased(session, job_id, digest, now, values, user_id=principal.user.id):
         raise Conflict(lost_lease(job))
-    leasing.end_lease(session, digest, LeaseOutcome.failed, now)
+    leasing.end_lease(session, digest, LeaseOutcome.failed if body.retryable else LeaseOutcome.errored, now)
     leasing.note_failure(session, principal.user.id, policy, now)
     leasing.requeue_or_give_up(session, job, f"worker {job.lease_owner}: {body.reason}", now)
     _after_run_changed(session, job, now)

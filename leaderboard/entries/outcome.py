@@ -8,6 +8,8 @@ index), its verdict and p (``pool``). The entry page prints it first; the JSON t
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.storage import ArtifactStore
@@ -68,10 +70,26 @@ def _ranked(entry: EntryPublic, track: TrackPublic, banner: Banner) -> OutcomePu
     )
 
 
+def _workers_short(site: dict[str, Any] | None) -> str | None:
+    """'verified by 1 of 2 workers' when a verification's runs came from too few accounts."""
+    if not site:
+        return None
+    have, need = site.get("accounts"), site.get("accounts_required")
+    if isinstance(have, int) and isinstance(need, int) and have < need:
+        return f"verified by {have} of {need} workers"
+    return None
+
+
 def outcome(
-    entry: EntryPublic, track: TrackPublic, banner: Banner, jobs: list[JobPublic], p: float | None
+    entry: EntryPublic,
+    track: TrackPublic,
+    banner: Banner,
+    jobs: list[JobPublic],
+    p: float | None,
+    latest_site: dict[str, Any] | None = None,
 ) -> OutcomePublic:
-    """The entry's outcome line (pure: the banner and jobs are read by the caller)."""
+    """The entry's outcome line (pure: the banner, jobs and the latest verification's site
+    figures are read by the caller)."""
     status = str(entry.status)
     if is_baseline(entry):
         return OutcomePublic(kind="baseline", headline="baseline: GPT-2's own run of 2019 (reported, not ranked)")
@@ -81,11 +99,21 @@ def outcome(
     if status == "pending":
         if active is None:
             return OutcomePublic(kind="pending", headline="pending verification")
+        prog = active.progress or {}
+        have, need, done = prog.get("accounts"), prog.get("min_accounts"), prog.get("runs_done")
+        if isinstance(have, int) and isinstance(need, int) and have < need and done:
+            return OutcomePublic(
+                kind="pending",
+                headline=f"pending: runs from {have} of {need} workers so far ({done}/{active.runs} runs in), "
+                f"job #{active.id} waits for worker account {have + 1}",
+            )
         return OutcomePublic(kind="pending", headline=f"pending: job #{active.id} {active.status}")
     if status == "awaiting_review":
         return OutcomePublic(
             kind="awaiting_review", headline="verified · awaiting code review (unranked until an admin approves)"
         )
+    if status == "inconclusive" and (short := _workers_short(latest_site)) is not None:
+        return OutcomePublic(kind="failed", headline=f"{short}: not counted on {track.name}")
     if status in ("failed", "inconclusive"):
         text = status if p is None else f"{status}: p = {p_text(p)}, needs < {track.alpha}"
         return OutcomePublic(kind="failed", headline=text)
@@ -102,5 +130,6 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     banner = record_banner(session, detail.track_info.id, detail.track_info.ranking)
     latest = detail.verifications[0] if detail.verifications else None
     p = detail.entry.p_value if detail.entry.p_value is not None else (latest.p_value if latest else None)
-    line = outcome(detail.entry, detail.track_info, banner, detail.jobs, p)
+    site = None if latest is None or latest.site is None else latest.site.model_dump(mode="json")
+    line = outcome(detail.entry, detail.track_info, banner, detail.jobs, p, site)
     return detail.model_copy(update={"outcome": line})

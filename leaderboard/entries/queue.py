@@ -16,7 +16,7 @@ from leaderboard.db import utcnow
 from leaderboard.entries import repository
 from leaderboard.entries.board import get_entry_row, job_public
 from leaderboard.entries.eta import Timing, line_timings
-from leaderboard.entries.models import Verification
+from leaderboard.entries.models import Entry, EntryStatus, Verification
 from leaderboard.errors import NotFound
 from leaderboard.jobs import repository as jobs_repository
 from leaderboard.jobs.models import Job, JobStatus
@@ -25,15 +25,23 @@ from leaderboard.tracks import repository as tracks_repository
 
 
 def job_verdicts(session: Session, job_ids: Sequence[int]) -> dict[int, tuple[str, float | None]]:
-    """The latest verification's (verdict, p-value) of each job that has one: one query."""
+    """The latest verification's (verdict, p-value) of each job that has one: one query. A fork's
+    pass that waits for its code review reads 'awaiting_review', never 'verified', until approved."""
     if not job_ids:
         return {}
     rows = session.execute(
-        select(Verification.job_id, Verification.verdict, Verification.p_value)
+        select(Verification.job_id, Verification.verdict, Verification.p_value, Entry.status)
+        .join(Entry, Entry.id == Verification.entry_id)
         .where(Verification.job_id.in_(list(job_ids)))
         .order_by(Verification.id)
     ).all()
-    return {int(job_id): (str(verdict), p) for job_id, verdict, p in rows if job_id is not None}
+    out: dict[int, tuple[str, float | None]] = {}
+    for job_id, verdict, p, entry_status in rows:
+        if job_id is None:
+            continue
+        waiting = str(verdict) == "verified" and entry_status == EntryStatus.awaiting_review
+        out[int(job_id)] = ("awaiting_review" if waiting else str(verdict), p)
+    return out
 
 
 def with_verdict(

@@ -148,6 +148,13 @@ class SiteDerivedPublic(Schema):
     fork_diff: dict[str, Any] | None = Field(
         default=None, description="a fork's diff against the reference (files, lines, artifact sha256), for review"
     )
+    accounts: int | None = Field(default=None, description="distinct worker accounts whose runs it holds")
+    accounts_required: int | None = Field(
+        default=None, description="the track's min_worker_accounts: fewer, and it counts nothing"
+    )
+    worker_flags: list[str] = Field(
+        default_factory=list, description="where one worker account's runs disagree with the others' (for admins)"
+    )
 
 
 class OutcomePublic(Schema):
@@ -160,6 +167,12 @@ class OutcomePublic(Schema):
         default=None, description="faster (+) than the record it beat, or behind (-) the record, in percent"
     )
     versus_entry_id: int | None = Field(default=None, description="the entry that margin is measured against")
+
+
+class RunWorkerPublic(Schema):
+    run_index: int
+    account: str = Field(description="the worker account (its user name)")
+    worker_id: str = Field(description="the node as the worker named itself")
 
 
 class VerificationPublic(Schema):
@@ -182,6 +195,9 @@ class VerificationPublic(Schema):
     report_sha256: str | None
     created_at: datetime
     runs: list[RunPublic] = Field(default_factory=list, description="this verification's own runs")
+    workers: list[RunWorkerPublic] = Field(
+        default_factory=list, description="which worker account ran each run (run jobs leased one by one)"
+    )
 
 
 class CoreTaskPublic(Schema):

@@ -24,7 +24,7 @@ from leaderboard.tracks import repository as tracks_repository
 from leaderboard.tracks.models import Track
 from leaderboard.users.service import Principal
 
-FAILING = (LeaseOutcome.failed, LeaseOutcome.abandoned, LeaseOutcome.timed_out)
+FAILING = (LeaseOutcome.failed, LeaseOutcome.errored, LeaseOutcome.abandoned, LeaseOutcome.timed_out)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class Job(Base):
 
 class LeaseOutcome(StrEnum):
     completed = "completed"
-    failed = "failed"  # the worker reported a failure (retryable or not)
+    failed = "failed"  # the worker gave the run back (retryable: shutting down, other hardware)
+    errored = "errored"  # the worker found the run broken (an error report, or a failure not retryable)
     abandoned = "abandoned"  # the lease expired without a word from the worker
     timed_out = "timed_out"  # the job ran past its track's maximum duration
 

@@ -4,9 +4,10 @@ Workers lease a verification job's k runs one by one (``Job.run_index``), so k n
 job at once, and a track's ``min_worker_accounts`` can ask for runs from several accounts. The
 rule that keeps that reachable: an account may take another run of a job only while the runs
 still unassigned leave room for the accounts the track asks for (k = 3, two accounts: one
-account may run two of the three runs, never the third). An account never runs again a run it
-failed or abandoned. The verification job's status, progress and workers are read from its runs
-(``sync``): queued until a run is leased, running until all k are in (or one was given up).
+account may run two of the three runs, never the third). An account that found a run of a job
+broken gets no run of that job again. The verification job's status, progress and workers are
+read from its runs (``sync``): queued until a run is leased, running until all k are in (or one
+was given up).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from leaderboard.jobs import repository
-from leaderboard.jobs.leasing import FAILING
 from leaderboard.jobs.models import Job, JobStatus, LeaseOutcome, LeaseRecord
 from leaderboard.users.models import User
 
@@ -65,21 +65,28 @@ def completed_by(session: Session, run_ids: list[int]) -> dict[int, int | None]:
 
 
 def refusal(session: Session, run: Job, user_id: int, min_accounts: int) -> str | None:
-    """Why ``user_id`` may not lease ``run`` now (None: it may)."""
-    failed = session.scalar(
+    """Why ``user_id`` may not lease ``run`` now (None: it may).
+
+    An account that found one of the job's runs broken (an error report, a failure it said is not
+    retryable) gets none of the job's runs again: other accounts must see it too. One that gave a
+    run back or let its lease expire may take it again (each such lease counts toward its pause)."""
+    siblings = repository.runs_of(session, run.parent_id or 0)
+    errored = session.scalar(
         select(LeaseRecord.id).where(
-            LeaseRecord.job_id == run.id, LeaseRecord.user_id == user_id, LeaseRecord.outcome.in_(FAILING)
+            LeaseRecord.job_id.in_([r.id for r in siblings]),
+            LeaseRecord.user_id == user_id,
+            LeaseRecord.outcome == LeaseOutcome.errored,
         )
     )
-    if failed is not None:
-        return f"this account failed or abandoned run {run.id} before; another account must run it"
+    if errored is not None:
+        return f"this account reported a run of job {run.parent_id} broken; other accounts must run it"
     if min_accounts <= 1:
         return None
-    siblings = [r for r in repository.runs_of(session, run.parent_id or 0) if r.id != run.id]
-    holders = _holders(siblings, completed_by(session, [r.id for r in siblings]))
+    others = [r for r in siblings if r.id != run.id]
+    holders = _holders(others, completed_by(session, [r.id for r in others]))
     if user_id not in holders:
         return None
-    unassigned = sum(1 for r in siblings if r.status == JobStatus.queued)
+    unassigned = sum(1 for r in others if r.status == JobStatus.queued)
     if len(holders) + unassigned < min_accounts:
         return (
             f"this account already runs or ran another run of job {run.parent_id}; the track needs runs from "

@@ -31,7 +31,11 @@ class JobPublic(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    verdict: str | None = Field(default=None, description="the site's verdict on this job's verification, once done")
+    verdict: str | None = Field(
+        default=None,
+        description="the site's verdict on this job's verification, once done; 'awaiting_review': a fork's pass "
+        "that is unranked until an admin approves its code",
+    )
     verdict_p_value: float | None = Field(default=None, description="the p-value of that verification")
     duration_seconds: float | None = Field(default=None, description="started to finished, for a finished job")
     phase: str | None = Field(

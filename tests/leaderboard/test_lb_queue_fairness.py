@@ -138,19 +138,17 @@ def test_a_job_is_given_up_only_after_distinct_workers_abandon_it(
     api = make_api(settings.model_copy(update={"max_job_attempts": 2, "pause_worker_after_abandoned": 10}), session)
     try:
         sub = _submit(api, users)
-        runs = BUILTIN_TRACKS["cpu-smoke"].min_runs
-        for i in range(runs):  # one worker abandoning every run of the job does not burn the entry
+        for _ in range(4):  # one worker abandoning again and again does not burn the entry
             held = _lease(api, users.worker).json()
-            assert held["run_index"] == i  # never a run it abandoned before
+            assert held["run_index"] == 0
             _expire(session, held["job_id"])
-        assert _lease(api, users.worker).status_code == 204  # reaps the last; no run left it may take
-        assert api.get(f"/api/jobs/{sub['job_id']}").json()["status"] == "queued"
-        assert _entry_status(api, sub["entry_id"]) == "pending"
+        assert _lease(api, users.worker).status_code == 200  # reaps the 4th; leases again
+        assert api.get(f"/api/jobs/{sub['job_id']}").json()["status"] == "running"
         other = _worker(session, "t-other")
-        taken = _lease(api, other).json()
-        assert taken["run_index"] == 0
-        _expire(session, taken["job_id"])
-        assert _lease(api, users.worker).status_code == 204  # reaped: a second account abandoned run 0 too
+        _expire(session, held["job_id"])
+        assert _lease(api, other).json()["job_id"] == held["job_id"]  # reaped: still one worker's failures
+        _expire(session, held["job_id"])
+        assert _lease(api, users.worker).status_code == 204  # reaped: a second worker abandoned it too
         job = api.get(f"/api/jobs/{sub['job_id']}").json()
         assert job["status"] == "failed" and "2 distinct workers" in job["failure_reason"]
         assert _entry_status(api, sub["entry_id"]) == "error"

@@ -101,6 +101,7 @@ def _site(home: Path, lease_seconds: int) -> LiveSite:
     site.home.mkdir()
     site.create_user("alice", "submitter")
     site.create_user("gpu-node", "worker")
+    site.create_user("alice-worker", "worker")  # a second worker account
     site.start()
     return site
 

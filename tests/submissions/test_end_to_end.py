@@ -97,19 +97,25 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     entry_id = int(url.rsplit("/", 1)[1])
 
     with Client(roomy_site.url, roomy_site.tokens["gpu-node"]) as client:
-        state = Worker(client, worker_id="cpu-node", work_dir=tmp_path).run_once()
-    assert state is not None and state.status == "succeeded"
+        worker = Worker(client, worker_id="cpu-node", work_dir=tmp_path)
+        states = [worker.run_once(), worker.run_once()]  # one run per lease; the CPU track takes one account
+        assert worker.run_once() is None
+    assert all(s is not None and s.status == "succeeded" for s in states)
+    run_jobs = [s.job_id for s in states if s is not None]
 
     entry = httpx.get(f"{roomy_site.url}/api/entries/{entry_id}", timeout=30).json()
     [verification] = entry["verifications"]
     assert verification["reported_verdict"] == "verified", verification["reasons"]
     assert verification["core_n"] == 2 and verification["p_value"] < 0.05
     names = {a["name"] for a in entry["artifacts"]}
-    assert {"report.json", "run-0/result.json", "run-1/metrics.jsonl", "run-1/train.log"} <= names
+    assert {"run-0/report.json", "run-1/report.json", "run-0/result.json", "run-1/metrics.jsonl"} <= names
+    assert "run-1/train.log" in names
+    [pooled] = [a for a in entry["artifacts"] if a["name"] == f"verification-{verification['id']}/report.json"]
 
-    # The verifier's own report: K=2 real cpu_smoke runs with distinct unpredictable seeds.
+    # The verification's report: K=2 real cpu_smoke runs with distinct unpredictable seeds, which
+    # the site picked and pooled from the two one-run reports of the worker.
     report = VerificationReport.model_validate_json(
-        (tmp_path / f"job-{state.job_id}-attempt-1" / "report.json").read_bytes()
+        httpx.get(f"{roomy_site.url}/api/artifacts/{pooled['sha256']}", timeout=30).content
     )
     claimed = read_run_result(trained_run)
     assert report.verdict is Verdict.verified
@@ -120,10 +126,9 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     assert report.deltas is not None  # the claim, compared
     # speedrun-v2: sealed, the verifier's clock ranked, CORE re-scored from each checkpoint by the
     # verifier's own code.
-    job_dir = tmp_path / f"job-{state.job_id}-attempt-1"
     assert report.sealed is True and report.rules_version == "speedrun-v2"
-    for i, run in enumerate(report.runs):
-        own = read_run_result(job_dir / f"run-{i}" / "out")
+    for run_job, run in zip(run_jobs, report.runs, strict=True):
+        own = read_run_result(tmp_path / f"job-{run_job}-attempt-1" / "run-0" / "out")
         assert run.sealed is True and run.rules_version == "speedrun-v2"
         assert run.self_reported_training_seconds == own.training_seconds
         assert run.training_seconds > own.training_seconds  # the clock holds start-up and in-process eval

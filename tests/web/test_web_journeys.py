@@ -120,8 +120,8 @@ def test_submit_refusals_then_follow_the_job_to_the_record(
     assert "#1 in line on gpt2-8xh100" in queued.inner_text() and "expected start" in queued.inner_text()
     shot(page, artifacts_dir, "queued")
     # a worker takes it: preparing, training run 1/3 with the ETA over all three runs, then scoring
-    lease = journey.lease(people["worker"], mine)
-    job_id = lease["job_id"]
+    lease = journey.lease(people["worker"], mine)  # run 1 of its job
+    job_id, run_id = lease["verification_job_id"], lease["job_id"]
     with journey.api(people["worker"]) as api:
         for progress, phase in (
             ({"run_index": 0, "runs": 3, "message": "preparing the trainer"}, "preparing run 1/3"),
@@ -129,7 +129,7 @@ def test_submit_refusals_then_follow_the_job_to_the_record(
             ({"run_index": 0, "runs": 3, "step": 60, "steps": 60, "eta_seconds": 0.0}, "scoring CORE, run 1/3"),
         ):
             beat = {"lease_token": lease["lease_token"], "progress": progress}
-            assert api.post(f"/api/worker/jobs/{job_id}/heartbeat", json=beat).status_code == 200
+            assert api.post(f"/api/worker/jobs/{run_id}/heartbeat", json=beat).status_code == 200
             job = journey.api().get(f"/api/jobs/{job_id}").json()
             assert job["phase"] == phase and job["verdict"] is None
             # the ETA counts the runs still to come, not just the one running

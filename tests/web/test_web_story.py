@@ -199,23 +199,24 @@ def test_a_running_job_shows_minutes_left_and_keeps_them_on_redraw(
         )
         assert r.status_code == 200, r.text
         lease = r.json()
-        assert lease["entry_id"] == entry_id
-        progress = {"run_index": 1, "runs": 3, "step": 2500, "steps": 5000, "eta_seconds": 400, "message": "run 2/3"}
+        assert lease["entry_id"] == entry_id and lease["run_index"] == 0  # run 1 of the job
+        progress = {"run_index": 0, "runs": 3, "step": 2500, "steps": 5000, "eta_seconds": 400, "message": "run 1/3"}
         hb = api.post(
             f"/api/worker/jobs/{lease['job_id']}/heartbeat",
             json={"lease_token": lease["lease_token"], "progress": progress},
         )
         assert hb.status_code == 200, hb.text
     page.goto(story.url + "/queue?poll_ms=250")
-    row = page.locator(f"#queue tr[data-job-id='{lease['job_id']}']")
+    job_id = lease["verification_job_id"]
+    row = page.locator(f"#queue tr[data-job-id='{job_id}']")
     line = row.locator(".eta").inner_text()
-    # the phase, and an ETA over every run left (run 2's 400 s of training, then run 3), not run 2's alone
-    found = re.fullmatch(r"training run 2/3 · step 2500/5000 · ETA ([\d.]+) min for all 3 runs", line)
+    # the phase, and an ETA over every run left (run 1's 400 s of training, then runs 2 and 3)
+    found = re.fullmatch(r"training run 1/3 · step 2500/5000 · ETA ([\d.]+) min for all 3 runs", line)
     assert found is not None and float(found.group(1)) > 6.7, line
-    assert row.locator("progress").get_attribute("value") == "50"
+    assert row.locator("progress").get_attribute("value") == "17"
     # queue.js has redrawn the table once its "updated" line reads as a time of day
     expect(page.locator("#live")).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d UTC$"))
-    row = page.locator(f"#queue tr[data-job-id='{lease['job_id']}']")  # redrawn by queue.js
+    row = page.locator(f"#queue tr[data-job-id='{job_id}']")  # redrawn by queue.js
     assert row.locator(".eta").inner_text() == line  # the same words and numbers as the server's
     shot(page, artifacts_dir, "queue-running")
 

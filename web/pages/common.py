@@ -313,7 +313,13 @@ def progress_percent(progress: dict[str, Any] | None) -> int:
 
 
 # what a job's state cell says: the verdict of a finished job decides its colour, never the job state
-VERDICT_TEXT = {"verified": "verified", "failed": "failed", "inconclusive": "inconclusive", "error": "error"}
+VERDICT_TEXT = {
+    "verified": "verified",
+    "awaiting_review": "verified · awaiting review",
+    "failed": "failed",
+    "inconclusive": "inconclusive",
+    "error": "error",
+}
 
 
 def job_view(job: Any) -> dict[str, Any]:

@@ -65,7 +65,7 @@
     }
     var verdictText = null;
     if (j.verdict) {
-      verdictText = j.verdict;
+      verdictText = j.verdict === "awaiting_review" ? "verified \u00b7 awaiting review" : j.verdict;
       if (j.verdict_p_value !== null && j.verdict_p_value !== undefined) verdictText += " (p = " + pvalue(j.verdict_p_value) + ")";
     }
     return {
