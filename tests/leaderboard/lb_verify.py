@@ -11,7 +11,7 @@ from lb_factories import fingerprint, report, run_config, submission
 from lb_support import Api, Users
 
 from contract import protocol
-from contract.schema import RunConfig, VerificationReport
+from contract.schema import ForkDiff, RunConfig, VerificationReport
 from contract.tracks import BUILTIN_TRACKS, TrackRules
 
 GPU = {"track": "gpt2-cost", "sku": "h100-sxm", "gpus": 8}
@@ -73,3 +73,37 @@ def entry(api: Api, entry_id: int) -> dict[str, Any]:
 def board(api: Api, track: str = "gpt2-cost") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = api.get(f"/api/tracks/{track}/leaderboard").json()["rows"]
     return [r for r in rows if r["section"] == "verified"]
+
+
+def complete_fork(
+    api: Api, users: Users, diff_bytes: bytes | None, *, rep: VerificationReport | None = None, **diff: Any
+) -> int:
+    """Lease as a fresh worker, upload a fork's diff (unless None) and complete with a report of a
+    fork (``rep``, a passing one by default) carrying its summary (``diff``: ForkDiff fields over
+    the defaults); returns the HTTP status."""
+    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
+    worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
+    lease = api.post(protocol.LEASE, json=worker, token=users.worker).json()
+    job_id, token = lease["job_id"], lease["lease_token"]
+    refs: list[dict[str, Any]] = []
+    sha, size = "d" * 64, 900
+    if diff_bytes is not None:
+        up = api.post(
+            protocol.ARTIFACTS.format(job_id=job_id) + "?name=fork.diff&kind=other",
+            content=diff_bytes,
+            headers={"X-Lease-Token": token},
+            token=users.worker,
+        )
+        assert up.status_code == 201, up.text
+        refs.append(up.json())
+        sha, size = up.json()["sha256"], len(diff_bytes)
+    files = [
+        {"path": "scorer.py", "insertions": 10, "deletions": 3},
+        {"path": "model.py", "insertions": 2, "deletions": 0},
+    ]
+    fields = {"base_commit": "a" * 40, "files_changed": 2, "insertions": 12, "deletions": 3, "files": files, **diff}
+    summary = ForkDiff.model_validate({"sha256": sha, "size_bytes": size, **fields})
+    rep = (rep or gpu_report(trainer=FORK)).model_copy(update={"fork_diff": summary})
+    body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
+    r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=users.worker)
+    return int(r.status_code)

@@ -10,14 +10,14 @@ import json
 import re
 from typing import Any
 
-from lb_factories import fingerprint, submission_json
+from lb_factories import submission_json
 from lb_support import Api, Users
-from lb_verify import FORK, complete, entry, gpu_report, submit
+from lb_verify import FORK, complete, complete_fork, entry, gpu_report, submit
 from sqlalchemy.orm import Session
 
 from contract import protocol
 from contract.core_v1 import CORE_V1_LABELS
-from contract.schema import CLOCK_TOLERANCE_S, VAL_BPB_NOTE, ForkDiff, VerificationReport
+from contract.schema import CLOCK_TOLERANCE_S, VAL_BPB_NOTE, VerificationReport
 from leaderboard.entries.models import Run, RunKind
 
 _workers = itertools.count()
@@ -88,36 +88,10 @@ def test_reported_history_carries_no_byte_note(api: Api) -> None:
     assert entry(api, reported["id"])["val_bpb_note"] is None
 
 
-def _complete_with_diff(api: Api, users: Users, diff_bytes: bytes | None) -> int:
-    """Lease as a fresh worker, upload the fork's diff (unless None), complete with its summary."""
-    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
-    worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
-    lease = api.post(protocol.LEASE, json=worker, token=users.worker).json()
-    job_id, token = lease["job_id"], lease["lease_token"]
-    refs: list[dict[str, Any]] = []
-    sha, size = "d" * 64, 900
-    if diff_bytes is not None:
-        up = api.post(
-            protocol.ARTIFACTS.format(job_id=job_id) + "?name=fork.diff&kind=other",
-            content=diff_bytes,
-            headers={"X-Lease-Token": token},
-            token=users.worker,
-        )
-        assert up.status_code == 201, up.text
-        refs.append(up.json())
-        sha, size = up.json()["sha256"], len(diff_bytes)
-    diff = ForkDiff(base_commit="a" * 40, files_changed=2, insertions=12, deletions=3, sha256=sha, size_bytes=size)
-    rep = gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff})
-    body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
-    r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=users.worker)
-    assert r.status_code == 200, r.text
-    return int(r.status_code)
-
-
 def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: Users) -> None:
     eid = submit(api, users.alice, trainer=FORK)["entry_id"]
     diff_bytes = b"--- a/trainer/model.py\n+++ b/trainer/model.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
-    _complete_with_diff(api, users, diff_bytes)
+    assert complete_fork(api, users, diff_bytes) == 200
     page = api.get(f"/entries/{eid}").text
     review = _text(re.search(r'<section class="card" id="code-review">.*?</section>', page, re.S)[0])
     assert "verified, awaiting code review" in review and "a" * 40 in review
@@ -138,7 +112,7 @@ def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: 
 
 def test_a_diff_summary_without_its_upload_is_not_linked(api: Api, users: Users) -> None:
     eid = submit(api, users.alice, trainer=FORK)["entry_id"]
-    _complete_with_diff(api, users, None)
+    assert complete_fork(api, users, None) == 200
     page = api.get(f"/entries/{eid}").text
     assert 'id="fork-diff-link"' not in page and "fork.diff was not uploaded" in page
 
