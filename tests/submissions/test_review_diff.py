@@ -15,60 +15,31 @@ import pytest
 
 from submissions import forks, review, sandbox
 from submissions.sandbox import Limits, Step, launch, sandbox_problem
-
-HIDDEN = "SCORE_BONUS = 0.9  # the hidden line"
-ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.org",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.org",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **ENV}
-    return subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True).stdout
-
-
-def commit_all(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD").strip()
+from tests.submissions.review_repos import (
+    HIDDEN,
+    commit_all,
+    fetched,
+    fork_of,
+    generated_files,
+    git,
+    hide_with_gitattributes,
+    make_reference,
+    orphan,
+    patch_scorer,
+)
 
 
 @pytest.fixture
 def reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A reference trainer repository (the worker's $SPEEDRUN_REFERENCE_REPO) with a scorer."""
-    ref = tmp_path / "reference"
-    ref.mkdir()
-    git(ref, "init", "-q", "-b", "main")
-    (ref / "scorer.py").write_text("def score(x):\n    return x\n")
-    (ref / "README.md").write_text("reference\n")
-    commit_all(ref, "reference")
+    ref = make_reference(tmp_path / "reference")
     monkeypatch.setenv(forks.REFERENCE_REPO_ENV, str(ref))
     return ref
 
 
-def fork_of(reference: Path, where: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(reference), str(where)], check=True, env={**os.environ, **ENV})
-    return where
-
-
-def fetched(fork: Path, commit: str, tmp_path: Path) -> Path:
-    src = tmp_path / "job" / "src"
-    forks.fetch_fork(f"file://{fork}", commit, src, allow_local=True)
-    return src
-
-
-def patch_scorer(fork: Path) -> None:
-    (fork / "scorer.py").write_text(f"{HIDDEN}\n\n\ndef score(x):\n    return x + SCORE_BONUS\n")
-
-
 def test_gitattributes_cannot_hide_a_patch_as_binary(reference: Path, tmp_path: Path) -> None:
     fork = fork_of(reference, tmp_path / "fork")
-    (fork / ".gitattributes").write_text("*.py -diff\n* -text\n")
+    hide_with_gitattributes(fork)
     patch_scorer(fork)
     commit = commit_all(fork, "speed-ups")
     plain = git(fork, "diff", "HEAD~1", "HEAD")
@@ -164,10 +135,7 @@ def test_a_sandboxed_step_cannot_reach_the_history_of_a_prepared_fork(reference:
 
 def test_two_thousand_generated_files_do_not_hide_the_real_change(reference: Path, tmp_path: Path) -> None:
     fork = fork_of(reference, tmp_path / "fork")
-    gen = fork / "aaa_generated"
-    gen.mkdir()
-    for i in range(2000):
-        (gen / f"f{i:04d}.py").write_text(f"# generated {i}\n" + "x = 1\n" * 400)
+    generated_files(fork, 2000, 400)
     patch_scorer(fork)
     commit = commit_all(fork, "generated code and a scorer patch")
     diff = review.fork_diff(fetched(fork, commit, tmp_path), commit, allow_local=True)
@@ -195,11 +163,7 @@ def test_a_diff_past_its_cap_is_marked_truncated(
 
 
 def test_a_fork_with_no_common_history_has_no_diff_and_says_why(reference: Path, tmp_path: Path) -> None:
-    fork = tmp_path / "orphan"
-    fork.mkdir()
-    git(fork, "init", "-q")
-    (fork / "scorer.py").write_text(f"{HIDDEN}\n")
-    commit = commit_all(fork, "unrelated")
+    fork, commit = orphan(tmp_path / "orphan")
     diff = review.fork_diff(fetched(fork, commit, tmp_path), commit, allow_local=True)
     assert isinstance(diff, review.NoDiff)
     assert "no common history with the reference trainer" in diff.note and diff.note.startswith("fork review: ")
