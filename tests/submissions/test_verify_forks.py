@@ -47,6 +47,10 @@ def test_crashing_run_is_an_error_with_its_log(fork: Forks, tmp_path: Path) -> N
     summary = (tmp_path / "job" / SUMMARY_FILE).read_text()
     assert "verdict: ERROR" in summary and "boom" in summary and "sealed (bwrap)" in summary
     assert not (tmp_path / "job" / "run-1").exists()  # stopped at the first broken run
+    # the test forks share no history with the reference: no diff, and the report says why (issue 21)
+    assert report.fork_diff is None and report.reasons[-1].startswith("fork review: commit ")
+    assert "no common history with the reference trainer" in report.reasons[-1]
+    assert not (tmp_path / "job" / "trainer" / "src" / ".git").exists()  # training saw the tree only
 
 
 def test_hanging_run_is_killed_with_everything_it_started(fork: Forks, hostile: Hostile, tmp_path: Path) -> None:
