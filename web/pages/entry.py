@@ -124,7 +124,7 @@ def _render(
         "val_bpb_note": detail.val_bpb_note,
         "review": review_view.code_review(session, store_of(request), detail, user, _diff_page(request)),
         "latest": latest,
-        "failed": entry.status in ("failed", "inconclusive", "error"),
+        "failed": entry.status in ("failed", "inconclusive", "error", "rejected"),
         "deltas": parts.deltas(
             detail.claimed_runs, verified_runs, judged=latest is not None and latest.verdict == "verified"
         ),
