@@ -210,6 +210,7 @@ def _describe(src: Path, changes: list[_Raw], counts: dict[str, tuple[int, int]]
             )
     finally:
         stdin.close()
+        stdout.close()  # cat-file stops at once, also when a read above failed half-way
         proc.wait(timeout=60)
     return files
 

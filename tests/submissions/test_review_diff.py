@@ -63,6 +63,7 @@ def test_binary_lfs_and_submodule_files_are_listed_and_flagged(reference: Path, 
     (fork / "data.txt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\n")
     (fork / ".gitmodules").write_text('[submodule "x"]\n\tpath = x\n\turl = https://example.org/x\n')
     (fork / "README.md").unlink()
+    (fork / os.fsdecode(b"odd\xffname.py")).write_text("x = 1\n")  # a name that is not UTF-8
     commit = commit_all(fork, "assets")
     diff = review.fork_diff(fetched(fork, commit, tmp_path), commit, allow_local=True)
     assert isinstance(diff, review.ReviewDiff)
@@ -73,6 +74,7 @@ def test_binary_lfs_and_submodule_files_are_listed_and_flagged(reference: Path, 
     assert files["data.txt"].flags == ["lfs-pointer"] and files[".gitmodules"].flags == ["gitmodules"]
     assert files["README.md"].flags == ["deleted"] and files["README.md"].size_bytes == len("reference\n")
     assert set(diff.summary("fork.diff").flags) >= {"binary", "large", "lfs-pointer", "gitmodules", "deleted"}
+    assert any(path.startswith("odd") for path in files) and b"+x = 1" in diff.text
 
 
 def test_history_is_gone_before_training_sees_the_checkout(reference: Path, tmp_path: Path) -> None:
