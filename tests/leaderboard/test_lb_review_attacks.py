@@ -90,7 +90,7 @@ def test_gitattributes_trick_shows_the_hidden_line_and_an_admin_approves_on_the_
     assert counts is not None and _text(counts[1]).split()[:3] == ["2", "+6", "−1"]  # not "+0 -0"
     assert HIDDEN in box
     assert "a .gitattributes file" in box and "Binary files" not in box
-    assert re.search(r'<span class="diff-add">\+SCORE_BONUS = 0.9', page)
+    assert re.search(r'<span class="diff-add">\+SCORE_BONUS = <span class="py-num">0\.9</span>', page)
     assert 'id="approve"' not in page  # anonymous: no form
     _sign_in(api, users.admin)
     form = _approve_form(api.get(f"/entries/{eid}").text)

@@ -73,3 +73,17 @@ def test_the_rule_is_stated_for_each_state(fork: bool, rule: str, status: str, r
     text = review_rule(fork, rule, status, review)
     assert says in text
     assert ("not required" in text) == (fork and rule != "required")
+
+
+def test_python_lines_are_tokenized_and_join_back_to_the_line() -> None:
+    chunk = (
+        b"diff --git a/s.py b/s.py\n@@ -1 +1 @@\n+def score(x):  # fast\n+    return len('a#b') + 0.5\n"
+        b"diff --git a/n.txt b/n.txt\n+def not_python\n"
+    )
+    lines = diff_lines(chunk)
+    for line in lines:
+        assert not line.parts or "".join(t for _, t in line.parts) == line.text
+    assert ("py-kw", "def") in lines[2].parts and ("py-com", "# fast") in lines[2].parts
+    assert ("py-str", "'a#b'") in lines[3].parts and ("py-builtin", "len") in lines[3].parts
+    assert ("py-num", "0.5") in lines[3].parts and ("py-kw", "return") in lines[3].parts
+    assert lines[5].parts == ()  # not a .py file

@@ -10,6 +10,8 @@ zero-width characters) are written as escapes and their line is marked ``diff-od
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,18 @@ FLAG_TEXT = {
 class DiffLine:
     css: str
     text: str
+    parts: tuple[tuple[str, str], ...] = ()  # (class, text) pieces of a Python line; () for plain text
+
+
+# Python tokens of one line (stdlib only: comments, strings, numbers, keywords and builtins); a
+# string that spans lines is shown as plain text on its later lines, never hidden
+_PY_TOKEN = re.compile(
+    r"(?P<com>#.*)"
+    r"|(?P<str>[rRbBuUfF]{0,2}(?:'''|\"\"\"|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))"
+    r"|(?P<num>\b\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?\b)"
+    r"|(?P<name>\b[A-Za-z_][A-Za-z0-9_]*\b)"
+)
+_BUILTINS = frozenset(dir(builtins))
 
 
 def page_bounds(text: bytes, page_bytes: int = PAGE_BYTES) -> list[tuple[int, int]]:
@@ -90,22 +104,49 @@ def _visible(raw: bytes) -> tuple[str, bool]:
     return text, odd
 
 
+def python_parts(code: str) -> tuple[tuple[str, str], ...]:
+    """``code`` cut into (class, text) pieces whose texts join to ``code`` exactly."""
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for m in _PY_TOKEN.finditer(code):
+        word = m.group()
+        if m.lastgroup == "name":
+            if keyword.iskeyword(word) or keyword.issoftkeyword(word):
+                css = "py-kw"
+            elif word in _BUILTINS:
+                css = "py-builtin"
+            else:
+                continue
+        else:
+            css = f"py-{m.lastgroup}"
+        if m.start() > pos:
+            parts.append(("", code[pos : m.start()]))
+        parts.append((css, word))
+        pos = m.end()
+    if pos < len(code):
+        parts.append(("", code[pos:]))
+    return tuple(parts)
+
+
 def diff_lines(chunk: bytes) -> list[DiffLine]:
-    """The lines of a page of unified diff, each with its class (file head, hunk, +, -, context)."""
+    """The lines of a page of unified diff, each with its class (file head, hunk, +, -, context),
+    and Python's tokens marked in the lines of a ``.py`` file."""
     out = []
+    python = False
     for raw in chunk.split(b"\n"):
         text, odd = _visible(raw)
+        parts: tuple[tuple[str, str], ...] = ()
         if text.startswith(_FILE_HEAD):
             css = "diff-file"
+            if text.startswith("diff --git "):
+                python = text.endswith(".py")
         elif text.startswith("@@"):
             css = "diff-hunk"
-        elif text.startswith("+"):
-            css = "diff-add"
-        elif text.startswith("-"):
-            css = "diff-del"
         else:
-            css = "diff-ctx"
-        out.append(DiffLine(f"{css} diff-odd" if odd else css, text))
+            css = {"+": "diff-add", "-": "diff-del"}.get(text[:1], "diff-ctx")
+            if python and text:
+                parts = (("", text[0]), *python_parts(text[1:]))
+        out.append(DiffLine(f"{css} diff-odd" if odd else css, text, parts))
     if out and out[-1].text == "":
         out.pop()
     return out
