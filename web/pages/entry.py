@@ -52,7 +52,8 @@ def _key(request: Request, entry_id: int) -> tuple[object, ...]:
 def _diff_page(request: Request) -> int:
     """The page of a fork's diff shown (``?diff_page=N``, from 1)."""
     raw = request.query_params.get("diff_page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    page = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return page if 1 <= page <= review_view.MAX_PAGES else 1  # a bounded set of cache keys
 
 
 @router.get("/entries/{entry_id}", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from contract.protocol import MAX_ARTIFACT_BYTES
 from contract.schema import ForkDiff
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.entries.board import get_entry_row
@@ -26,6 +27,7 @@ from leaderboard.tracks import repository as tracks_repository
 from leaderboard.users.models import Role, User
 
 PAGE_BYTES = 256 * 1024
+MAX_PAGES = MAX_ARTIFACT_BYTES // (PAGE_BYTES // 2) + 1  # a page is at least half full, or one long line
 FILE_START = b"\ndiff --git "
 # C0/C1 controls but tab, and Unicode's invisible format characters (Trojan Source)
 _ODD = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\u061c\ufeff]")
