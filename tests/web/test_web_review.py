@@ -38,6 +38,7 @@ def test_an_admin_approves_a_fork_on_its_entry_page_and_it_ranks(story: Site, pa
     assert "Code review is required on this track: verified, awaiting" in page.locator("#review-rule").inner_text()
     expect(page.locator("#diff-text .diff-add").first).to_have_text("+x = 2")
     expect(page.locator("#diff-text .diff-del").first).to_have_text("-x = 1")
+    page.locator("#code-review").screenshot(path=str(artifacts_dir / "review-box.png"))
     page.fill("#approve-note", "read the whole diff")
     page.click("#approve button[type=submit]")
     page.wait_for_url(f"**/entries/{entry_id}?done=approved")
