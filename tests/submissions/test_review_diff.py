@@ -9,12 +9,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from contract.schema import Verdict, VerificationReport, VerifierIdentity
 from submissions import forks, review, sandbox
+from submissions.report import summary_text
 from submissions.sandbox import Limits, Step, launch, sandbox_problem
+from tests.submissions.factories import gpu_config
 from tests.submissions.review_repos import (
     HIDDEN,
     commit_all,
@@ -169,3 +173,25 @@ def test_a_fork_with_no_common_history_has_no_diff_and_says_why(reference: Path,
     diff = review.fork_diff(fetched(fork, commit, tmp_path), commit, allow_local=True)
     assert isinstance(diff, review.NoDiff)
     assert "no common history with the reference trainer" in diff.note and diff.note.startswith("fork review: ")
+
+
+def test_the_summary_names_flagged_files_and_a_cut(reference: Path, tmp_path: Path) -> None:
+    fork = fork_of(reference, tmp_path / "fork")
+    hide_with_gitattributes(fork)
+    patch_scorer(fork)
+    commit = commit_all(fork, "speed-ups")
+    diff = review.fork_diff(fetched(fork, commit, tmp_path), commit, allow_local=True)
+    assert isinstance(diff, review.ReviewDiff)
+    summary = diff.summary("fork.diff").model_copy(update={"truncated": True})
+    report = VerificationReport(
+        track="cpu-smoke",
+        verifier=VerifierIdentity(id="t", version="0"),
+        run_config=gpu_config(),
+        core_threshold=0.25,
+        alpha=0.05,
+        verdict=Verdict.error,
+        created_at=datetime.now(UTC),
+        fork_diff=summary,
+    )
+    text = summary_text(report)
+    assert "flagged .gitattributes: gitattributes" in text and "CUT at a cap: the diff (cannot be approved)" in text
