@@ -357,20 +357,40 @@ class ClaimDeltas(Contract):
     notes: list[str] = Field(default_factory=list)
 
 
+MAX_FORK_DIFF_FILES = 20_000  # files a ForkDiff lists; past it ``files_truncated`` and no approval
+FORK_REVIEW_NOTE = "fork review: "  # the prefix of a report's reason about its fork diff (or its absence)
+# what a reviewer must look at twice: attribute/submodule/LFS files (they change how git shows or
+# fetches the tree), links, binary and large files (listed with size and sha256), deletions
+ForkDiffFlag = Literal[
+    "gitattributes", "gitmodules", "lfsconfig", "lfs-pointer", "submodule", "symlink", "binary", "large", "deleted"
+]
+
+
 class ForkDiffFile(Contract):
     path: str = Field(min_length=1, max_length=500)
     insertions: Count
     deletions: Count
+    binary: bool = Field(default=False, description="the blob has a NUL byte (shown as text in the diff anyway)")
+    size_bytes: Count | None = Field(default=None, description="the blob's size (the old blob's for a deletion)")
+    sha256: Sha256 | None = Field(default=None, description="sha256 of that blob's bytes (None: a submodule)")
+    flags: list[ForkDiffFlag] = Field(default_factory=list, max_length=16)
 
 
 class ForkDiff(Contract):
-    """A fork's diff against the reference trainer at the commit it branched from (for review)."""
+    """A fork's diff against the reference trainer at the commit it branched from (for review).
+
+    The diff is a text diff of every changed file whatever the fork's ``.gitattributes`` say
+    (``submissions.review``); ``files`` lists every changed file, with ``files_truncated`` when
+    more than ``MAX_FORK_DIFF_FILES`` changed; ``truncated`` when the diff passed its size cap.
+    Either makes the diff unreviewable: the site refuses to approve it."""
 
     base_commit: GitSha = Field(description="the reference commit the fork branched from (merge base)")
     files_changed: Count
     insertions: Count
     deletions: Count
-    files: list[ForkDiffFile] = Field(default_factory=list, max_length=1000)
+    files: list[ForkDiffFile] = Field(default_factory=list, max_length=MAX_FORK_DIFF_FILES)
+    files_truncated: bool = Field(default=False, description="more files changed than ``files`` lists")
+    flags: list[ForkDiffFlag] = Field(default_factory=list, max_length=16, description="the flags of its files")
     artifact: str = Field(default="fork.diff", max_length=200, description="artifact name of the unified diff")
     sha256: Sha256 = Field(description="sha256 of the uploaded diff artifact")
     size_bytes: Count

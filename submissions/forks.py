@@ -14,8 +14,13 @@ per worker, by trusted pip, outside the sandbox), then ``pip install --no-deps
 with no network at all: the fork's ``setup.py`` sees no credential, no worker file, no network,
 and writes only into the job's venv and build copy. (A fork cannot add dependencies.)
 
-Review: the diff of the fork against the reference trainer at the commit it branched from (the
-merge base with the installed reference checkout), uploaded as an artifact.
+Attributes: the fork's ``.gitattributes`` never change what git writes or shows. The checkout's
+``info/attributes`` (written before anything is fetched; it outranks every in-tree file) unsets
+every conversion and forces a text diff, and git runs with no system or global attributes.
+
+History: the review diff (``submissions.review``) needs the fork's history, training must not see
+it. ``drop_history`` deletes the checkout's ``.git`` once the diff is made, before anything binds
+the checkout into a sandbox: a blob added and deleted in history is gone from the worker.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,7 +43,6 @@ import contract
 from submissions.sandbox import clean_env
 
 MAX_FORK_BYTES = 1024 * 1024 * 1024
-MAX_DIFF_BYTES = 8 * 1024 * 1024
 MAX_PYPROJECT_BYTES = 256 * 1024
 GIT_TIMEOUT_S = 900.0
 BUILD_TOOLS_ENV = "SPEEDRUN_BUILD_TOOLS"
@@ -92,6 +95,7 @@ def _git_env(home: Path) -> dict[str, str]:
         "GIT_CONFIG_GLOBAL": "/dev/null",
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ASKPASS": "/bin/false",
+        "GIT_ATTR_NOSYSTEM": "1",
         "SSH_ASKPASS": "/bin/false",
     }
 
@@ -100,18 +104,34 @@ def _fsize_cap() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FORK_BYTES, MAX_FORK_BYTES))
 
 
-def _git(src: Path, *args: str, allow_local: bool, timeout_s: float = 120.0, what: str) -> str:
+# In the checkout's info/attributes (highest precedence): byte-exact checkout, a text diff always.
+NEUTRAL_ATTRIBUTES = "* diff -text -eol -filter -ident -working-tree-encoding -export-ignore -export-subst -merge\n"
+
+
+def git_argv(src: Path, *args: str, allow_local: bool) -> list[str]:
+    """git under the worker's policy: no credentials, redirects, hooks, attribute files or foreign protocols."""
     protocols = ["-c", "protocol.allow=never", "-c", "protocol.https.allow=always"]
     if allow_local:
         protocols += ["-c", "protocol.file.allow=always"]
     cmd = ["git", "-c", "credential.helper=", "-c", "http.followRedirects=false", "-c", "core.hooksPath=/dev/null"]
-    cmd += [*protocols, "-C", str(src), *args]
+    cmd += ["-c", "core.attributesFile=/dev/null", "-c", "core.autocrlf=false"]
+    return [*cmd, *protocols, "-C", str(src), *args]
+
+
+def git_env(src: Path) -> dict[str, str]:
+    return _git_env(src.parent)
+
+
+def run_git(src: Path, *args: str, allow_local: bool, timeout_s: float = 120.0, what: str) -> str:
+    """``git -C src args`` under the policy; its stdout, or ForkError naming ``what``."""
+    cmd = git_argv(src, *args, allow_local=allow_local)
     try:
         proc = subprocess.run(
             cmd,
             env=_git_env(src.parent),
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="backslashreplace",  # a fork's file name need not be UTF-8
             timeout=timeout_s,
             stdin=subprocess.DEVNULL,
             preexec_fn=_fsize_cap,
@@ -126,16 +146,20 @@ def _git(src: Path, *args: str, allow_local: bool, timeout_s: float = 120.0, wha
 
 
 def fetch_fork(url: str, commit: str, src: Path, *, allow_local: bool, timeout_s: float = GIT_TIMEOUT_S) -> None:
-    """A checkout of ``commit`` of ``url`` at ``src`` (with its history, for the review diff)."""
+    """A checkout of ``commit`` of ``url`` at ``src``, byte for byte the commit's tree (with its
+    history, for the review diff: ``drop_history`` before training sees it)."""
     check_git_url(url, allow_local=allow_local)
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
-    _git(src, "init", "-q", allow_local=allow_local, what="git init")
-    _git(src, "remote", "add", "origin", url, allow_local=allow_local, what="git remote")
-    _git(src, "fetch", "-q", "origin", commit, allow_local=allow_local, timeout_s=timeout_s, what=f"git fetch {url}")
-    _git(src, "checkout", "-q", "--detach", commit, allow_local=allow_local, what=f"git checkout {commit}")
-    head = _git(src, "rev-parse", "HEAD", allow_local=allow_local, what="git rev-parse").strip()
+    run_git(src, "init", "-q", allow_local=allow_local, what="git init")
+    info = src / ".git" / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "attributes").write_text(NEUTRAL_ATTRIBUTES, encoding="utf-8")
+    run_git(src, "remote", "add", "origin", url, allow_local=allow_local, what="git remote")
+    run_git(src, "fetch", "-q", "origin", commit, allow_local=allow_local, timeout_s=timeout_s, what=f"git fetch {url}")
+    run_git(src, "checkout", "-q", "--detach", commit, allow_local=allow_local, what=f"git checkout {commit}")
+    head = run_git(src, "rev-parse", "HEAD", allow_local=allow_local, what="git rev-parse").strip()
     if head != commit:
         raise ForkError(f"trainer.commit: checked out {head}, expected {commit}")
     size = sum(f.stat().st_size for f in src.rglob("*") if f.is_file() and not f.is_symlink())
@@ -244,15 +268,18 @@ def install_argv(venv: Path, wheelhouse: Path, build_src: Path) -> list[str]:
     return ["/bin/sh", "-c", f"set -e; {seed}; {install}"]
 
 
-# -- review diff -----------------------------------------------------------------------------
+# -- history ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DiffStat:
-    base_commit: str
-    files: list[tuple[str, int, int]]
-    text: bytes
-    truncated: bool
+def drop_history(src: Path) -> None:
+    """Delete the checkout's git directory: training and scoring see the commit's tree only."""
+    git_dir = src / ".git"
+    if git_dir.is_symlink() or git_dir.is_file():
+        git_dir.unlink()
+    elif git_dir.exists():
+        shutil.rmtree(git_dir)
+    if git_dir.exists() or git_dir.is_symlink():
+        raise ForkError(f"{git_dir}: cannot be removed; the fork's history would be visible to training")
 
 
 REFERENCE_REPO_ENV = "SPEEDRUN_REFERENCE_REPO"
@@ -266,23 +293,3 @@ def reference_repo() -> Path | None:
         return Path(env) if (Path(env) / ".git").exists() else None
     root = Path(contract.__file__).resolve().parent.parent
     return root if (root / ".git").exists() else None
-
-
-def fork_diff(src: Path, commit: str, *, allow_local: bool) -> DiffStat | None:
-    """The fork's diff against the reference at their merge base; None without a common history."""
-    ref = reference_repo()
-    if ref is None:
-        return None
-    try:
-        _git(src, "fetch", "-q", str(ref), "HEAD", allow_local=True, timeout_s=300, what="git fetch reference")
-        base = _git(src, "merge-base", "FETCH_HEAD", commit, allow_local=allow_local, what="git merge-base").strip()
-    except ForkError:
-        return None
-    numstat = _git(src, "diff", "--numstat", base, commit, allow_local=allow_local, what="git diff --numstat")
-    files = []
-    for line in numstat.splitlines():
-        added, deleted, path = ([*line.split("\t", 2), "", ""])[:3]
-        files.append((path[:500], int(added) if added.isdigit() else 0, int(deleted) if deleted.isdigit() else 0))
-    text = _git(src, "diff", base, commit, allow_local=allow_local, what="git diff").encode()
-    truncated = len(text) > MAX_DIFF_BYTES
-    return DiffStat(base_commit=base, files=files[:1000], text=text[:MAX_DIFF_BYTES], truncated=truncated)

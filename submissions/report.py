@@ -10,6 +10,7 @@ from submissions.stats import p_text
 
 REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.txt"
+FLAGGED_LINES = 100  # flagged files named in summary.txt (report.json has every one)
 
 
 def write_report(report: VerificationReport, out_dir: Path) -> None:
@@ -75,6 +76,20 @@ def summary_text(report: VerificationReport) -> str:
             f"fork diff vs reference {fd.base_commit[:12]}: {fd.files_changed} files, +{fd.insertions} -{fd.deletions} "
             f"(artifact {fd.artifact}, sha256 {fd.sha256[:16]})"
         )
+        if fd.truncated or fd.files_truncated:
+            lines.append(
+                "  CUT at a cap: "
+                + ", ".join(n for n, cut in (("the diff", fd.truncated), ("the file list", fd.files_truncated)) if cut)
+                + " (cannot be approved)"
+            )
+        flagged = [f for f in fd.files if f.flags]
+        for f in flagged[:FLAGGED_LINES]:
+            lines.append(
+                f"  flagged {f.path}: {', '.join(f.flags)}"
+                + (f" ({f.size_bytes} bytes, sha256 {f.sha256})" if f.sha256 else "")
+            )
+        if len(flagged) > FLAGGED_LINES:
+            lines.append(f"  ... and {len(flagged) - FLAGGED_LINES} more flagged files (report.json lists them all)")
     if report.reasons:
         lines.append("reasons:")
         lines.extend(f"  - {r}" for r in report.reasons)

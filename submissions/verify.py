@@ -5,8 +5,9 @@ sealed by ``submissions.sandbox``):
 
 1. pre-screen (``submissions.prescreen``) and the bounds of each run (a wall-time cap always);
 2. prepare the trainer: the installed reference trainer when its version matches; a git fork is
-   fetched under the URL policy, diffed against the reference for review, and installed into
-   its own venv inside the sandbox (``submissions.forks``); a fork never runs unsealed;
+   fetched under the URL policy, diffed against the reference for review (``submissions.review``),
+   stripped of its history (training sees the commit's tree only) and installed into its own
+   venv inside the sandbox (``submissions.forks``); a fork never runs unsealed;
 3. per seed (``submissions.runner``): train sealed (``--no-eval`` when the trainer has it), the
    verifier's clock from launch to the exit of the training's whole process tree; read the run's
    files safely (``submissions.artifacts``); score the checkpoint with the verifier's own scorer,
@@ -21,7 +22,6 @@ log tail of that run and no statistics (never a half-report).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import socket
@@ -38,7 +38,6 @@ from contract import __version__
 from contract.schema import (
     RANKED_RULES_VERSION,
     ForkDiff,
-    ForkDiffFile,
     HardwareFingerprint,
     RunConfig,
     RunResult,
@@ -48,7 +47,7 @@ from contract.schema import (
     VerifierIdentity,
 )
 from contract.tracks import TrackRules
-from submissions import forks, sandbox
+from submissions import forks, review, sandbox
 from submissions.artifacts import read_tail
 from submissions.hardware import local_fingerprint
 from submissions.measure import supervise
@@ -139,8 +138,9 @@ def prepare_trainer(
     allow_local_git: bool = False,
     hidden: Sequence[Path] = (),
     wheel_cache: Path | None = None,
-) -> tuple[PreparedTrainer, forks.DiffStat | None]:
-    """Make ``source`` runnable; raises TrainerUnavailable naming the problem."""
+) -> tuple[PreparedTrainer, review.ReviewDiff | review.NoDiff | None]:
+    """Make ``source`` runnable; raises TrainerUnavailable naming the problem. With a fork, its
+    review diff (or why there is none); the checkout it leaves has no ``.git``."""
     if source.kind == "reference":
         assert source.version is not None
         if not reference_matches(source.version):
@@ -159,7 +159,8 @@ def prepare_trainer(
     try:
         forks.fetch_fork(source.git_url, source.commit, src, allow_local=allow_local_git)
         entry_point = forks.model_entry_point(src)
-        diff = forks.fork_diff(src, source.commit, allow_local=allow_local_git)
+        diff = review.fork_diff(src, source.commit, allow_local=allow_local_git)
+        forks.drop_history(src)  # before anything binds the checkout into a sandbox
         house = forks.build_tools_wheelhouse(wheel_cache or work_dir / "cache")
         forks.make_venv(venv)
         shutil.copytree(src, build, symlinks=True, ignore=shutil.ignore_patterns(".git"))
@@ -299,21 +300,11 @@ def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
     return b"--no-eval" in out
 
 
-def _fork_diff(diff: forks.DiffStat | None, out_dir: Path) -> ForkDiff | None:
-    if diff is None:
+def _fork_diff(diff: review.ReviewDiff | review.NoDiff | None, out_dir: Path) -> ForkDiff | None:
+    if not isinstance(diff, review.ReviewDiff):
         return None
     (out_dir / FORK_DIFF_FILE).write_bytes(diff.text)
-    return ForkDiff(
-        base_commit=diff.base_commit,
-        files_changed=len(diff.files),
-        insertions=sum(f[1] for f in diff.files),
-        deletions=sum(f[2] for f in diff.files),
-        files=[ForkDiffFile(path=p, insertions=a, deletions=d) for p, a, d in diff.files],
-        artifact=FORK_DIFF_FILE,
-        sha256=hashlib.sha256(diff.text).hexdigest(),
-        size_bytes=len(diff.text),
-        truncated=diff.truncated,
-    )
+    return diff.summary(FORK_DIFF_FILE)
 
 
 def verify(
@@ -369,6 +360,7 @@ def verify(
     gpu = fingerprint.device_type == "cuda"
     sealed = sandbox.sandbox_problem(gpu=gpu) is None
     state: dict[str, ForkDiff | None] = {"fork_diff": None}
+    notes: list[str] = []  # about the fork's review diff, in every report from here on
 
     def report(verdict: Verdict, reasons: list[str], results: list[RunResult], **kw: object) -> VerificationReport:
         rep = VerificationReport.model_validate(
@@ -382,7 +374,7 @@ def verify(
                 "core_threshold": track.threshold,
                 "alpha": track.alpha,
                 "verdict": verdict,
-                "reasons": reasons,
+                "reasons": [*reasons, *notes],
                 "created_at": datetime.now(UTC),
                 "sealed": sealed,
                 "fork_diff": state["fork_diff"],
@@ -408,6 +400,8 @@ def verify(
             wheel_cache=out_dir.parent / ".build-tools",
         )
         state["fork_diff"] = _fork_diff(diff, out_dir)
+        if isinstance(diff, review.NoDiff):
+            notes.append(diff.note)
         inputs = eval_inputs(run_config, gpu)
         data = train_data(run_config, trainer, hidden_paths)
     except VerifyError as exc:

@@ -21,6 +21,7 @@ from leaderboard.entries import repository
 from leaderboard.entries.board import entry_public, get_entry_row, job_public
 from leaderboard.entries.models import Entry, EntryStatus
 from leaderboard.entries.records import queue_job
+from leaderboard.entries.review import approval_refusal, current_fork_diff
 from leaderboard.entries.schemas import (
     EntryPublic,
 )
@@ -136,13 +137,22 @@ def retract(session: Session, admin: User, entry_id: int, reason: str) -> EntryP
     return entry_public(entry, track)
 
 
-def approve(session: Session, admin: User, entry_id: int, note: str = "") -> EntryPublic:
-    """An admin approves a verified fork's code (``fork_review: required``): it is ranked (audited)."""
+def approve(
+    session: Session, admin: User, entry_id: int, note: str = "", diff_sha256: str | None = None
+) -> EntryPublic:
+    """An admin approves a verified fork's code (``fork_review: required``): it is ranked (audited,
+    with the sha256 of the diff approved). 409 with the reason when ``review.approval_refusal``
+    refuses it (no diff, a cut diff, not the diff the admin read, ...)."""
     if admin.role != Role.admin:
         raise Forbidden("only an admin can approve an entry's code")
     entry = get_entry_row(session, entry_id)
-    if entry.status != EntryStatus.awaiting_review:
-        raise Conflict(f"only an entry awaiting code review can be approved; this one is {entry.status.value}")
+    track = tracks_repository.by_id(session, entry.track_id)
+    assert track is not None
+    refusal = approval_refusal(session, entry, track, diff_sha256)
+    if refusal is not None:
+        raise Conflict(refusal)
+    diff = current_fork_diff(session, entry)
+    assert diff is not None
     entry.review_status = "approved"
     entry.reviewed_by_id = admin.id
     entry.reviewed_at = utcnow()
@@ -150,14 +160,20 @@ def approve(session: Session, admin: User, entry_id: int, note: str = "") -> Ent
     entry.updated_at = utcnow()
     session.flush()
     recompute_ranks(session, entry.track_id)
-    diff = (entry.pool or {}).get("fork_diff") or {}
-    reviewed = diff.get("sha256") if isinstance(diff, dict) else None
     record(
-        session, admin, "entry.approve", "entry", entry.id, note=note, commit=entry.commit, fork_diff_sha256=reviewed
+        session,
+        admin,
+        "entry.approve",
+        "entry",
+        entry.id,
+        note=note,
+        commit=entry.commit,
+        fork_diff_sha256=diff.sha256,
+        base_commit=diff.base_commit,
+        files_changed=diff.files_changed,
+        flags=list(diff.flags),
     )
     bump_revision(session)
-    track = tracks_repository.by_id(session, entry.track_id)
-    assert track is not None
     return entry_public(entry, track)
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from contract.core_v1 import CORE_V1_LABELS, core_from_accuracies
 from contract.hardware import floor_seconds
-from contract.schema import CLOCK_TOLERANCE_S, RunConfig, RunResult, VerificationReport
+from contract.schema import CLOCK_TOLERANCE_S, FORK_REVIEW_NOTE, RunConfig, RunResult, VerificationReport
 from contract.tracks import clock_disagrees, clock_gap_allowed
 from leaderboard.tracks.models import Track
 from leaderboard.tracks.service import track_rules
@@ -168,6 +168,20 @@ def _clock(runs: Sequence[RunResult], tolerance: float) -> tuple[bool, list[str]
     return bool(notes), notes, problems
 
 
+def _review_problems(track: Track, config: RunConfig, report: VerificationReport) -> list[str]:
+    """A fork on a track with code review needs a diff to review: a report without one (no common
+    history with the reference trainer, no reference checkout on the worker) refuses the fork."""
+    if track.fork_review != "required" or config.trainer.kind != "git" or report.fork_diff is not None:
+        return []
+    if report.verdict.value == "error":  # nothing ran: the error says why
+        return []
+    why = next((r.removeprefix(FORK_REVIEW_NOTE) for r in report.reasons if r.startswith(FORK_REVIEW_NOTE)), None)
+    return [
+        f"code review: track {track.slug} ranks a fork only once an admin has approved its diff against the "
+        f"reference trainer, and this report has no diff ({why or 'the verifier recorded none'}): the fork is refused"
+    ]
+
+
 def check_report(
     track: Track,
     entry_config: dict[str, Any],
@@ -191,6 +205,7 @@ def check_report(
         return SiteChecks(problems=["the entry's run config does not validate: nothing can be checked"], sealed=sealed)
     if report.run_config.model_dump(mode="json", exclude={"seed"}) != config.model_dump(mode="json", exclude={"seed"}):
         problems.append("report.run_config differs from the entry's run config")
+    problems += _review_problems(track, config, report)
     if track.require_sealed and not sealed:
         problems.append(f"track {track.slug} requires sealed verification; this report ran unsealed")
     rules = track_rules(track)

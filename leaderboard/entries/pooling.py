@@ -87,8 +87,10 @@ def joined_report(track: Track, entry_config: Any, reports: Sequence[Verificatio
     verifiers = sorted({rep.verifier.id for rep in reports})
     diffs = {None if rep.fork_diff is None else rep.fork_diff.sha256 for rep in reports}
     reasons = [*decision.reasons, *notes]
-    if len(diffs) > 1:
-        reasons.append("site check: the runs' workers recorded different fork diffs; the first is shown")
+    fork_diff = first.fork_diff
+    if len(diffs) > 1:  # git diffs one commit pair the same way on every node: one of them lied
+        fork_diff = None
+        reasons.append("site check: the runs' workers recorded different fork diffs; none is shown for review")
     return VerificationReport.model_validate(
         {
             **first.model_dump(mode="json", exclude={"runs", "verifier"}),
@@ -107,6 +109,7 @@ def joined_report(track: Track, entry_config: Any, reports: Sequence[Verificatio
             or None,
             "created_at": utcnow().isoformat(),
             "sealed": all(rep.sealed is True for rep in reports),
+            "fork_diff": None if fork_diff is None else fork_diff.model_dump(mode="json"),
         }
     )
 

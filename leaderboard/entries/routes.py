@@ -174,4 +174,4 @@ def retract(entry_id: EntryId, body: RetractRequest, session: SessionDep, admin:
 @router.post("/api/admin/entries/{entry_id}/approve", response_model=EntryPublic, responses=_ERRORS, tags=["admin"])
 def approve(entry_id: EntryId, body: ApproveRequest, session: SessionDep, admin: AdminPrincipal) -> EntryPublic:
     """Approve a verified fork's code after review: the entry is ranked (admin, audited)."""
-    return actions.approve(session, admin.user, entry_id, body.note)
+    return actions.approve(session, admin.user, entry_id, body.note, body.diff_sha256)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from contract.schema import Sha256
 from leaderboard.artifacts.schemas import ArtifactPublic
 from leaderboard.entries.models import EntryStatus
 from leaderboard.jobs.schemas import JobPublic
@@ -284,6 +285,9 @@ class RetractRequest(Schema):
 
 class ApproveRequest(Schema):
     note: str = Field(default="", max_length=2000, description="what the review covered")
+    diff_sha256: Sha256 | None = Field(
+        default=None, description="the sha256 of the diff the admin read; 409 when the recorded diff differs"
+    )
 
 
 class MineEntryPublic(Schema):

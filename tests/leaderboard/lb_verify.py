@@ -11,7 +11,7 @@ from lb_factories import fingerprint, report, run_config, submission
 from lb_support import Api, Users
 
 from contract import protocol
-from contract.schema import RunConfig, VerificationReport
+from contract.schema import ForkDiff, RunConfig, VerificationReport
 from contract.tracks import BUILTIN_TRACKS, TrackRules
 
 GPU = {"track": "gpt2-cost", "sku": "h100-sxm", "gpus": 8}
@@ -100,3 +100,44 @@ def entry(api: Api, entry_id: int) -> dict[str, Any]:
 def board(api: Api, track: str = "gpt2-cost") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = api.get(f"/api/tracks/{track}/leaderboard").json()["rows"]
     return [r for r in rows if r["section"] == "verified"]
+
+
+def complete_fork(
+    api: Api, users: Users, diff_bytes: bytes | None, *, rep: VerificationReport | None = None, **diff: Any
+) -> int:
+    """Verify the next job as a fork's: each run leased by a fresh worker of the two accounts in
+    turn, which uploads the fork's diff (unless None) and completes its run of a fork report
+    (``rep``, a passing one by default) carrying the diff's summary (``diff``: ForkDiff fields over
+    the defaults); returns the first non-200 HTTP status, else 200."""
+    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
+    i, runs = 0, 1
+    while i < runs:
+        account = users.worker2 if i % 2 else users.worker
+        worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
+        lease = api.post(protocol.LEASE, json=worker, token=account).json()
+        job_id, token, runs = lease["job_id"], lease["lease_token"], lease["runs"]
+        refs: list[dict[str, Any]] = []
+        sha, size = "d" * 64, 900
+        if diff_bytes is not None:
+            up = api.post(
+                protocol.ARTIFACTS.format(job_id=job_id) + f"?name=run-{lease['run_index']}/fork.diff&kind=other",
+                content=diff_bytes,
+                headers={"X-Lease-Token": token},
+                token=account,
+            )
+            assert up.status_code == 201, up.text
+            refs.append(up.json())
+            sha, size = up.json()["sha256"], len(diff_bytes)
+        files = [
+            {"path": "scorer.py", "insertions": 10, "deletions": 3},
+            {"path": "model.py", "insertions": 2, "deletions": 0},
+        ]
+        fields = {"base_commit": "a" * 40, "files_changed": 2, "insertions": 12, "deletions": 3, "files": files, **diff}
+        summary = ForkDiff.model_validate({"sha256": sha, "size_bytes": size, **fields})
+        one = run_report((rep or gpu_report(trainer=FORK)).model_copy(update={"fork_diff": summary}), lease)
+        body = {"lease_token": token, "report": one.model_dump(mode="json"), "artifacts": refs}
+        r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=account)
+        if r.status_code != 200:
+            return int(r.status_code)
+        i += 1
+    return 200

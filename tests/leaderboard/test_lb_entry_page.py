@@ -10,14 +10,14 @@ import json
 import re
 from typing import Any
 
-from lb_factories import fingerprint, submission_json
+from lb_factories import submission_json
 from lb_support import Api, Users
-from lb_verify import FORK, complete, entry, forge_runs, gpu_report, run_report, submit
+from lb_verify import FORK, complete, complete_fork, entry, forge_runs, gpu_report, submit
 from sqlalchemy.orm import Session
 
 from contract import protocol
 from contract.core_v1 import CORE_V1_LABELS
-from contract.schema import CLOCK_TOLERANCE_S, VAL_BPB_NOTE, ForkDiff, VerificationReport
+from contract.schema import CLOCK_TOLERANCE_S, VAL_BPB_NOTE, VerificationReport
 from leaderboard.entries.models import Run, RunKind
 
 _workers = itertools.count()
@@ -95,41 +95,10 @@ def test_reported_history_carries_no_byte_note(api: Api) -> None:
     assert entry(api, reported["id"])["val_bpb_note"] is None
 
 
-def _complete_with_diff(api: Api, users: Users, diff_bytes: bytes | None) -> int:
-    """Each run leased by a fresh worker of the two accounts in turn, which uploads the fork's diff
-    (unless None) and completes its run with the diff's summary."""
-    fp = fingerprint("h100-sxm", 8).model_dump(mode="json")
-    i, runs = 0, 1
-    while i < runs:
-        account = users.worker2 if i % 2 else users.worker
-        worker = {"worker_id": f"review-{next(_workers)}", "fingerprint": fp}
-        lease = api.post(protocol.LEASE, json=worker, token=account).json()
-        job_id, token, runs = lease["job_id"], lease["lease_token"], lease["runs"]
-        refs: list[dict[str, Any]] = []
-        sha, size = "d" * 64, 900
-        if diff_bytes is not None:
-            up = api.post(
-                protocol.ARTIFACTS.format(job_id=job_id) + f"?name=run-{i}/fork.diff&kind=other",
-                content=diff_bytes,
-                headers={"X-Lease-Token": token},
-                token=account,
-            )
-            assert up.status_code == 201, up.text
-            refs.append(up.json())
-            sha, size = up.json()["sha256"], len(diff_bytes)
-        diff = ForkDiff(base_commit="a" * 40, files_changed=2, insertions=12, deletions=3, sha256=sha, size_bytes=size)
-        rep = run_report(gpu_report(trainer=FORK).model_copy(update={"fork_diff": diff}), lease)
-        body = {"lease_token": token, "report": rep.model_dump(mode="json"), "artifacts": refs}
-        r = api.post(protocol.COMPLETE.format(job_id=job_id), json=body, token=account)
-        assert r.status_code == 200, r.text
-        i += 1
-    return 200
-
-
 def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: Users) -> None:
     eid = submit(api, users.alice, trainer=FORK)["entry_id"]
     diff_bytes = b"--- a/trainer/model.py\n+++ b/trainer/model.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
-    _complete_with_diff(api, users, diff_bytes)
+    assert complete_fork(api, users, diff_bytes) == 200
     page = api.get(f"/entries/{eid}").text
     review = _text(re.search(r'<section class="card" id="code-review">.*?</section>', page, re.S)[0])
     assert "verified, awaiting code review" in review and "a" * 40 in review
@@ -150,7 +119,7 @@ def test_a_forks_page_shows_its_diff_and_review_until_approved(api: Api, users: 
 
 def test_a_diff_summary_without_its_upload_is_not_linked(api: Api, users: Users) -> None:
     eid = submit(api, users.alice, trainer=FORK)["entry_id"]
-    _complete_with_diff(api, users, None)
+    assert complete_fork(api, users, None) == 200
     page = api.get(f"/entries/{eid}").text
     assert 'id="fork-diff-link"' not in page and "fork.diff was not uploaded" in page
 

@@ -14,9 +14,10 @@ from sqlalchemy import Engine, select
 from contract.tracks import BUILTIN_TRACKS
 from leaderboard import migrate
 from leaderboard.app import open_database
+from leaderboard.artifacts.models import Artifact, EntryArtifact
 from leaderboard.audit.models import AuditEvent
 from leaderboard.db import session_scope
-from leaderboard.entries.models import Entry, EntryStatus
+from leaderboard.entries.models import Entry, EntryStatus, Verification
 from leaderboard.settings import Settings
 from leaderboard.tracks.models import Track
 from speedrun.cli import main
@@ -68,23 +69,39 @@ def test_track_set_edits_the_sites_rules_bounded(tmp_path: Path, capsys: pytest.
 
 def test_entry_approve_ranks_a_reviewed_fork(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = open_database(Settings(home=tmp_path, secret_key="x"))
+    fork = {"trainer": {"kind": "git", "git_url": "https://example.org/f.git", "commit": "c" * 40}}
+    diff = {"base_commit": "a" * 40, "files_changed": 1, "insertions": 1, "deletions": 0, "sha256": "d" * 64,
+            "size_bytes": 10, "files": [{"path": "scorer.py", "insertions": 1, "deletions": 0}]}  # fmt: skip
     with session_scope(db.sessionmaker) as s:
         track = s.scalar(select(Track).where(Track.slug == "gpt2-cost"))
         assert track is not None
-        e = Entry(
-            track_id=track.id, status=EntryStatus.awaiting_review, title="fork", contributors=["@a"], run_config={},
-            hardware_class="h100-sxm", gpus_per_node=8, rules_version="speedrun-v2", record_date=date(2026, 12, 1),
-            hours=1.5, cost_usd=36.0, core_mean=0.28, review_status="pending",
-        )  # fmt: skip
-        s.add(e)
+        ids = []
+        for title in ("fork", "fork without a diff"):
+            e = Entry(
+                track_id=track.id, status=EntryStatus.awaiting_review, title=title, contributors=["@a"],
+                run_config=fork, hardware_class="h100-sxm", gpus_per_node=8, rules_version="speedrun-v2",
+                record_date=date(2026, 12, 1), hours=1.5, cost_usd=36.0, core_mean=0.28, review_status="pending",
+            )  # fmt: skip
+            s.add(e)
+            s.flush()
+            ids.append(e.id)
+        v = Verification(entry_id=ids[0], verifier_id="w", reported_verdict="verified", verdict="verified",
+                         reasons=[], report={"fork_diff": diff}, report_sha256="e" * 64)  # fmt: skip
+        s.add_all([v, Artifact(sha256="d" * 64, size_bytes=10, content_type="text/plain")])
         s.flush()
-        entry_id = e.id
+        s.add(EntryArtifact(entry_id=ids[0], sha256="d" * 64, name="fork.diff", kind="other", source="verification"))
+        for eid in ids:
+            s.get_one(Entry, eid).pool = {"current_verification_id": v.id if eid == ids[0] else None}
+    entry_id, no_diff = ids
     code, _, err = _run(capsys, "admin", "entry", "approve", "999999", "--home", str(tmp_path))
     assert code == 2 and "no entry 999999" in err
+    code, _, err = _run(capsys, "admin", "entry", "approve", str(no_diff), "--home", str(tmp_path))
+    assert code == 2 and "no diff of this fork" in err and "nothing to approve" in err  # issue 21 (d)
     code, out, _ = _run(
         capsys, "admin", "entry", "approve", str(entry_id), "--note", "diff read", "--home", str(tmp_path)
     )
     assert code == 0 and json.loads(out)["status"] == "verified" and json.loads(out)["rank"] == 1
     with session_scope(db.sessionmaker) as s:
-        assert "entry.approve" in set(s.scalars(select(AuditEvent.action)))
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "entry.approve")))
+        assert [e.detail["fork_diff_sha256"] for e in events] == ["d" * 64]
     db.close()

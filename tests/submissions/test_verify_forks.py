@@ -3,7 +3,9 @@ with the log tail and no statistics; the fork is cloned at its commit into its o
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,10 @@ from typing import Any
 import pytest
 
 from contract.protocol import JobProgress
-from contract.schema import RunConfig, Verdict, VerificationReport
+from contract.schema import FORK_REVIEW_NOTE, RunConfig, Verdict, VerificationReport
 from contract.tracks import BUILTIN_TRACKS
-from submissions.verify import REPORT_FILE, SUMMARY_FILE, verify
+from submissions import forks
+from submissions.verify import FORK_DIFF_FILE, REPORT_FILE, SUMMARY_FILE, verify
 from tests.processes import processes_with
 from tests.submissions.conftest import Hostile
 from tests.submissions.fork_repos import fork_config
@@ -47,6 +50,10 @@ def test_crashing_run_is_an_error_with_its_log(fork: Forks, tmp_path: Path) -> N
     summary = (tmp_path / "job" / SUMMARY_FILE).read_text()
     assert "verdict: ERROR" in summary and "boom" in summary and "sealed (bwrap)" in summary
     assert not (tmp_path / "job" / "run-1").exists()  # stopped at the first broken run
+    # the test forks share no history with the reference: no diff, and the report says why (issue 21)
+    assert report.fork_diff is None and report.reasons[-1].startswith("fork review: commit ")
+    assert "no common history with the reference trainer" in report.reasons[-1]
+    assert not (tmp_path / "job" / "trainer" / "src" / ".git").exists()  # training saw the tree only
 
 
 def test_hanging_run_is_killed_with_everything_it_started(fork: Forks, hostile: Hostile, tmp_path: Path) -> None:
@@ -175,3 +182,25 @@ def test_several_gpus_run_under_torchrun(tmp_path: Path) -> None:
         {"trainer": "reference@0.1.0", "recipe": "cpu_smoke", "hardware_class": "cpu", "gpus_per_node": 0}
     )
     assert train_command(trainer, one, 7, tmp_path)[:3] == [sys.executable, "-m", "speedrun"]
+
+
+def test_a_fork_of_the_reference_is_diffed_for_review_and_runs_without_its_history(
+    fork: Forks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: the report carries the review diff against the merge base (every file listed, the
+    artifact's sha256), and the checkout the sandbox binds has no .git."""
+    url, base = fork["crash"]
+    reference = tmp_path / "reference"  # the reference trainer is the forks' first commit
+    subprocess.run(["git", "clone", "-q", url.removeprefix("file://"), str(reference)], check=True)
+    subprocess.run(["git", "-C", str(reference), "checkout", "-q", "--detach", base], check=True)
+    monkeypatch.setenv(forks.REFERENCE_REPO_ENV, str(reference))
+    report = _verify(fork, "slow", tmp_path / "job")
+    assert report.verdict is Verdict.error  # the slow fork crashes after 4 s: the diff is in the report anyway
+    diff = report.fork_diff
+    assert diff is not None and diff.base_commit == base and not diff.truncated and not diff.files_truncated
+    assert "speedrun/__main__.py" in [f.path for f in diff.files] and diff.files_changed == len(diff.files)
+    assert all(f.sha256 is not None and f.size_bytes is not None for f in diff.files)
+    text = (tmp_path / "job" / FORK_DIFF_FILE).read_bytes()
+    assert hashlib.sha256(text).hexdigest() == diff.sha256 and b"+BEHAVIOUR = 'slow'" in text
+    assert not any(r.startswith(FORK_REVIEW_NOTE) for r in report.reasons)
+    assert not (tmp_path / "job" / "trainer" / "src" / ".git").exists()

@@ -29,6 +29,7 @@ from contract.schema import (
     CoreTaskResult,
     Digests,
     ForkDiff,
+    ForkDiffFile,
     HardwareFingerprint,
     LogFile,
     RunConfig,
@@ -249,9 +250,16 @@ class Site:
                     assert up.status_code == 201, up.text
                     refs.append(up.json())
                     lines = fork_diff.splitlines()
+                    files: dict[str, list[int]] = {}
+                    for line in lines:
+                        if line.startswith("+++ "):
+                            counts = files.setdefault(line[4:].removeprefix("b/"), [0, 0])
+                        elif line[:1] in "+-" and line and not line.startswith(("---", "+++")):
+                            counts[0 if line[0] == "+" else 1] += 1
                     diff = ForkDiff(
                         base_commit="0123456789abcdef0123456789abcdef01234567",
-                        files_changed=sum(1 for line in lines if line.startswith("+++ ")),
+                        files_changed=len(files),
+                        files=[ForkDiffFile(path=p, insertions=a, deletions=d) for p, (a, d) in files.items()],
                         insertions=sum(1 for line in lines if line.startswith("+") and not line.startswith("+++")),
                         deletions=sum(1 for line in lines if line.startswith("-") and not line.startswith("---")),
                         sha256=up.json()["sha256"],

@@ -46,6 +46,7 @@ CSP = (
 FLASHES = {
     "reverify": ("ok", "Re-verification requested: a new job is in the queue."),
     "retracted": ("info", "Entry retracted: it is off the board and its queued jobs are cancelled."),
+    "approved": ("ok", "Code approved: the entry is ranked, and the approval is in the audit log."),
     "signed-in": ("ok", "Signed in."),
     "submitted": ("ok", "Submission accepted: its verification job is in the queue."),
     "resubmitted": ("info", "This submission was received before (same idempotency key and body): here is its entry."),

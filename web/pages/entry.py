@@ -1,7 +1,9 @@
-"""An entry's page (runs, deltas, charts, logs, jobs) and its two actions: re-verify and retract."""
+"""An entry's page (runs, deltas, charts, logs, jobs, a fork's code review with its diff page by page)
+and its actions: re-verify, retract and, for a fork on a review track, approve its code."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from leaderboard.db import SessionDep, utcnow
-from leaderboard.entries.actions import check_reverification, request_reverification, retract
+from leaderboard.entries.actions import approve, check_reverification, request_reverification, retract
 from leaderboard.entries.board import get_entry_row
 from leaderboard.entries.compare import duplicates_of, record_holder_id
 from leaderboard.entries.outcome import entry_detail
@@ -19,6 +21,7 @@ from leaderboard.errors import DomainError, NotFound
 from leaderboard.tracks.service import list_prices
 from leaderboard.users.models import Role
 from web.pages import entry_parts as parts
+from web.pages import review_view
 from web.pages.common import (
     Viewer,
     bytes_response,
@@ -43,7 +46,14 @@ router = APIRouter(include_in_schema=False)
 
 
 def _key(request: Request, entry_id: int) -> tuple[object, ...]:
-    return ("entry", entry_id, flash_key(request))
+    return ("entry", entry_id, flash_key(request), _diff_page(request))
+
+
+def _diff_page(request: Request) -> int:
+    """The page of a fork's diff shown (``?diff_page=N``, from 1)."""
+    raw = request.query_params.get("diff_page", "1")
+    page = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return page if 1 <= page <= review_view.MAX_PAGES else 1  # a bounded set of cache keys
 
 
 @router.get("/entries/{entry_id}", response_class=HTMLResponse)
@@ -113,9 +123,9 @@ def _render(
         ),
         "clock_rule": detail.clock_rule,
         "val_bpb_note": detail.val_bpb_note,
-        "review": parts.code_review(detail),
+        "review": review_view.code_review(session, store_of(request), detail, user, _diff_page(request)),
         "latest": latest,
-        "failed": entry.status in ("failed", "inconclusive", "error"),
+        "failed": entry.status in ("failed", "inconclusive", "error", "rejected"),
         "deltas": parts.deltas(
             detail.claimed_runs, verified_runs, judged=latest is not None and latest.verdict == "verified"
         ),
@@ -212,3 +222,27 @@ async def retract_entry(entry_id: int, request: Request, session: SessionDep) ->
         session.rollback()
         return error_page(request, viewer, exc.status, "Not possible", detail_text(exc.detail))
     return redirect(f"/entries/{entry_id}?done=retracted")
+
+
+@router.post("/entries/{entry_id}/approve", response_class=HTMLResponse)
+async def approve_entry(entry_id: int, request: Request, session: SessionDep) -> Response:
+    """An admin approves a fork's code after reading its diff on this page (the service refuses a
+    missing, cut or changed diff with a 409 and its reason; audited with the diff's sha256)."""
+    viewer, form, refused = await posted(request, session)
+    if refused is not None:
+        return refused
+    if viewer.principal is None:
+        return sign_in_first(request, viewer)
+    note = form.get("note")
+    note = note.strip() if isinstance(note, str) else ""
+    sha = form.get("diff_sha256")
+    if len(note) > 2000 or not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        return error_page(
+            request, viewer, 422, "Not possible", "note: at most 2000 characters; diff_sha256: the diff you read"
+        )
+    try:
+        approve(session, viewer.principal.user, entry_id, note, sha)
+    except DomainError as exc:
+        session.rollback()
+        return error_page(request, viewer, exc.status, "Not approved", detail_text(exc.detail))
+    return redirect(f"/entries/{entry_id}?done=approved")

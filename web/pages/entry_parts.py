@@ -217,20 +217,3 @@ def reverify_refusal(
     if user.role != Role.admin and allowed is not None and counted >= allowed:
         return f"This entry has had {counted} counted verifications, the track's limit for owners; an admin can ask for more."
     return None
-
-
-def code_review(detail: Any) -> dict[str, Any] | None:
-    """The code-review box of a fork: its status, the verifier's diff summary (the newest one) and
-    a link to the uploaded diff when that artifact is stored with the entry; None for the reference."""
-    trainer = detail.run_config.get("trainer") if isinstance(detail.run_config, dict) else None
-    fork = isinstance(trainer, dict) and trainer.get("kind") == "git"
-    diff = next((v.site.fork_diff for v in detail.verifications if v.site is not None and v.site.fork_diff), None)
-    if not (fork or diff or detail.entry.review_status):
-        return None
-    stored = diff is not None and any(a.sha256 == diff.get("sha256") for a in detail.artifacts)
-    return {
-        "diff": diff,
-        "diff_url": f"/api/artifacts/{diff['sha256']}" if stored and diff is not None else None,
-        "by": detail.reviewed_by,
-        "at": detail.reviewed_at,
-    }
