@@ -116,7 +116,8 @@ class TrainerSource(Contract):
 
     ``reference``: this project's trainer at a released version or git commit.
     ``git``: a fork, by clone URL and the full commit to check out.
-    The shorthand string ``"reference@0.1.0"`` is accepted on input.
+    The shorthand strings ``"reference@0.1.0"`` and ``"https://host/owner/repo@<40-hex commit>"``
+    (a fork) are accepted on input.
     """
 
     kind: Literal["reference", "git"]
@@ -128,9 +129,17 @@ class TrainerSource(Contract):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
+            if data.startswith(("https://", "file://")):  # a fork: <clone URL>@<commit>
+                url, sep, commit = data.rpartition("@")
+                if not sep or not url:
+                    raise ValueError("trainer: expected '<https clone URL>@<40-hex commit>' for a fork")
+                return {"kind": "git", "git_url": url, "commit": commit}
             kind, sep, version = data.partition("@")
             if kind != "reference" or not sep or not version:
-                raise ValueError("trainer: expected 'reference@<version or commit>' or an object")
+                raise ValueError(
+                    "trainer: expected 'reference@<version or commit>', '<https clone URL>@<40-hex commit>' "
+                    "or an object"
+                )
             return {"kind": "reference", "version": version}
         return data
 

@@ -366,7 +366,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--title", help="entry title (with --from-run)")
     p.add_argument("--contributor", action="append", help="a contributor (repeat; with --from-run)")
     p.add_argument("--description", help="entry description (with --from-run)")
-    p.add_argument("--trainer", help="trainer source, default reference@<the run's trainer version>")
+    p.add_argument(
+        "--trainer",
+        help="trainer source: reference@<version or commit> (default: the run's trainer version), or a fork "
+        "as https://host/owner/repo@<40-hex commit>",
+    )
     p.add_argument("--idempotency-key", help="default: derived from the run results, title and track")
     p.add_argument("--server", help="the leaderboard URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--token", help=f"API token (default ${TOKEN_ENV})")

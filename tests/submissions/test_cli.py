@@ -72,6 +72,25 @@ def test_submit_dry_run_builds_the_submission_from_a_run_dir(run_dir: Path, caps
     assert sub.claimed_results[0].training_seconds == 42.0
 
 
+def test_submit_dry_run_builds_a_fork_submission_from_trainer_url(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["submit", "--from-run", str(run_dir), "--track", "cpu-smoke", "--title", "my fork", "--contributor", "@me"]
+    url, commit = "https://github.com/me/nanochat-fork", "ab" * 20
+    assert main([*args, "--trainer", f"{url}@{commit}", "--dry-run"]) == 0
+    sub = Submission.model_validate_json(capsys.readouterr().out)
+    assert sub.run_config.trainer.kind == "git"
+    assert (sub.run_config.trainer.git_url, sub.run_config.trainer.commit) == (url, commit)
+    for bad, words in (
+        (f"{url}@abc1234", "the full 40-hex commit"),  # a short sha names no fixed code
+        (f"ssh://git@github.com/me/fork@{commit}", "expected 'reference@"),
+        (f"http://github.com/me/fork@{commit}", "expected 'reference@"),  # not https
+        (url, "expected '<https clone URL>@<40-hex commit>'"),
+    ):
+        assert main([*args, "--trainer", bad, "--dry-run"]) == 2, bad
+        assert words in capsys.readouterr().err, bad
+
+
 def test_same_run_gives_the_same_idempotency_key(run_dir: Path) -> None:
     a = submission_from_run_dir(run_dir, track="cpu-smoke", title="t", contributors=["@me"])
     b = submission_from_run_dir(run_dir, track="cpu-smoke", title="t", contributors=["@me"])

@@ -4,6 +4,8 @@ and the review box refusing approval without a diff. Screenshots go to test-arti
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,72 @@ def test_a_fork_without_a_diff_has_nothing_to_approve(story: Site, page: Any) ->
     assert "not required" not in rule
     expect(page.locator("#approve")).to_have_count(0)
     assert "this report has no diff" in page.locator("#failed-banner").inner_text()
+
+
+def test_a_fork_goes_from_speedrun_submit_to_ranked_through_the_approve_button(
+    story: Site,
+    page: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    artifacts_dir: Path,
+) -> None:
+    """Issue 21: `speedrun submit --trainer https://host/owner/repo@<sha>` builds the fork's
+    submission from its run directories; two worker accounts verify it run by run; the queue says
+    "verified · awaiting review" (amber), never green; an admin approves it on the entry page; it ranks."""
+    from speedrun.cli import main
+    from tests.web.conftest import metrics_jsonl, run_result
+
+    dirs = []
+    for seed, core, hours in ((1, 0.2641, 1.52), (2, 0.2633, 1.55)):
+        d = tmp_path / f"run-{seed}"
+        d.mkdir()
+        log = json.dumps({"run": f"cli-fork-{seed}"}) + "\n" + metrics_jsonl(seed)
+        result = run_result(seed, core=core, hours=hours, metrics=log).model_copy(update={"run_id": f"cli-fork-{seed}"})
+        (d / "result.json").write_text(result.model_dump_json())
+        (d / "metrics.jsonl").write_text(log)
+        dirs.append(d)
+    url, commit = "https://example.org/cli-user/nanochat-fork", "c0ffee" + "0" * 34
+    monkeypatch.setenv("SPEEDRUN_TOKEN", story.create_user("cli-forker", "submitter"))
+    args = ["submit", "--from-run", *map(str, dirs), "--trainer", f"{url}@{commit}", "--track", "gpt2-8xh100"]
+    assert main([*args, "--title", "my fork from the CLI", "--contributor", "@cli", "--server", story.url]) == 0
+    printed = capsys.readouterr().out.strip()  # the entry's URL
+    assert printed.startswith(f"{story.url}/entries/")
+    entry_id = int(printed.rsplit("/", 1)[1])
+    body = {"track": "gpt2-8xh100", "claimed_results": [json.loads((dirs[0] / "result.json").read_text())]}
+    job_id = story.verify(story.create_user("cli-worker", "worker"), body, fork_diff=FORK_DIFF)
+    with story.api() as api:
+        job = api.get(f"/api/jobs/{job_id}").json()
+        assert job["verdict"] == "awaiting_review"  # not "verified" until an admin approves
+        detail = api.get(f"/api/entries/{entry_id}").json()
+    assert detail["run_config"]["trainer"] == {
+        "kind": "git",
+        "version": None,
+        "git_url": url,
+        "commit": commit,
+    }
+    assert {w["account"] for w in detail["verifications"][0]["workers"]} == {"cli-worker", story_second(story)}
+    page.goto(f"{story.url}/queue")
+    badge = page.locator(f"#queue tr[data-job-id='{job_id}'] .verdict")
+    expect(badge).to_have_text(re.compile(r"^verified · awaiting review \(p = 0\.00742\)"))
+    expect(page.locator("#live")).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d UTC$"))  # redrawn by queue.js
+    expect(badge).to_have_class(re.compile(r"badge-awaiting_review"))  # amber, never verified green
+    page.goto(f"{story.url}/submit")
+    page.fill("#token", story.create_user("cli-admin", "admin"))
+    page.click("#login button[type=submit]")
+    page.wait_for_url("**/submit?done=signed-in")
+    page.goto(f"{story.url}/entries/{entry_id}")
+    page.fill("#approve-note", "read it: one scorer-free change")
+    page.click("#approve button[type=submit]")
+    page.wait_for_url(f"**/entries/{entry_id}?done=approved")
+    page.screenshot(path=str(artifacts_dir / "review-cli-fork-approved.png"), full_page=True)
+    with story.api() as api:
+        assert api.get(f"/api/jobs/{job_id}").json()["verdict"] == "verified"
+        approved = api.get(f"/api/entries/{entry_id}").json()["entry"]
+    assert approved["status"] == "verified" and approved["rank"] is not None
+
+
+def story_second(story: Site) -> str:
+    """The name of the site's second worker account (``Site.second_worker``)."""
+    story.second_worker()
+    return f"second-worker-{id(story)}"

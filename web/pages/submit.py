@@ -122,6 +122,7 @@ async def submit_form(request: Request, session: SessionDep) -> Response:
             base_url=settings.base_url,
             max_attempts=settings.max_job_attempts,
             rate_per_minute=settings.submit_rate_per_minute,
+            allow_local_git_urls=settings.allow_local_git_urls,  # the API's URL rules, no others
         )
     except ValidationError as exc:
         return failed(errors_of(exc))

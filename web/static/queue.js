@@ -7,7 +7,7 @@
   if (!live || !table) return;
   var src = live.getAttribute("data-src");
   var interval = parseInt(live.getAttribute("data-interval-ms"), 10) || 3000;
-  var known = ["running", "queued", "finished", "failed", "cancelled", "verified", "inconclusive", "error"];
+  var known = ["running", "queued", "finished", "failed", "cancelled", "verified", "awaiting_review", "inconclusive", "error"];
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
