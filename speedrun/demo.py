@@ -5,8 +5,9 @@
 2. start the site (uvicorn in a thread) on 127.0.0.1;
 3. train the ``cpu_smoke`` recipe (``speedrun train`` in a subprocess);
 4. submit the run with ``submissions.client``;
-5. run one ``submissions.worker.Worker(...).run_once()``, which leases the job, reproduces the run
-   with distinct seeds, uploads the artifacts and completes the job;
+5. run a local ``submissions.worker.Worker``, which leases the job's runs one by one (each with
+   the seed the site picked), reproduces each, uploads its artifacts and completes it; the site
+   pools the runs into the verification once all are in;
 6. print the URL of the entry, now verified, and keep serving until Ctrl-C (``--no-serve``: stop).
 """
 
@@ -117,13 +118,18 @@ def run_demo(
                 poll_interval_s=1.0,
                 run_timeout_s=run_timeout_s,
             )
-            _say("verifying with a local worker (it re-runs the config with distinct seeds)")
-            state = worker.run_once()
+            _say("verifying with a local worker (it re-runs the config with distinct seeds, one run per lease)")
+            state = None
+            while (leased := worker.run_once()) is not None:  # run by run, until the job is decided
+                state = leased
+                job = httpx.get(f"{base_url}/api/jobs/{accepted.job_id}", timeout=30).json()
+                if job["status"] not in ("queued", "running"):
+                    break
         if state is None:
             _say("the worker found no job to run")
             return 1
         entry = httpx.get(f"{base_url}/api/entries/{accepted.entry_id}", timeout=30).json()["entry"]
-        _say(f"job {state.job_id}: {state.status}; entry status: {entry['status']}")
+        _say(f"job {accepted.job_id}: its runs done; entry status: {entry['status']}")
         print(accepted.url, flush=True)
         if entry["status"] != "verified":
             _say("the entry was not verified; see the verification history on its page")

@@ -41,11 +41,12 @@ from contract.protocol import (
     JobState,
     LeaseRequest,
 )
-from contract.schema import HardwareFingerprint
+from contract.schema import HardwareFingerprint, Verdict
 from contract.tracks import BUILTIN_TRACKS
 from submissions import artifacts
 from submissions.client import Client, ClientError
 from submissions.hardware import local_fingerprint
+from submissions.report import write_report
 from submissions.sandbox import sandbox_problem
 from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
@@ -317,10 +318,20 @@ class Worker:
             return self._give_back(lease, beat.why_lost, report.log_tail or "", retryable=False)
         try:
             refs = self._upload(lease, job_dir)
-        except (artifacts.ArtifactError, OSError) as exc:  # a bad file fails this job; the worker keeps serving
+        except (artifacts.ArtifactError, OSError) as exc:
+            # a file the run planted (a link, a FIFO, a huge file) is the run's fault, not the node's:
+            # the run is reported as an error without its files (the site hands it to other accounts,
+            # and a hostile fork cannot get honest workers paused), and the worker keeps serving
             reason = getattr(exc, "reason", None) or f"reading the job's files failed: {exc}"
-            _say(f"job {lease.job_id} failed: {reason}")
-            return self._give_back(lease, reason, report.log_tail or "", retryable=False)
+            _say(f"job {lease.job_id}: {reason}; reporting the run as an error without its files")
+            reasons = list(report.reasons) if report.verdict == Verdict.error else [reason, *report.reasons]
+            report = report.model_copy(update={"verdict": Verdict.error, "runs": [], "reasons": reasons})
+            write_report(report, job_dir)
+            try:
+                refs = self._upload(lease, job_dir, own_files_only=True)
+            except (artifacts.ArtifactError, OSError) as again:
+                why = getattr(again, "reason", None) or f"reading the job's files failed: {again}"
+                return self._give_back(lease, why, report.log_tail or "", retryable=False)
         state = self._complete(lease, JobComplete(lease_token=lease.lease_token, report=report, artifacts=refs))
         _say(f"job {lease.job_id}: verdict {report.verdict.value}, {len(refs)} artifacts, status {state.status}")
         self._prune()
@@ -362,16 +373,19 @@ class Worker:
             _say(f"could not report the failure of job {lease.job_id}: {exc}")
             return None
 
-    def _upload(self, lease: JobLease, job_dir: Path) -> list[ArtifactRef]:
+    def _upload(self, lease: JobLease, job_dir: Path, *, own_files_only: bool = False) -> list[ArtifactRef]:
         """Each run's files and the report, read as regular files only (O_NOFOLLOW, capped): a
-        symlink, FIFO, device or oversized file raises ArtifactError naming it, nothing is sent."""
+        symlink, FIFO, device or oversized file raises ArtifactError naming it, nothing more is
+        sent. ``own_files_only``: only what the worker itself wrote (the report, its summary, the
+        process logs), none of the files the run wrote under out/."""
         files: list[tuple[str, ArtifactKind, str, int]] = []
         # one run of a verification: its files go up as run-<its index>/..., the report's too
         index = lease.run_index
         for run_dir in sorted(p for p in job_dir.glob("run-*") if p.is_dir() and not p.is_symlink()):
             name_dir = run_dir.name if index is None else f"run-{index}"
             for name, kind, rel, cap in _RUN_FILES:
-                files.append((f"{name_dir}/{name}", kind, f"{run_dir.name}/{rel}", cap))
+                if not (own_files_only and rel.startswith("out/")):
+                    files.append((f"{name_dir}/{name}", kind, f"{run_dir.name}/{rel}", cap))
         cap = MAX_ARTIFACT_BYTES
         prefix = "" if index is None else f"run-{index}/"
         files += [

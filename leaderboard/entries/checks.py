@@ -101,29 +101,32 @@ def _reference_plan(config: RunConfig, seed: int) -> Any:
     return None
 
 
-def _fork_flops_problems(run: RunResult, config: RunConfig) -> list[str]:
+def _fork_flops_problems(run: RunResult, config: RunConfig) -> tuple[list[str], float]:
     """A fork's own FLOP count is its trainer's word: far below the reference plan of the same
-    recipe it is refused, so that the physical floor below means something for forks too."""
+    recipe it is refused, and the physical floor holds the fork to at least that tenth of the
+    plan whatever it reports. Returns (problems, the least FLOPs the floor counts)."""
     if config.trainer.kind == "reference":
-        return []
+        return [], 0.0
     reference = _reference_plan(config, run.seed)
     if reference is None:
-        return [
+        why = (
             f"the reference trainer cannot plan recipe {config.recipe!r}: the fork's FLOP count cannot be held "
             "to a model size, so its time cannot be checked against the physical floor"
-        ]
+        )
+        return [why], 0.0
     least = reference.total_flops / FORK_FLOPS_SLACK
     if run.flops < least:
-        return [
+        why = (
             f"reports {run.flops:.4g} FLOPs; the reference plan of recipe {config.recipe!r} is "
             f"{reference.total_flops:.4g}, and a fork of it may claim no less than 1/{FORK_FLOPS_SLACK:.0f} of that "
             f"({least:.4g})"
-        ]
-    return []
+        )
+        return [why], least
+    return [], least
 
 
-def _floor_problems(run: RunResult, config: RunConfig, plan: Any) -> list[str]:
-    flops = max(run.flops, plan.total_flops if plan is not None else 0.0)
+def _floor_problems(run: RunResult, config: RunConfig, plan: Any, least: float = 0.0) -> list[str]:
+    flops = max(run.flops, plan.total_flops if plan is not None else 0.0, least)
     if flops <= 0:
         return ["reports 0 FLOPs: its training time cannot be checked against the physical floor"]
     devices = max(1, config.gpus_per_node) * config.nodes
@@ -221,8 +224,9 @@ def check_report(
         found += _core_problems(run, track.core_examples if track.max_per_task is None else None)
         plan, unplanned = _site_plan(config, run.seed)
         found += [unplanned] if unplanned is not None else _plan_problems(run, plan)
-        found += _fork_flops_problems(run, config)
-        found += _floor_problems(run, config, plan)
+        fork_problems, least = _fork_flops_problems(run, config)
+        found += fork_problems
+        found += _floor_problems(run, config, plan, least)
         if run.seed in claimed_seeds:
             found.append("the seed is a claimed seed: a verification must use seeds the submitter did not pick")
         elif run.seed in counted_seeds or run.seed in seen:

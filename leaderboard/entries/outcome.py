@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.artifacts.storage import ArtifactStore
 from leaderboard.entries.board import entry_detail as board_entry_detail
+from leaderboard.entries.board import get_entry_row
 from leaderboard.entries.compare import Banner, Holder, record_banner
 from leaderboard.entries.schemas import EntryDetailPublic, EntryPublic, OutcomePublic
 from leaderboard.entries.standing import BASELINE_YEAR
@@ -130,6 +131,6 @@ def entry_detail(session: Session, entry_id: int, store: ArtifactStore | None = 
     banner = record_banner(session, detail.track_info.id, detail.track_info.ranking)
     latest = detail.verifications[0] if detail.verifications else None
     p = detail.entry.p_value if detail.entry.p_value is not None else (latest.p_value if latest else None)
-    site = None if latest is None or latest.site is None else latest.site.model_dump(mode="json")
+    site = get_entry_row(session, entry_id).pool  # the current look under the track's rules now
     line = outcome(detail.entry, detail.track_info, banner, detail.jobs, p, site)
     return detail.model_copy(update={"outcome": line})

@@ -1,6 +1,7 @@
 """The CPU track end to end with the real trainer: `speedrun train` a tiny cpu_smoke run,
-`speedrun submit --from-run` it to the real site, where a worker verifies it with K=2 runs of
-`speedrun train` and the entry shows the verdict. (The `speedrun verify` command itself is
+`speedrun submit --from-run` it to the real site, where two `speedrun worker` processes under two
+worker accounts verify it at once, one run of K=2 each (the track set to ask for two accounts, as
+the GPT-2 tracks do), and the entry shows the verdict. (The `speedrun verify` command itself is
 tested in test_cli.py on a fork, to keep real training to three runs.)
 
 The runs are cut to a few steps (overrides) and CORE to 11 examples per task, so the track used
@@ -19,9 +20,8 @@ import pytest
 
 from contract.schema import Verdict, VerificationReport
 from contract.tracks import BUILTIN_TRACKS
-from submissions.client import Client, read_run_result
+from submissions.client import read_run_result
 from submissions.rules import decide
-from submissions.worker import Worker
 from tests.submissions.conftest import LiveSite
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     admin = roomy_site.create_user("admin", "admin")
     patch = httpx.patch(
         f"{roomy_site.url}/api/admin/tracks/cpu-smoke",
-        json={"max_per_task": 11, "threshold": -1.0, "min_runs": 2},
+        json={"max_per_task": 11, "threshold": -1.0, "min_runs": 2, "min_worker_accounts": 2},
         headers={"Authorization": f"Bearer {admin}"},
         timeout=30,
     )
@@ -96,12 +96,21 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     assert url.startswith(f"{roomy_site.url}/entries/")
     entry_id = int(url.rsplit("/", 1)[1])
 
-    with Client(roomy_site.url, roomy_site.tokens["gpu-node"]) as client:
-        worker = Worker(client, worker_id="cpu-node", work_dir=tmp_path)
-        states = [worker.run_once(), worker.run_once()]  # one run per lease; the CPU track takes one account
-        assert worker.run_once() is None
-    assert all(s is not None and s.status == "succeeded" for s in states)
-    run_jobs = [s.job_id for s in states if s is not None]
+    # two real worker processes, two accounts, started together: each leases one run of the job
+    workers = []
+    for name in ("gpu-node", "alice-worker"):
+        cmd = [sys.executable, "-m", "speedrun", "worker", "--server", roomy_site.url, "--once"]
+        cmd += ["--work-dir", str(tmp_path / name), "--worker-id", f"cpu-{name}"]
+        env = {**os.environ, "SPEEDRUN_TOKEN": roomy_site.tokens[name]}
+        workers.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
+    logs = [w.communicate(timeout=900)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [log[-2000:] for log in logs]
+    leased = [line for log in logs for line in log.splitlines() if "leased run" in line]
+    assert sorted(line.split("leased run ")[1][:3] for line in leased) == ["1/2", "2/2"], leased
+    run_dirs = {
+        int(p.name.split("-")[1]): p for name in ("gpu-node", "alice-worker") for p in (tmp_path / name).glob("job-*")
+    }
+    run_jobs = sorted(run_dirs)
 
     entry = httpx.get(f"{roomy_site.url}/api/entries/{entry_id}", timeout=30).json()
     [verification] = entry["verifications"]
@@ -127,8 +136,9 @@ def test_submit_from_run_and_a_worker_verifies_it_on_the_site(
     # speedrun-v2: sealed, the verifier's clock ranked, CORE re-scored from each checkpoint by the
     # verifier's own code.
     assert report.sealed is True and report.rules_version == "speedrun-v2"
+    assert sorted(w["account"] for w in verification["workers"]) == ["alice-worker", "gpu-node"]
     for run_job, run in zip(run_jobs, report.runs, strict=True):
-        own = read_run_result(tmp_path / f"job-{run_job}-attempt-1" / "run-0" / "out")
+        own = read_run_result(run_dirs[run_job] / "run-0" / "out")
         assert run.sealed is True and run.rules_version == "speedrun-v2"
         assert run.self_reported_training_seconds == own.training_seconds
         assert run.training_seconds > own.training_seconds  # the clock holds start-up and in-process eval
