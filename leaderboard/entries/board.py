@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from functools import partial
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contract.core_v1 import CORE_V1_LABELS
@@ -66,7 +67,27 @@ def _section(status: EntryStatus) -> Section:
     return "unranked"
 
 
-def entry_public(entry: Entry, track: Track, sort: str | None = None) -> EntryPublic:
+def waiting_badges(session: Session, entries: list[Entry]) -> dict[int, str]:
+    """Pending entries whose job waits for another worker account: 'pending · runs from 1 of 2
+    workers' (one query over their active jobs' progress, which ``jobs.runs.sync`` keeps)."""
+    pending = [e.id for e in entries if e.status == EntryStatus.pending]
+    if not pending:
+        return {}
+    rows = session.execute(
+        select(Job.entry_id, Job.progress).where(
+            Job.entry_id.in_(pending), jobs_repository.IS_VERIFICATION, Job.status.in_(jobs_repository.ACTIVE)
+        )
+    ).all()
+    out: dict[int, str] = {}
+    for entry_id, progress in rows:
+        p = progress or {}
+        have, need = p.get("accounts"), p.get("min_accounts")
+        if isinstance(have, int) and isinstance(need, int) and have < need and p.get("runs_done"):
+            out[int(entry_id)] = f"pending · runs from {have} of {need} workers"
+    return out
+
+
+def entry_public(entry: Entry, track: Track, sort: str | None = None, badge: str | None = None) -> EntryPublic:
     sort = sort or track.ranking
     gpus = max(1, entry.gpus_per_node) * entry.nodes if entry.gpus_per_node else 0
     return EntryPublic(
@@ -78,7 +99,7 @@ def entry_public(entry: Entry, track: Track, sort: str | None = None) -> EntryPu
         rank_time=entry.rank_time,
         rank_cost=entry.rank_cost,
         status=entry.status,
-        badge=BADGES.get(entry.status, entry.status.value),
+        badge=badge or BADGES.get(entry.status, entry.status.value),
         title=entry.title,
         contributors=list(entry.contributors),
         hardware_class=entry.hardware_class,
@@ -135,6 +156,7 @@ def _leaderboard(session: Session, track_slug: str, q: LeaderboardQuery) -> Lead
     conditions = repository.board_filter(track.id, q.status, q.hardware, q.rules_version, q.q)
     total = repository.board_count(session, conditions)
     rows = repository.board_page(session, conditions, sort, q.per_page, (q.page - 1) * q.per_page)
+    waiting = waiting_badges(session, list(rows))
     return LeaderboardPublic(
         track=TrackPublic.model_validate(track),
         sort=sort,
@@ -145,7 +167,7 @@ def _leaderboard(session: Session, track_slug: str, q: LeaderboardQuery) -> Lead
         per_page=q.per_page,
         total=total,
         pages=max(1, math.ceil(total / q.per_page)),
-        rows=[entry_public(e, track, sort) for e in rows],
+        rows=[entry_public(e, track, sort, waiting.get(e.id)) for e in rows],
         hardware_options=repository.distinct_values(session, track.id, "hardware"),
         rules_versions=repository.distinct_values(session, track.id, "rules"),
     )

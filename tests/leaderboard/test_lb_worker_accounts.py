@@ -42,6 +42,8 @@ def test_one_account_cannot_verify_a_gpt2_entry_alone(api: Api, users: Users) ->
     detail = entry(api, sub["entry_id"])
     assert detail["entry"]["status"] == "pending" and board(api) == []
     assert detail["outcome"]["headline"].startswith("pending: runs from 1 of 2 workers so far (2/3 runs in)")
+    rows = api.get("/api/tracks/gpt2-cost/leaderboard?status=all").json()["rows"]
+    assert next(r for r in rows if r["id"] == sub["entry_id"])["badge"] == "pending · runs from 1 of 2 workers"
     # an honest second account runs the third run: its clock disagrees with the rogue's, flagged
     lease = lease_run(api, users.worker2)
     assert lease["run_index"] == 2
