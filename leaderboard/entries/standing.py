@@ -18,8 +18,9 @@ def is_baseline(e: Entry) -> bool:
     return e.status == EntryStatus.reported and e.record_date.year == BASELINE_YEAR
 
 
-def recompute_ranks(session: Session, track_id: int) -> None:
-    """Recompute both ranks of every ranked entry of a track (verified apart from reported)."""
+def recompute_ranks(session: Session, track_id: int) -> bool:
+    """Recompute both ranks of every ranked entry of a track (verified apart from reported);
+    True when a rank changed."""
     entries = repository.ranking_inputs(session, track_id)
     items = [
         Rankable(
@@ -42,3 +43,4 @@ def recompute_ranks(session: Session, track_id: int) -> None:
     if changes:
         session.execute(update(Entry), changes)
     session.flush()
+    return bool(changes)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select, update
+from sqlalchemy.orm import Session
 
 from leaderboard import migrate
+from leaderboard.entries.models import Entry, EntryStatus
 from leaderboard.models import Base
+from leaderboard.revision import BoardRevision
+from leaderboard.seed import seed_all
 
 TABLES = {"users", "api_tokens", "tracks", "prices", "submissions", "entries", "runs", "verifications", "jobs"}
 
@@ -92,3 +96,22 @@ def test_the_board_revision_fills_stored_runs_from_their_report(fresh_engine: En
     assert got[runs[0]] == (100.0, False, "true bytes")
     assert got[runs[1]] == (900.0, True, None)
     assert got[claimed] == (None, None, None)
+
+
+def test_a_board_ranked_by_older_code_is_reranked_on_the_next_start(session: Session) -> None:
+    """Issue 20: a database whose GPT-2 (2019) row was ranked among the runs by older code."""
+    baseline = session.scalar(
+        select(Entry).where(Entry.status == EntryStatus.reported).order_by(Entry.record_date).limit(1)
+    )
+    assert baseline is not None and baseline.record_date.year == 2019 and baseline.rank_time is None
+    session.execute(update(Entry).where(Entry.id == baseline.id).values(rank_time=7, rank_cost=7))
+    session.commit()
+    revision = session.get(BoardRevision, 1)
+    assert revision is not None
+    before = revision.revision
+    counts = seed_all(session)  # what every start runs
+    session.refresh(baseline)
+    session.refresh(revision)
+    assert (baseline.rank_time, baseline.rank_cost) == (None, None)
+    assert counts["reranked_tracks"] >= 1 and revision.revision > before  # cached pages are stale now
+    assert seed_all(session)["reranked_tracks"] == 0  # and a second start changes nothing
