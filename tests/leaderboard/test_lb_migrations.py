@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select, update
+from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from leaderboard import migrate
@@ -115,3 +115,53 @@ def test_a_board_ranked_by_older_code_is_reranked_on_the_next_start(session: Ses
     assert (baseline.rank_time, baseline.rank_cost) == (None, None)
     assert counts["reranked_tracks"] >= 1 and revision.revision > before  # cached pages are stale now
     assert seed_all(session)["reranked_tracks"] == 0  # and a second start changes nothing
+
+
+def test_the_run_jobs_revision_splits_waiting_jobs_into_runs(fresh_engine: Engine) -> None:
+    """Jobs queued or running when 20261207_0001 runs get their run jobs (a running one goes back to
+    the queue, its old lease void); finished jobs stay as they were; GPT-2 tracks ask for 2 accounts."""
+    migrate.upgrade(fresh_engine, "20261201_0003")
+    now = "2026-12-01 12:00:00"
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tracks (id, slug, name, description, metric, threshold, protocol, rules_version, "
+                "hardware_classes, min_runs, alpha, ranking, position, created_at, updated_at) VALUES "
+                "(1, 'gpt2-cost', 'GPT-2 cost', '', 'core', 0.25, 'core-v1', 'speedrun-v2', '[\"h100-sxm\"]', 3, "
+                "0.05, 'cost', 0, :now, :now), (2, 'cpu-smoke', 'CPU', '', 'core', 0.05, 'core-v1', "
+                "'speedrun-v2', '[\"cpu\"]', 3, 0.05, 'time', 1, :now, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entries (id, track_id, status, title, description, contributors, run_config, trainer, "
+                "recipe, hardware_class, gpus_per_node, nodes, rules_version, record_date, claimed_runs, "
+                "created_at, updated_at) VALUES (1, 1, 'pending', 't', '', '[]', '{}', 'reference@0.1.0', "
+                "'gpt2_speedrun', 'h100-sxm', 8, 1, 'speedrun-v2', '2026-12-01', 1, :now, :now)"
+            ),
+            {"now": now},
+        )
+        ids = {}
+        for status in ("queued", "running", "succeeded"):  # ids from the database's own sequence
+            ids[status] = conn.scalar(
+                text(
+                    "INSERT INTO jobs (entry_id, track_id, status, reason, runs, attempts, max_attempts, "
+                    "cancel_requested, created_at, lease_token_sha256) VALUES "
+                    "(1, 1, :status, 'submission', 3, 0, 3, false, :now, :token) RETURNING id"
+                ),
+                {"status": status, "now": now, "token": "a" * 64 if status == "running" else None},
+            )
+    migrate.upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(text("SELECT parent_id, run_index, seed, status FROM jobs WHERE parent_id IS NOT NULL"))
+        runs = sorted((r[0], r[1], r[2], r[3]) for r in rows)
+        parents = dict(conn.execute(text("SELECT id, status FROM jobs WHERE parent_id IS NULL")).all())
+        token = conn.scalar(text("SELECT lease_token_sha256 FROM jobs WHERE id = :id"), {"id": ids["running"]})
+        accounts = dict(conn.execute(text("SELECT slug, min_worker_accounts FROM tracks")).all())
+    q, r = ids["queued"], ids["running"]
+    assert [(p, i) for p, i, _, _ in runs] == [(q, 0), (q, 1), (q, 2), (r, 0), (r, 1), (r, 2)]
+    assert all(status == "queued" for *_, status in runs)
+    assert len({seed for p, _, seed, _ in runs if p == q}) == 3 and all(0 < s < 2**31 for _, _, s, _ in runs)
+    assert parents == {q: "queued", r: "queued", ids["succeeded"]: "succeeded"} and token is None
+    assert accounts == {"gpt2-cost": 2, "cpu-smoke": 1}
