@@ -160,6 +160,18 @@ def _stat(values: list[float]) -> StatSummary:
     return StatSummary(mean=mean, std=std, n=n)
 
 
+def _upload(api: httpx.Client, held: dict[str, Any], name: str, kind: str, text: str) -> dict[str, Any]:
+    """Upload ``text`` as run-<i>/``name`` of the run ``held`` leases; its ArtifactRef."""
+    up = api.post(
+        f"/api/worker/jobs/{held['job_id']}/artifacts",
+        params={"name": f"run-{held['run_index']}/{name}", "kind": kind},
+        content=text.encode(),
+        headers={"X-Lease-Token": held["lease_token"]},
+    )
+    assert up.status_code == 201, up.text
+    return dict(up.json())
+
+
 @dataclass
 class Site:
     url: str
@@ -226,14 +238,7 @@ class Site:
             rules = held["track"]["rules_version"]
             with self.api(token) as api:
                 log = metrics_jsonl(spec_seed, seconds_per_step=hours * 3600 / 60)
-                up = api.post(
-                    f"/api/worker/jobs/{held['job_id']}/artifacts",
-                    params={"name": f"run-{held['run_index']}/metrics.jsonl", "kind": "metrics"},
-                    content=log.encode(),
-                    headers={"X-Lease-Token": held["lease_token"]},
-                )
-                assert up.status_code == 201, up.text
-                refs = [up.json()]
+                refs = [_upload(api, held, "metrics.jsonl", "metrics", log)]
                 run = run_result(spec_seed, core=core, hours=hours, metrics=log, rules_version=rules, sealed=True)
                 run = run.model_copy(update={"seed": seed})  # the seed the site picked for this run
                 own = self_reported[held["run_index"]] if self_reported else (0.97 * hours * 3600)
@@ -241,14 +246,7 @@ class Site:
                     run = run.model_copy(update={"self_reported_training_seconds": own, "clock_disagrees": False})
                 diff = None
                 if fork_diff is not None:
-                    up = api.post(
-                        f"/api/worker/jobs/{held['job_id']}/artifacts",
-                        params={"name": f"run-{held['run_index']}/fork.diff", "kind": "other"},
-                        content=fork_diff.encode(),
-                        headers={"X-Lease-Token": held["lease_token"]},
-                    )
-                    assert up.status_code == 201, up.text
-                    refs.append(up.json())
+                    refs.append(_upload(api, held, "fork.diff", "other", fork_diff))
                     lines = fork_diff.splitlines()
                     files: dict[str, list[int]] = {}
                     for line in lines:
@@ -262,7 +260,7 @@ class Site:
                         files=[ForkDiffFile(path=p, insertions=a, deletions=d) for p, (a, d) in files.items()],
                         insertions=sum(1 for line in lines if line.startswith("+") and not line.startswith("+++")),
                         deletions=sum(1 for line in lines if line.startswith("-") and not line.startswith("---")),
-                        sha256=up.json()["sha256"],
+                        sha256=refs[-1]["sha256"],
                         size_bytes=len(fork_diff.encode()),
                     )
                 report = VerificationReport(
