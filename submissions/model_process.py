@@ -11,7 +11,10 @@ The model is the reference GPT rebuilt from the verifier's copy of the config an
 (``[tool.speedrun] model = "package.module:function"``, called as ``fn(model_dir, config)`` and
 returning a module from token ids ``[B, T]`` to logits ``[B, T, V]``). It answers the requests of
 ``submissions.wire`` with the batched scoring of ``trainer.evaluation.core.score_rows``: the
-same rows, the same packing, so the reference model's answers equal the in-process scorer's.
+same rows, the same packing, so the reference model's answers equal the in-process scorer's. A greedy
+continuation is decoded in rounds of one forward of the row's final length each, with a draft of the
+tokens still to come (``draft``: prompt lookup), so a round decides one token or, where the draft is
+right, several; the last round's greedy tokens are the answer (no separate checking forward).
 
 Nothing here is trusted: a fork controls this whole process. The scorer checks every reply.
 """
@@ -137,15 +140,21 @@ def draft(tokens: tuple[int, ...], n: int, pad_id: int) -> tuple[int, ...]:
     last 3, 2 or 1 tokens (few-shot answers and passages repeat), else the last token repeated."""
     if n <= 0:
         return ()
+    if not tokens:
+        return (pad_id,) * n
+    a = np.asarray(tokens, dtype=np.int64)
     for k in (3, 2, 1):
-        if len(tokens) <= k:
+        m = len(a) - k  # candidate starts 0 .. m - 1: at least one token follows the occurrence
+        if m <= 0:
             continue
-        tail = tokens[-k:]
-        for s in range(len(tokens) - k - 1, -1, -1):
-            if tokens[s : s + k] == tail:
-                guess = tokens[s + k : s + k + n]
-                return (*guess, *(guess[-1:] * (n - len(guess))))
-    return (tokens[-1] if tokens else pad_id,) * n
+        ok = np.ones(m, dtype=bool)
+        for j in range(k):
+            ok &= a[j : j + m] == a[m + j]
+        hits = np.flatnonzero(ok)
+        if hits.size:
+            guess = tokens[int(hits[-1]) + k :][:n]
+            return (*guess, *(guess[-1:] * (n - len(guess))))
+    return (tokens[-1],) * n
 
 
 def load(req: ModelRequest) -> Served:

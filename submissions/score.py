@@ -17,8 +17,10 @@ which sees token ids only:
   could lie about those, so a fork's val_bpb is labelled as computed by the fork's own model and
   never ranks (``Score.val_bpb_by_fork``).
 
-Each task's rows go in one request, so the model process packs them exactly as the in-process
-scorer does (the reference GPT's decisions are identical). Writes ``score.json``, or
+The tasks' rows go in as few requests as possible (issue 22: one ``losses`` and one ``continue``
+request for all 22 tasks of a small bundle, groups of about ``GROUP_TOKENS`` row tokens on the full
+one), so the model process packs its batches across tasks as the in-process scorer does (the reference
+GPT's decisions are identical to the one-example reference's, tested on every example). Writes ``score.json``, or
 ``failure.json`` with the reason (a model process that died, stalled or answered garbage).
 """
 

@@ -2,6 +2,9 @@
 
 Per task: shuffle and cut the records (`prompts.task_items`), take this rank's examples (strided),
 render and tokenize them (`prompts.prepare_examples`), then score every token row of every example.
+Tasks are scored together, up to ``GROUP_TOKENS`` row tokens at a time: the option rows of all their
+multiple-choice and schema examples in one stream of batches, the language-modeling rows in another,
+so small tasks fill batches together instead of ending in a part-filled one each.
 Rows go into batch rows ("units"): one row per unit, or, when the model's forward takes ``tree``
 (the reference GPT), all rows of one example as one token tree: their common prefix (the few-shot
 context and the query) once, then each option's remaining tokens, each token attending only to its
