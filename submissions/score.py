@@ -113,7 +113,7 @@ def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) ->
             for k in chosen:  # examples numbered across the request: an example's rows share a group
                 rows += [_Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in _rows(group[k].examples)]
                 first += len(group[k].examples)
-            losses = client.losses(rows, pad_id)
+            losses = client.losses(rows, pad_id, tasks=len(chosen))
             pos = 0
             for k in chosen:
                 for ex in group[k].examples:
@@ -123,7 +123,7 @@ def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) ->
             examples = [ex for k in chosen for ex in group[k].examples]
             contexts = [ex.rows[0][: ex.starts[0]] for ex in examples]
             counts = [ex.ends[0] - ex.starts[0] for ex in examples]
-            made = iter(client.continuations(contexts, counts, pad_id))
+            made = iter(client.continuations(contexts, counts, pad_id, tasks=len(chosen)))
             for k in chosen:
                 correct[k] = [next(made) == list(ex.rows[0][ex.starts[0] : ex.ends[0]]) for ex in group[k].examples]
         spent = time.perf_counter() - t0

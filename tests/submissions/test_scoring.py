@@ -260,3 +260,11 @@ def test_drafted_greedy_continuations_equal_token_by_token_greedy_decoding(
     assert draft((5, 6, 7, 8, 5, 6), 3, 0) == (7, 8, 5)  # what followed the last 5, 6
     assert draft((1, 2, 3), 2, 0) == (3, 3)  # nothing repeats: the last token again
     assert draft((1, 2), 0, 0) == ()
+
+
+def test_a_request_for_several_tasks_gets_the_deadline_they_would_get_one_by_one() -> None:
+    budget = Budget(base_s=30.0, multiple=8.0, seconds_per_token=1e-3)
+    assert budget.request_s(1000, 3) == pytest.approx(3 * 30.0 + 8.0)
+    assert budget.request_s(600) + budget.request_s(400) + budget.request_s(0) == pytest.approx(
+        budget.request_s(1000, 3)
+    )
