@@ -73,6 +73,12 @@ def _load_model(work: Path, model: str) -> Any:
 # -- worker: one tree's scorer, timed in process and through a model process ---------------------------
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker(work: Path, threads: int, tree: Path, model: str) -> dict[str, Any]:
     import torch
 
@@ -90,9 +96,9 @@ def worker(work: Path, threads: int, tree: Path, model: str) -> dict[str, Any]:
     gpt = _load_model(work, model)
     evaluate_tasks(gpt, tokenizer, bundle, device="cpu", labels=["copa"], progress=False)  # warm-up
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     outcomes = evaluate_tasks(gpt, tokenizer, bundle, device="cpu", progress=False)
-    in_process_s = time.perf_counter() - t0
+    in_process_s, in_process_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     in_process = {o.label: list(o.correct) for o in outcomes}
 
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -108,19 +114,22 @@ def worker(work: Path, threads: int, tree: Path, model: str) -> dict[str, Any]:
     client = ModelClient(proc.stdin.fileno(), proc.stdout.fileno(), vocab_size=tokenizer.vocab_size, budget=budget)
     hello = client.hello()
     kw: dict[str, Any] = {"max_per_task": None, "max_seq_len": hello.get("max_positions")}
-    t0 = time.perf_counter()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), _cpu_s(proc.pid)
     if hasattr(score, "remote_outcomes"):  # this checkout: tasks batched together, two requests
         remote = score.remote_outcomes(client, tokenizer, bundle, **kw)
     else:  # the baseline's remote_core: one request per task
         remote = [score._task(client, tokenizer, bundle, label, **kw) for label in CORE_V1_LABELS]
     remote_s = time.perf_counter() - t0
+    remote_cpu_s = time.process_time() - c0 + _cpu_s(proc.pid) - m0  # the scorer's and the model process's
     requests = client.requests - 1
     client.bye()
     proc.wait(timeout=60)
     return {
         "trainer": str(Path(trainer.__file__).resolve().parent),
         "in_process_s": in_process_s,
+        "in_process_cpu_s": in_process_cpu_s,
         "remote_s": remote_s,
+        "remote_cpu_s": remote_cpu_s,
         "requests": requests,
         "in_process": in_process,
         "remote": {o.label: list(o.correct) for o in remote},
@@ -226,6 +235,7 @@ def main() -> int:
     examples = sum(len(v) for v in reference.values())
 
     times: dict[tuple[str, int, str], list[float]] = {}
+    cpu: dict[tuple[str, int, str], list[float]] = {}  # CPU seconds: the work, less sensitive to other load
     requests: dict[str, int] = {}
     agree: dict[str, dict[str, int]] = {}
     for r in range(args.repeats):
@@ -235,6 +245,8 @@ def main() -> int:
                 res = _run_worker(work, trees[name], n, args.model)
                 times.setdefault((name, n, "in_process"), []).append(res["in_process_s"])
                 times.setdefault((name, n, "model_process"), []).append(res["remote_s"])
+                cpu.setdefault((name, n, "in_process"), []).append(res["in_process_cpu_s"])
+                cpu.setdefault((name, n, "model_process"), []).append(res["remote_cpu_s"])
                 requests[name] = res["requests"]
                 for path in ("in_process", "remote"):
                     key = f"{name} {path}"
@@ -243,7 +255,8 @@ def main() -> int:
                         agree.setdefault(key, {})[label] = min(agree.get(key, {}).get(label, same), same)
                 print(
                     f"bench: repeat {r + 1}, {n} thread(s), {name}: in process {res['in_process_s']:.2f} s, "
-                    f"model process {res['remote_s']:.2f} s ({res['requests']} requests)",
+                    f"model process {res['remote_s']:.2f} s ({res['requests']} requests); CPU "
+                    f"{res['in_process_cpu_s']:.2f} s, {res['remote_cpu_s']:.2f} s; load {os.getloadavg()[0]:.1f}",
                     file=sys.stderr,
                 )
     identical = all(sum(per.values()) == examples for per in agree.values())
@@ -252,11 +265,17 @@ def main() -> int:
     for n in threads:
         for path in ("in_process", "model_process"):
             old, new = times[("baseline", n, path)], times[("new", n, path)]
+            old_cpu, new_cpu = cpu[("baseline", n, path)], cpu[("new", n, path)]
             figures[f"{path}, {n} thread(s)"] = {
                 "baseline": _figures(old, examples),
                 "new": _figures(new, examples),
                 "speedup_best": round(min(old) / min(new), 2),
                 "speedup_median": round(statistics.median(old) / statistics.median(new), 2),
+                "cpu_s_median": {
+                    "baseline": round(statistics.median(old_cpu), 3),
+                    "new": round(statistics.median(new_cpu), 3),
+                },
+                "cpu_speedup_median": round(statistics.median(old_cpu) / statistics.median(new_cpu), 2),
             }
 
     # Tokens the batched scorer feeds the model (an example's options as one token tree), per example
