@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 # Tokens (rows x padded length) per forward when not given: small on CPU (cache-friendly), larger on GPUs
 # (the fp32 logits of 16k tokens x 65k vocab are 4 GiB).
-CPU_BATCH_TOKENS = 4_096
+CPU_BATCH_TOKENS = 2_048
 GPU_BATCH_TOKENS = 16_384
 Precision = Literal["auto", "fp32", "bf16"]
 # Tasks are scored together (batches shared across tasks) until their rows hold this many tokens: the small
@@ -586,7 +586,7 @@ def evaluate_core(
     """CORE (core-v1) of ``model`` on ``bundle``: every rank calls it, every rank gets the reduced result.
 
     ``model(idx) -> logits [B, T, V]``; ``batch_tokens`` bounds rows x padded length per forward
-    (None: 4096 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
+    (None: 2048 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
     unless ``precision`` says otherwise). ``max_per_task`` keeps the first N shuffled examples
     of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left, keeping
     the last tokens as the reference harness does, for a model with fewer positions than a prompt (None:
