@@ -13,8 +13,9 @@ then each scorer runs in a worker process of its own tree (this checkout, and ``
 
 Workers run interleaved (repeat by repeat, thread count by thread count, alternating which tree goes
 first), so a shared machine's load drift weighs on both; each figure is the best and the median of
-``--repeats``. Every example's decision of every scorer and path must equal the one-example-per-forward
-reference harness of the tests (tests/evaluation/conftest.py; exit 1 otherwise). Also printed: the
+``--repeats`` wall times, and the median CPU seconds (user + system, all threads; for the model-process
+path the scorer's and the model process's), which a busy machine inflates less than wall time.
+Every example's decision of every scorer and path must equal the one-example-per-forward reference harness of the tests (tests/evaluation/conftest.py; exit 1 otherwise). Also printed: the
 tokens per example the batched scorer feeds the model and a projection of a full CORE pass (91,037
 examples) of the gpt2_speedrun model on one H100 at an assumed MFU.
 
