@@ -2,9 +2,10 @@
 
 Per task: shuffle and cut the records (`prompts.task_items`), take this rank's examples (strided),
 render and tokenize them (`prompts.prepare_examples`), then score every token row of every example.
-Tasks are scored together, up to ``GROUP_TOKENS`` row tokens at a time: the option rows of all their
-multiple-choice and schema examples in one stream of batches, the language-modeling rows in another,
-so small tasks fill batches together instead of ending in a part-filled one each.
+``_score_prepared`` can score several tasks together (the option rows of all their multiple-choice
+and schema examples in one stream of batches, the language-modeling rows in another); the model
+process does so for a request that holds several tasks, while ``evaluate_tasks`` scores one task at a
+time (``IN_PROCESS_GROUP_TOKENS``: grouping measured slower in process on the 2-core CPU).
 Rows go into batch rows ("units"): one row per unit, or, when the model's forward takes ``tree``
 (the reference GPT), all rows of one example as one token tree: their common prefix (the few-shot
 context and the query) once, then each option's remaining tokens, each token attending only to its
@@ -51,12 +52,15 @@ if TYPE_CHECKING:
 
 # Tokens (rows x padded length) per forward when not given: small on CPU (cache-friendly), larger on GPUs
 # (the fp32 logits of 16k tokens x 65k vocab are 4 GiB).
-CPU_BATCH_TOKENS = 2_048
+CPU_BATCH_TOKENS = 4_096
 GPU_BATCH_TOKENS = 16_384
 Precision = Literal["auto", "fp32", "bf16"]
 # Tasks are scored together (batches shared across tasks) until their rows hold this many tokens: the small
 # tasks share batches, and the token rows held at once stay bounded on the full bundle.
 GROUP_TOKENS = 1 << 21
+# In process, tasks are scored one at a time: batching them together measured slower on the 2-core CPU
+# (issue 22, same-run CPU seconds at 1 thread: 4.1-4.6 s grouped vs 3.7-3.9 s per task at 4096 tokens).
+IN_PROCESS_GROUP_TOKENS = 1
 
 
 @dataclass(frozen=True)
@@ -536,7 +540,7 @@ def evaluate_tasks(
                         max_seq_len=max_seq_len,
                     )
                 )
-                if i == len(tasks) - 1 or sum(p.tokens for p in group) >= GROUP_TOKENS:
+                if i == len(tasks) - 1 or sum(p.tokens for p in group) >= IN_PROCESS_GROUP_TOKENS:
                     outcomes += _score_prepared(
                         model,
                         group,
@@ -586,7 +590,7 @@ def evaluate_core(
     """CORE (core-v1) of ``model`` on ``bundle``: every rank calls it, every rank gets the reduced result.
 
     ``model(idx) -> logits [B, T, V]``; ``batch_tokens`` bounds rows x padded length per forward
-    (None: 2048 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
+    (None: 4096 on CPU, 16384 on GPUs); evaluated in eval mode under no_grad (bf16 autocast on CUDA
     unless ``precision`` says otherwise). ``max_per_task`` keeps the first N shuffled examples
     of each task (None: all, as leaderboard runs do). ``max_seq_len`` crops prompts on the left, keeping
     the last tokens as the reference harness does, for a model with fewer positions than a prompt (None:
