@@ -41,8 +41,9 @@ class Budget:
     multiple: float = 8.0
     seconds_per_token: float = 0.0  # the reference model's forward cost here (calibrate)
 
-    def request_s(self, tokens: int) -> float:
-        return self.base_s + self.multiple * self.seconds_per_token * tokens
+    def request_s(self, tokens: int, tasks: int = 1) -> float:
+        """The deadline of a request for ``tokens`` tokens of ``tasks`` tasks (each task brings its own base)."""
+        return self.base_s * tasks + self.multiple * self.seconds_per_token * tokens
 
 
 def calibrate(config: TrainConfig, device: torch.device, batch_tokens: int) -> float:
@@ -102,8 +103,9 @@ class ModelClient:
         with contextlib.suppress(wire.WireError):
             wire.write_message(self.to_model, {"op": "bye"})
 
-    def losses(self, rows: Sequence[_Row], pad_id: int) -> list[float]:
-        """The mean loss of each row's span (the gold index never leaves the scorer)."""
+    def losses(self, rows: Sequence[_Row], pad_id: int, *, tasks: int = 1) -> list[float]:
+        """The mean loss of each row's span (the gold index never leaves the scorer); ``tasks``: how many
+        tasks' rows the request holds (the deadline is the sum of what each would get alone)."""
         lengths = np.asarray([len(r.tokens) for r in rows], dtype=np.int32)
         tokens = np.asarray([t for r in rows for t in r.tokens], dtype=np.int32)
         starts = np.asarray([r.start for r in rows], dtype=np.int32)
@@ -114,14 +116,16 @@ class ModelClient:
             what,
             {"op": "losses", "pad_id": pad_id},
             [tokens, lengths, starts, ends, groups],
-            self.budget.request_s(int(lengths.sum())),
+            self.budget.request_s(int(lengths.sum()), tasks),
         )
         values = _one(out, np.float64, (len(rows),), what)
         if not np.isfinite(values).all():
             raise ModelProcessError(f"the model process answered {what} with non-finite losses")
         return [float(v) for v in values]
 
-    def continuations(self, contexts: Sequence[Sequence[int]], counts: Sequence[int], pad_id: int) -> list[list[int]]:
+    def continuations(
+        self, contexts: Sequence[Sequence[int]], counts: Sequence[int], pad_id: int, *, tasks: int = 1
+    ) -> list[list[int]]:
         """The model's greedy continuation of each context, ``counts[i]`` tokens (no gold token sent)."""
         lengths = np.asarray([len(c) for c in contexts], dtype=np.int32)
         tokens = np.asarray([t for c in contexts for t in c], dtype=np.int32)
@@ -129,7 +133,7 @@ class ModelClient:
         cost = int(sum((len(c) + k) * (k + 1) for c, k in zip(contexts, counts, strict=True)))
         what = f"a request for the continuations of {len(contexts)} contexts"
         _, out = self._ask(
-            what, {"op": "continue", "pad_id": pad_id}, [tokens, lengths, n], self.budget.request_s(cost)
+            what, {"op": "continue", "pad_id": pad_id}, [tokens, lengths, n], self.budget.request_s(cost, tasks)
         )
         made = _one(out, np.int64, (int(n.sum()),), what)
         if made.size and (made.min() < 0 or made.max() >= self.vocab_size):

@@ -11,7 +11,10 @@ The model is the reference GPT rebuilt from the verifier's copy of the config an
 (``[tool.speedrun] model = "package.module:function"``, called as ``fn(model_dir, config)`` and
 returning a module from token ids ``[B, T]`` to logits ``[B, T, V]``). It answers the requests of
 ``submissions.wire`` with the batched scoring of ``trainer.evaluation.core.score_rows``: the
-same rows, the same packing, so the reference model's answers equal the in-process scorer's.
+same rows, the same packing, so the reference model's answers equal the in-process scorer's. A greedy
+continuation is decoded in rounds of one forward of the row's final length each, with a draft of the
+tokens still to come (``draft``: prompt lookup), so a round decides one token or, where the draft is
+right, several; the last round's greedy tokens are the answer (no separate checking forward).
 
 Nothing here is trusted: a fork controls this whole process. The scorer checks every reply.
 """
@@ -83,23 +86,40 @@ class Served:
         return np.asarray(self._score(rows, pad_id, losses=True), dtype=np.float64)
 
     def continuations(self, contexts: list[tuple[int, ...]], counts: list[int], pad_id: int) -> np.ndarray:
-        """Greedy decoding of ``counts[i]`` tokens after each context, then one forward over each
-        context + its continuation (the rows the in-process scorer forwards, with the same lengths)
-        whose greedy token at each continuation position is the answer."""
+        """Greedy decoding of ``counts[i]`` tokens after each context, drafted and checked a round at a time.
+
+        Each round forwards, for every unfinished context, one row of its final length: context, the
+        tokens decided so far, a draft of the rest (``draft``) and one pad; the greedy token at every
+        continuation position comes back. The first undecided token is decided, and each further one
+        while the draft before it equals the greedy token there (greedy decoding is the same however
+        many draft tokens are right; at least one token per round, as many as the draft guesses
+        well). A context is done in the round whose row holds its whole continuation but the last
+        token, and that round's greedy tokens are the answer: the forward of context + continuation
+        the in-process scorer runs (the last token predicts nothing scored), so no checking forward.
+        """
+        if len(counts) != len(contexts):
+            raise ValueError(f"{len(counts)} counts for {len(contexts)} contexts")
         made: list[list[int]] = [[] for _ in contexts]
-        for k in range(max(counts, default=0)):
-            active = [i for i, n in enumerate(counts) if n > k]
+        answers: list[tuple[int, ...]] = [() for _ in contexts]
+        active = [i for i, n in enumerate(counts) if n > 0]
+        while active:
             rows = []
             for j, i in enumerate(active):
-                toks = (*contexts[i], *made[i], pad_id)
-                rows.append(_Row(j, 0, toks, len(toks) - 1, len(toks)))
-            for j, tokens in enumerate(self._score(rows, pad_id, losses=False)):
-                made[active[j]].append(int(tokens[0]))
-        rows = [
-            _Row(i, 0, (*ctx, *made[i]), len(ctx), len(ctx) + n)
-            for i, (ctx, n) in enumerate(zip(contexts, counts, strict=True))
-        ]
-        answers = self._score(rows, pad_id, losses=False)
+                ctx, n = contexts[i], counts[i]
+                toks = (*ctx, *made[i], *draft((*ctx, *made[i]), n - len(made[i]) - 1, pad_id), pad_id)
+                rows.append(_Row(j, 0, toks, len(ctx), len(ctx) + n))
+            still = []
+            for j, greedy in enumerate(self._score(rows, pad_id, losses=False)):
+                i = active[j]
+                m, row, start = made[i], rows[j].tokens, len(contexts[i])
+                m.append(greedy[len(m)])
+                while len(m) < counts[i] and row[start + len(m) - 1] == m[-1]:
+                    m.append(greedy[len(m)])
+                if len(m) == counts[i]:
+                    answers[i] = greedy
+                else:
+                    still.append(i)
+            active = still
         return np.asarray([t for a in answers for t in a], dtype=np.int64)
 
     def token_losses(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -113,6 +133,28 @@ class Served:
                 loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         out: np.ndarray = loss.reshape(y.shape).double().cpu().numpy()
         return out
+
+
+def draft(tokens: tuple[int, ...], n: int, pad_id: int) -> tuple[int, ...]:
+    """A guess of the ``n`` tokens after ``tokens``: what followed the latest earlier occurrence of their
+    last 3, 2 or 1 tokens (few-shot answers and passages repeat), else the last token repeated."""
+    if n <= 0:
+        return ()
+    if not tokens:
+        return (pad_id,) * n
+    a = np.asarray(tokens, dtype=np.int64)
+    for k in (3, 2, 1):
+        m = len(a) - k  # candidate starts 0 .. m - 1: at least one token follows the occurrence
+        if m <= 0:
+            continue
+        ok = np.ones(m, dtype=bool)
+        for j in range(k):
+            ok &= a[j : j + m] == a[m + j]
+        hits = np.flatnonzero(ok)
+        if hits.size:
+            guess = tokens[int(hits[-1]) + k :][:n]
+            return (*guess, *(guess[-1:] * (n - len(guess))))
+    return (tokens[-1],) * n
 
 
 def load(req: ModelRequest) -> Served:
@@ -133,14 +175,19 @@ def load(req: ModelRequest) -> Served:
     return Served(model.to(device), device, None, gpt=False)
 
 
+def _split(tokens: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The concatenated rows ``tokens`` cut at ``lengths`` (which must add up to the whole)."""
+    if int(lengths.sum()) != len(tokens) or (lengths < 0).any():
+        raise ValueError(f"row lengths add up to {int(lengths.sum())}, not the {len(tokens)} tokens sent")
+    return np.split(tokens.astype(np.int64), np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
 def _rows(arrays: list[np.ndarray]) -> list[_Row]:
     tokens, lengths, starts, ends, groups = arrays
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    rows = _split(tokens, lengths)
     return [
-        _Row(
-            int(groups[i]), 0, tuple(int(t) for t in tokens[offsets[i] : offsets[i + 1]]), int(starts[i]), int(ends[i])
-        )
-        for i in range(len(lengths))
+        _Row(g, 0, tuple(r.tolist()), s, e)
+        for g, r, s, e in zip(groups.tolist(), rows, starts.tolist(), ends.tolist(), strict=True)
     ]
 
 
@@ -151,9 +198,8 @@ def answer(served: Served, header: dict[str, Any], arrays: list[np.ndarray]) -> 
         return {"ok": True}, [served.losses(_rows(arrays), pad_id)]
     if op == "continue":
         tokens, lengths, counts = arrays
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        contexts = [tuple(int(t) for t in tokens[offsets[i] : offsets[i + 1]]) for i in range(len(lengths))]
-        return {"ok": True}, [served.continuations(contexts, [int(c) for c in counts], pad_id)]
+        contexts = [tuple(c.tolist()) for c in _split(tokens, lengths)]
+        return {"ok": True}, [served.continuations(contexts, counts.tolist(), pad_id)]
     if op == "token_losses":
         return {"ok": True}, [served.token_losses(arrays[0], arrays[1])]
     raise ValueError(f"unknown request {op!r}")

@@ -17,8 +17,10 @@ which sees token ids only:
   could lie about those, so a fork's val_bpb is labelled as computed by the fork's own model and
   never ranks (``Score.val_bpb_by_fork``).
 
-Each task's rows go in one request, so the model process packs them exactly as the in-process
-scorer does (the reference GPT's decisions are identical). Writes ``score.json``, or
+The tasks' rows go in as few requests as possible (issue 22: one ``losses`` and one ``continue``
+request for all 22 tasks of a small bundle, groups of about ``GROUP_TOKENS`` row tokens on the full
+one), so the model process packs its batches across tasks as the in-process scorer does (the reference
+GPT's decisions are identical to the one-example reference's, tested on every example). Writes ``score.json``, or
 ``failure.json`` with the reason (a model process that died, stalled or answered garbage).
 """
 
@@ -40,8 +42,17 @@ from trainer.data.loader import val_batches
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bpb import evaluate_bpb
 from trainer.evaluation.bundle import Bundle, load_bundle
-from trainer.evaluation.core import TaskOutcome, _rows, core_result, default_batch_tokens
-from trainer.evaluation.prompts import check_examples_fit, first_argmin, prepare_examples, task_items
+from trainer.evaluation.core import (
+    GROUP_TOKENS,
+    PreparedTask,
+    TaskOutcome,
+    _Row,
+    _rows,
+    core_result,
+    default_batch_tokens,
+    prepare_task,
+)
+from trainer.evaluation.prompts import check_examples_fit, first_argmin, task_items
 from trainer.plan import config_of
 
 SCORE_FILE = "score.json"
@@ -86,34 +97,80 @@ class _RemoteLoss(torch.nn.Module):
         return self.client.token_losses(idx, targets)
 
 
-def _task(client: ModelClient, tokenizer: Tokenizer, bundle: Bundle, label: str, **kw: Any) -> TaskOutcome:
-    t0 = time.perf_counter()
-    task = bundle.task(label)
-    spec = task.spec
-    items = task_items(task.items, kw["max_per_task"])
-    if spec.num_fewshot >= len(items):
-        raise ValueError(f"{label}: {spec.num_fewshot}-shot needs more than {spec.num_fewshot} examples")
-    examples = prepare_examples(spec, items, range(len(items)), tokenizer, max_seq_len=kw["max_seq_len"])
-    if spec.task_type is TaskType.language_modeling:
-        contexts = [ex.rows[0][: ex.starts[0]] for ex in examples]
-        counts = [ex.ends[0] - ex.starts[0] for ex in examples]
-        made = client.continuations(contexts, counts, tokenizer.bos_id)
-        correct = [m == list(ex.rows[0][ex.starts[0] : ex.ends[0]]) for m, ex in zip(made, examples, strict=True)]
-    else:
-        losses = client.losses(_rows(examples), tokenizer.bos_id)
-        correct, pos = [], 0
-        for ex in examples:
-            correct.append(first_argmin(losses[pos : pos + len(ex.rows)]) == ex.gold)
-            pos += len(ex.rows)
-    accuracy = sum(correct) / len(correct)
-    return TaskOutcome(
-        label=label,
-        accuracy=accuracy,
-        centered=centered_accuracy(accuracy, spec.baseline_v1_percent),
-        n=len(correct),
-        seconds=time.perf_counter() - t0,
-        correct=tuple(correct),
-    )
+def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) -> list[TaskOutcome]:
+    """Several tasks in two requests: every option row of their multiple-choice and schema tasks (one
+    ``losses``), every context of their language-modeling tasks (one ``continue``)."""
+    correct: list[list[bool]] = [[] for _ in group]
+    request_s = [0.0] * len(group)
+    for want_losses in (True, False):
+        chosen = [k for k, p in enumerate(group) if (p.spec.task_type is not TaskType.language_modeling) == want_losses]
+        if not chosen:
+            continue
+        t0 = time.perf_counter()
+        if want_losses:
+            rows: list[_Row] = []
+            first = 0
+            for k in chosen:  # examples numbered across the request: an example's rows share a group
+                rows += [_Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in _rows(group[k].examples)]
+                first += len(group[k].examples)
+            losses = client.losses(rows, pad_id, tasks=len(chosen))
+            pos = 0
+            for k in chosen:
+                for ex in group[k].examples:
+                    correct[k].append(first_argmin(losses[pos : pos + len(ex.rows)]) == ex.gold)
+                    pos += len(ex.rows)
+        else:
+            examples = [ex for k in chosen for ex in group[k].examples]
+            contexts = [ex.rows[0][: ex.starts[0]] for ex in examples]
+            counts = [ex.ends[0] - ex.starts[0] for ex in examples]
+            made = iter(client.continuations(contexts, counts, pad_id, tasks=len(chosen)))
+            for k in chosen:
+                correct[k] = [next(made) == list(ex.rows[0][ex.starts[0] : ex.ends[0]]) for ex in group[k].examples]
+        spent = time.perf_counter() - t0
+        total = sum(group[k].tokens for k in chosen)
+        for k in chosen:  # each task's share of the request's time, by its tokens
+            request_s[k] = spent * group[k].tokens / total
+    outcomes = []
+    for k, p in enumerate(group):
+        accuracy = sum(correct[k]) / len(correct[k])
+        outcomes.append(
+            TaskOutcome(
+                label=p.spec.label,
+                accuracy=accuracy,
+                centered=centered_accuracy(accuracy, p.spec.baseline_v1_percent),
+                n=len(correct[k]),
+                seconds=p.seconds + request_s[k],
+                correct=tuple(correct[k]),
+            )
+        )
+    return outcomes
+
+
+def remote_outcomes(
+    client: ModelClient, tokenizer: Tokenizer, bundle: Bundle, *, max_per_task: int | None, max_seq_len: int | None
+) -> list[TaskOutcome]:
+    """The 22 tasks' outcomes through the model process (per-example decisions of ``evaluate_tasks``).
+
+    Tasks go in groups of about ``GROUP_TOKENS`` row tokens (all 22 at once on a small bundle), two
+    requests a group, so the model process packs its batches across tasks.
+    """
+    if max_seq_len is not None:  # a prompt that cannot be cropped fails before any task is scored
+        for label in CORE_V1_LABELS:
+            task = bundle.task(label)
+            items = task_items(task.items, max_per_task)
+            if task.spec.num_fewshot < len(items):
+                check_examples_fit(task.spec, items, range(len(items)), tokenizer, max_seq_len)
+    outcomes: list[TaskOutcome] = []
+    group: list[PreparedTask] = []
+    for i, label in enumerate(CORE_V1_LABELS):
+        task = bundle.task(label)
+        group.append(
+            prepare_task(task, tokenizer, max_per_task=max_per_task, rank=0, world_size=1, max_seq_len=max_seq_len)
+        )
+        if i == len(CORE_V1_LABELS) - 1 or sum(p.tokens for p in group) >= GROUP_TOKENS:
+            outcomes += _score_group(client, group, tokenizer.bos_id)
+            group = []
+    return outcomes
 
 
 def remote_core(
@@ -121,16 +178,7 @@ def remote_core(
 ) -> CoreResult:
     """CORE (core-v1) through the model process, with the decisions of ``evaluate_core``."""
     t0 = time.perf_counter()
-    if max_seq_len is not None:  # a prompt that cannot be cropped fails before any task is scored
-        for label in CORE_V1_LABELS:
-            task = bundle.task(label)
-            items = task_items(task.items, max_per_task)
-            if task.spec.num_fewshot < len(items):
-                check_examples_fit(task.spec, items, range(len(items)), tokenizer, max_seq_len)
-    outcomes = [
-        _task(client, tokenizer, bundle, label, max_per_task=max_per_task, max_seq_len=max_seq_len)
-        for label in CORE_V1_LABELS
-    ]
+    outcomes = remote_outcomes(client, tokenizer, bundle, max_per_task=max_per_task, max_seq_len=max_seq_len)
     return core_result(
         outcomes, bundle_sha256=bundle.sha256, max_per_task=max_per_task, seconds=time.perf_counter() - t0
     )

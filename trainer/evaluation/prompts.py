@@ -109,12 +109,13 @@ def render_prompts(spec: TaskSpec, items: Sequence[Item], idx: int) -> list[str]
 
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
-    n = min(len(r) for r in rows)
-    first = rows[0]
-    for i in range(n):
-        if any(r[i] != first[i] for r in rows):
+    # the common prefix of all rows is that of the lexicographically smallest and largest (os.path.commonprefix)
+    seqs = [tuple(r) for r in rows]
+    low, high = min(seqs), max(seqs)
+    for i, t in enumerate(low):
+        if t != high[i]:
             return i
-    return n
+    return len(low)
 
 
 def common_suffix_length(rows: Sequence[Sequence[int]]) -> int:
