@@ -25,7 +25,7 @@ import torch
 
 from submissions import wire
 from trainer.config import TrainConfig
-from trainer.evaluation.core import _Row
+from trainer.evaluation.rows import Row
 from trainer.model import GPTConfig, build_model
 from trainer.train import compute_dtype_for
 
@@ -103,7 +103,7 @@ class ModelClient:
         with contextlib.suppress(wire.WireError):
             wire.write_message(self.to_model, {"op": "bye"})
 
-    def losses(self, rows: Sequence[_Row], pad_id: int, *, tasks: int = 1) -> list[float]:
+    def losses(self, rows: Sequence[Row], pad_id: int, *, tasks: int = 1) -> list[float]:
         """The mean loss of each row's span (the gold index never leaves the scorer); ``tasks``: how many
         tasks' rows the request holds (the deadline is the sum of what each would get alone)."""
         lengths = np.asarray([len(r.tokens) for r in rows], dtype=np.int32)

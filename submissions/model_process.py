@@ -10,7 +10,7 @@ The model is the reference GPT rebuilt from the verifier's copy of the config an
 ``model.pt`` with ``weights_only`` (no code from the run), or a fork's declared entry point
 (``[tool.speedrun] model = "package.module:function"``, called as ``fn(model_dir, config)`` and
 returning a module from token ids ``[B, T]`` to logits ``[B, T, V]``). It answers the requests of
-``submissions.wire`` with the batched scoring of ``trainer.evaluation.core.score_rows``: the
+``submissions.wire`` with the batched scoring of ``trainer.evaluation.rows.score_rows``: the
 same rows, the same packing, so the reference model's answers equal the in-process scorer's. A greedy
 continuation is decoded in rounds of one forward of the row's final length each, with a draft of the
 tokens still to come (``draft``: prompt lookup), so a round decides one token or, where the draft is
@@ -36,7 +36,7 @@ from pydantic import Field
 from contract import MODEL_FILE
 from contract.schema import Contract
 from submissions import wire
-from trainer.evaluation.core import _Row, autocast_dtype_for, default_batch_tokens, score_rows
+from trainer.evaluation.rows import Row, autocast_dtype_for, default_batch_tokens, score_rows
 from trainer.model import GPTConfig, build_model
 from trainer.plan import config_of
 from trainer.train import compute_dtype_for
@@ -65,7 +65,7 @@ class Served:
         self.autocast = autocast_dtype_for("auto", device, model)
         self.batch_tokens = default_batch_tokens(device)
 
-    def _score(self, rows: list[_Row], pad_id: int, *, losses: bool) -> list[Any]:
+    def _score(self, rows: list[Row], pad_id: int, *, losses: bool) -> list[Any]:
         out: list[Any] = [None] * len(rows)
         with torch.no_grad():
             for batch, values in score_rows(
@@ -82,7 +82,7 @@ class Served:
                     out[i] = v
         return out
 
-    def losses(self, rows: list[_Row], pad_id: int) -> np.ndarray:
+    def losses(self, rows: list[Row], pad_id: int) -> np.ndarray:
         return np.asarray(self._score(rows, pad_id, losses=True), dtype=np.float64)
 
     def continuations(self, contexts: list[tuple[int, ...]], counts: list[int], pad_id: int) -> np.ndarray:
@@ -107,7 +107,7 @@ class Served:
             for j, i in enumerate(active):
                 ctx, n = contexts[i], counts[i]
                 toks = (*ctx, *made[i], *draft((*ctx, *made[i]), n - len(made[i]) - 1, pad_id), pad_id)
-                rows.append(_Row(j, 0, toks, len(ctx), len(ctx) + n))
+                rows.append(Row(j, 0, toks, len(ctx), len(ctx) + n))
             still = []
             for j, greedy in enumerate(self._score(rows, pad_id, losses=False)):
                 i = active[j]
@@ -182,11 +182,11 @@ def _split(tokens: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     return np.split(tokens.astype(np.int64), np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
-def _rows(arrays: list[np.ndarray]) -> list[_Row]:
+def _rows(arrays: list[np.ndarray]) -> list[Row]:
     tokens, lengths, starts, ends, groups = arrays
     rows = _split(tokens, lengths)
     return [
-        _Row(g, 0, tuple(r.tolist()), s, e)
+        Row(g, 0, tuple(r.tolist()), s, e)
         for g, r, s, e in zip(groups.tolist(), rows, starts.tolist(), ends.tolist(), strict=True)
     ]
 

@@ -42,17 +42,9 @@ from trainer.data.loader import val_batches
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bpb import evaluate_bpb
 from trainer.evaluation.bundle import Bundle, load_bundle
-from trainer.evaluation.core import (
-    GROUP_TOKENS,
-    PreparedTask,
-    TaskOutcome,
-    _Row,
-    _rows,
-    core_result,
-    default_batch_tokens,
-    prepare_task,
-)
+from trainer.evaluation.core import GROUP_TOKENS, PreparedTask, TaskOutcome, core_result, prepare_task
 from trainer.evaluation.prompts import check_examples_fit, first_argmin, task_items
+from trainer.evaluation.rows import Row, default_batch_tokens, rows_of
 from trainer.plan import config_of
 
 SCORE_FILE = "score.json"
@@ -108,10 +100,10 @@ def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) ->
             continue
         t0 = time.perf_counter()
         if want_losses:
-            rows: list[_Row] = []
+            rows: list[Row] = []
             first = 0
             for k in chosen:  # examples numbered across the request: an example's rows share a group
-                rows += [_Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in _rows(group[k].examples)]
+                rows += [Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in rows_of(group[k].examples)]
                 first += len(group[k].examples)
             losses = client.losses(rows, pad_id, tasks=len(chosen))
             pos = 0

@@ -11,8 +11,9 @@ from contract.core_v1 import CORE_V1_LABELS, TaskType
 from contract.schema import CoreResult
 from trainer.data.tokenizer import Tokenizer
 from trainer.evaluation.bundle import Bundle, LMItem
-from trainer.evaluation.core import evaluate_core, evaluate_tasks, pack_batches
+from trainer.evaluation.core import evaluate_core, evaluate_tasks
 from trainer.evaluation.prompts import prepare_examples, task_items
+from trainer.evaluation.rows import pack_batches
 
 # one task of each type and shot regime: MC 0/3/10-shot, schema, LM 0/10-shot (with "\nAnswer: ")
 MIXED_LABELS = ["copa", "agi_eval_lsat_ar", "arc_easy", "winogrande", "lambada_openai", "jeopardy", "squad"]
@@ -101,12 +102,12 @@ def test_batched_equals_reference_on_a_depth2_gpt(
 
 
 def test_mean_span_losses_equal_the_reference(bundle: Bundle, tokenizer: Tokenizer, tiny_model: nn.Module, ref) -> None:
-    from trainer.evaluation.core import _rows, score_rows
+    from trainer.evaluation.rows import rows_of, score_rows
 
     task = bundle.task("hellaswag")
     items = task_items(task.items, 12)
     examples = prepare_examples(task.spec, items, range(len(items)), tokenizer)
-    rows = _rows(examples)
+    rows = rows_of(examples)
     got = [0.0] * len(rows)
     with torch.no_grad():
         for batch, values in score_rows(
@@ -142,10 +143,10 @@ def test_prefix_sharing_and_head_at_spans_equal_the_reference_on_every_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The GPT path: an example's options as one token tree (prefix once), the head only at the spans."""
-    from trainer.evaluation import core
+    from trainer.evaluation import core, rows
 
     model, expected = gpt_and_reference
-    assert core.forward_options(model) == (True, True)
+    assert rows.forward_options(model) == (True, True)
     real = core.score_rows
     monkeypatch.setattr(core, "score_rows", lambda *a, **k: real(*a, **{**k, "share_prefix": share_prefix}))
     outcomes = evaluate_tasks(
@@ -157,13 +158,13 @@ def test_prefix_sharing_and_head_at_spans_equal_the_reference_on_every_task(
 
 @pytest.mark.parametrize("label", ["hellaswag", "winogrande", "bigbench_language_identification", "squad"])
 def test_tree_span_losses_equal_the_reference(label: str, bundle: Bundle, tokenizer: Tokenizer, ref) -> None:
-    from trainer.evaluation.core import _rows, score_rows
+    from trainer.evaluation.rows import rows_of, score_rows
 
     model = ref.depth2_gpt(tokenizer.vocab_size)  # windows 32 / 64: prompts longer than the first window
     task = bundle.task(label)
     items = task_items(task.items, 12)
     examples = prepare_examples(task.spec, items, range(len(items)), tokenizer)
-    rows = _rows(examples)
+    rows = rows_of(examples)
     want_losses = task.spec.task_type is not TaskType.language_modeling
     got: list[float] = [0.0] * len(rows)
     with torch.no_grad():
@@ -181,9 +182,9 @@ def test_tree_span_losses_equal_the_reference(label: str, bundle: Bundle, tokeni
 
 
 def test_units_store_an_examples_common_prefix_once() -> None:
-    from trainer.evaluation.core import _Row, _units
+    from trainer.evaluation.rows import Row, _units
 
-    rows = [_Row(0, 0, (1, 2, 3, 4, 5), 3, 5), _Row(0, 1, (1, 2, 3, 6), 3, 4), _Row(1, 0, (1, 7, 8), 1, 3)]
+    rows = [Row(0, 0, (1, 2, 3, 4, 5), 3, 5), Row(0, 1, (1, 2, 3, 6), 3, 4), Row(1, 0, (1, 7, 8), 1, 3)]
     a, b = _units(rows, share_prefix=True)
     assert a.tokens.tolist() == [1, 2, 3, 4, 5, 6] and a.rows == (0, 1)
     assert a.positions.tolist() == [0, 1, 2, 3, 4, 3]
@@ -198,10 +199,10 @@ def test_units_store_an_examples_common_prefix_once() -> None:
 
 
 def test_share_prefix_needs_a_model_that_takes_a_tree(tokenizer: Tokenizer, tiny_model: nn.Module) -> None:
-    from trainer.evaluation.core import _Row, forward_options, score_rows
+    from trainer.evaluation.rows import Row, forward_options, score_rows
 
     assert forward_options(tiny_model) == (False, False)
-    rows = [_Row(0, 0, (1, 2, 3), 1, 3)]
+    rows = [Row(0, 0, (1, 2, 3), 1, 3)]
     with pytest.raises(ValueError, match="tree="):
         next(
             score_rows(
@@ -346,7 +347,7 @@ def test_gpt_path_agrees_with_reference_on_cuda(
     compute_dtype: torch.dtype, bundle: Bundle, tokenizer: Tokenizer, ref
 ) -> None:
     """The GPT path on a GPU (causal rows by default there, head at the spans): >= 95% agreement."""
-    from trainer.evaluation.core import forward_options
+    from trainer.evaluation.rows import forward_options
 
     model = ref.depth2_gpt(tokenizer.vocab_size).to("cuda")
     model.compute_dtype = compute_dtype

@@ -72,7 +72,7 @@ def test_a_model_process_that_dies_stalls_or_babbles_fails_loading_with_the_reas
     [("shape", r"float64 \(5,\), not \(2,\)"), ("nan", "non-finite losses"), ("vocab", "outside the vocabulary")],
 )
 def test_replies_of_the_wrong_shape_non_finite_or_outside_the_vocabulary_are_refused(mode: str, why: str) -> None:
-    from trainer.evaluation.core import _Row
+    from trainer.evaluation.rows import Row
 
     proc, client = _peer(mode)
     try:
@@ -81,7 +81,7 @@ def test_replies_of_the_wrong_shape_non_finite_or_outside_the_vocabulary_are_ref
             if mode == "vocab":
                 client.continuations([[1, 2, 3]], [2], pad_id=0)
             else:
-                client.losses([_Row(0, 0, (1, 2, 3), 1, 3), _Row(0, 1, (1, 2, 4), 1, 3)], pad_id=0)
+                client.losses([Row(0, 0, (1, 2, 3), 1, 3), Row(0, 1, (1, 2, 4), 1, 3)], pad_id=0)
     finally:
         proc.kill()
         proc.wait()
