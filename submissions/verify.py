@@ -51,6 +51,7 @@ from contract.tracks import TrackRules
 from submissions import forks, sandbox
 from submissions.artifacts import read_tail
 from submissions.hardware import local_fingerprint
+from submissions.inputs import synthetic_inputs
 from submissions.measure import supervise
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
@@ -69,8 +70,8 @@ from submissions.runner import (
     train_run,
     verified_result,
 )
+from trainer.data.manifest import read_manifest
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
-from trainer.data.prepare import ensure_synthetic_dataset
 from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
 from trainer.plan import config_of, resolve
 
@@ -242,14 +243,15 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
             "names and declares its model (submissions/README.md)"
         ) from exc
     d, e = config.data, config.eval
-    if d.source == "synthetic":
-        ds = ensure_synthetic_dataset(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size)
-        data_dir, tokenizer_dir = ds.data_dir, ds.tokenizer_dir
+    bundle = None
+    if d.source == "synthetic":  # built once per machine, reused while the digests match
+        synthetic = e.core_at_end and e.bundle_source == "synthetic"
+        ins = synthetic_inputs(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size, bundle=synthetic)
+        data_dir, tokenizer_dir, bundle = ins.data_dir, ins.tokenizer_dir, ins.bundle
     else:
         data_dir = default_cache_dir() / "climbmix"
         tokenizer_dir = data_dir.parent / "tokenizer"
-    bundle = None
-    if e.core_at_end:
+    if e.core_at_end and bundle is None:
         bundle = ensure_synthetic_bundle(seed=d.synthetic_seed) if e.bundle_source == "synthetic" else fetch_bundle()
     sandbox.share([Path(p) for p in (tokenizer_dir, data_dir, bundle) if p is not None])
     return EvalInputs(
@@ -260,15 +262,26 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     )
 
 
-def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData:
+def train_data(
+    run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path], inputs: EvalInputs | None = None
+) -> TrainData:
     """What training is given beyond its config: ``--no-eval`` when the trainer has it (its own
-    eval would run on the ranked clock), and the verifier's downloaded data (none for a synthetic
-    corpus, which the run builds itself in its own SPEEDRUN_HOME from the public seed)."""
+    eval would run on the ranked clock), and the verifier's data: downloaded shards, or for a
+    synthetic corpus the verifier's checked copy (``inputs``, from ``eval_inputs``; a pure
+    function of the public seed, so the run sees nothing it could not build itself, and no run
+    spends its clock building it). Without ``inputs`` a synthetic run builds its own corpus."""
 
     config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
     no_eval = _supports_no_eval(trainer, hidden)
     if config.data.source == "synthetic":
-        return TrainData(args=("--no-eval",) if no_eval else (), readonly=(), hidden=())
+        flags = ("--no-eval",) if no_eval else ()
+        if inputs is None or inputs.data_dir is None:
+            return TrainData(args=flags, readonly=(), hidden=())
+        dirs = (inputs.data_dir, inputs.tokenizer_dir)
+        val = (inputs.data_dir / read_manifest(inputs.data_dir).val_shard,) if no_eval else ()
+        return TrainData(
+            args=("--data-dir", str(dirs[0]), "--tokenizer-dir", str(dirs[1]), *flags), readonly=dirs, hidden=val
+        )
     data_dir = default_cache_dir() / "climbmix"
     tokenizer_dir = data_dir.parent / "tokenizer"
     args = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
@@ -281,7 +294,10 @@ def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence
 
 
 def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
-    """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked sealed)."""
+    """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked
+    sealed; the installed reference trainer is this code, which has the flag)."""
+    if trainer.python == sys.executable and not trainer.readonly:
+        return True
     with tempfile.TemporaryDirectory() as tmp:
         step = sandbox.Step(
             argv=[trainer.python, "-m", "speedrun", "train", "--help"],
@@ -416,7 +432,7 @@ def verify(
         )
         state["fork_diff"] = _fork_diff(diff, out_dir)
         inputs = eval_inputs(run_config, gpu)
-        data = train_data(run_config, trainer, hidden_paths)
+        data = train_data(run_config, trainer, hidden_paths, inputs)
     except VerifyError as exc:
         return report(Verdict.error, [exc.reason], [], log_tail=exc.log_tail)
 
@@ -455,7 +471,7 @@ def verify(
         run_dir = out_dir / f"run-{i}"
         try:
             own, clock, applied = train_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs)
-            score = score_run(ctx, seed=seed, run_dir=run_dir, index=i)
+            score = score_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs, steps=own.steps)
         except VerifyError as exc:
             reasons = [exc.reason]
             if results:
