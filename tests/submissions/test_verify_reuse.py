@@ -106,3 +106,25 @@ def test_progress_reports_start_training_and_scoring(two_calls: Calls) -> None:
     assert messages[-1] == "run 1/1 (seed 12): scoring CORE"
     assert seen[-1].step == seen[-1].steps == TINY["num_iterations"]  # the site shows "scoring CORE, run 1/1"
     assert all(p.run_index == 0 and p.runs == 1 for p in seen)
+
+
+def test_the_demos_phase_table_reads_the_runs_of_both_calls(two_calls: Calls) -> None:
+    from speedrun.demo import Phases, add_run_rows, run_phases
+
+    runs = run_phases(two_calls.work, since=0.0)
+    assert [r["seed"] for r in runs] == [11, 12]  # in the order they ran, one per verify() call
+    phases = Phases()
+    leased, done = float(runs[0]["train_start"]) - 1.0, float(runs[-1]["score_end"]) + 1.0
+    add_run_rows(phases, runs, leased, done)
+    doc = json.loads(json.dumps(phases.to_json()))
+    per_run = [
+        "run 1/1: preparing",
+        "run 1/1: sandbox start, imports, data, save",
+        "run 1/1: training (timed steps)",
+        "run 1/1: reading the run's files",
+        "run 1/1: scoring (2 sandboxes)",
+    ]
+    assert [r["phase"] for r in doc["phases"]] == [*per_run, *per_run, "upload and complete"]
+    assert all(r["seconds"] >= 0 for r in doc["phases"])
+    assert doc["phases"][0]["seconds"] == 1.0 and doc["phases"][-1]["seconds"] == 1.0
+    assert "scoring (2 sandboxes)" in phases.table()
