@@ -52,8 +52,9 @@ from trainer.evaluation.bundle import ensure_synthetic_bundle
 DEMO_TRACK = "cpu-smoke"
 DEMO_RECIPE = "cpu_smoke"
 # The demo site's lease: the worker's heartbeat (lease / 4) carries the progress the demo shows, so
-# a short lease means a phase shows within ~8 s; a heartbeat is retried until the lease expires.
-DEMO_LEASE_S = 30
+# a short lease means a phase shows within ~10 s; a heartbeat is retried until the lease expires,
+# and 40 s still leaves the upload after the last beat ample time.
+DEMO_LEASE_S = 40
 POLL_S = 1.0
 PHASES_JSON = "demo-phases.json"
 
