@@ -57,6 +57,7 @@ DEMO_RECIPE = "cpu_smoke"
 DEMO_LEASE_S = 40
 POLL_S = 1.0
 PHASES_JSON = "demo-phases.json"
+MAX_LEASES = 12  # k = 3 runs, each retried at most a few times
 
 
 def _say(message: str) -> None:
@@ -133,13 +134,19 @@ class JobWatcher(threading.Thread):
         self.seen: list[tuple[float, str]] = []  # (first seen, line) of every line shown
         self.leased_at: float | None = None
 
-    def line(self, job: dict[str, Any]) -> str | None:
+    @staticmethod
+    def line(job: dict[str, Any]) -> str | None:
+        """``run i/k: <phase>[ step s/n, ETA e s]`` of a running job, from its progress fields (a
+        run verified on its own says "run 1/1" in its message: the index and k come from the
+        fields, which the site sets for the verification)."""
         p = job.get("progress") or {}
         if job.get("status") != "running" or not p:
             return None
-        text = str(p.get("message") or job.get("phase") or "running")
+        message = str(p.get("message") or job.get("phase") or "running")
+        phase = message.split(": ", 1)[1] if message.startswith("run ") and ": " in message else message
+        text = f"run {int(p.get('run_index') or 0) + 1}/{p.get('runs') or job.get('runs')}: {phase}"
         step, steps = p.get("step"), p.get("steps")
-        if "training" in text and isinstance(step, int) and isinstance(steps, int):
+        if phase.startswith("training") and isinstance(step, int) and isinstance(steps, int):
             text += f" step {step}/{steps}"
             if isinstance(p.get("eta_seconds"), int | float):
                 text += f", ETA {p['eta_seconds']:.0f} s"
@@ -181,8 +188,8 @@ def run_phases(work_dir: Path, since: float) -> list[dict[str, Any]]:
 def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done: float) -> None:
     """Per run: start-up (sandbox, imports, data) + save, the timed steps, scoring; then upload."""
     previous = leased
-    for r in runs:
-        where = f"run {int(r['index']) + 1}/{r['runs']}"
+    for i, r in enumerate(runs):  # a run verified on its own (a lease per run) says index 0 of 1
+        where = f"run {i + 1}/{len(runs)}"
         phases.add(f"{where}: preparing", previous, float(r["train_start"]))
         clock, timed = float(r["train_clock_s"]), r.get("timed_steps_s")
         threads = f"{r.get('train_threads') or 'default'} thread(s)"
@@ -202,6 +209,19 @@ def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done
             )
             previous = float(r["score_end"])
     phases.add("upload and complete", previous, done)
+
+
+def _verify_locally(worker: Worker, base_url: str, job_id: int) -> str | None:
+    """Lease until the job is decided: one lease runs the whole job, or one run of it when the site
+    leases a job run by run. The job's final status, or None when nothing could be leased."""
+    status: str | None = None
+    for _ in range(MAX_LEASES):
+        if worker.run_once() is None:
+            break
+        status = str(httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=30).json()["status"])
+        if status not in ("queued", "running"):
+            break
+    return status
 
 
 def run_demo(
@@ -277,7 +297,7 @@ def run_demo(
             _say("verifying with a local worker (it re-runs the config with distinct seeds, sealed)")
             verifying = time.time()
             try:
-                state = worker.run_once()
+                state = _verify_locally(worker, base_url, accepted.job_id)
             finally:
                 watcher.stop.set()
                 watcher.join(timeout=10)
@@ -292,7 +312,7 @@ def run_demo(
             _say("the worker found no job to run")
             return 1
         entry = httpx.get(f"{base_url}/api/entries/{accepted.entry_id}", timeout=30).json()["entry"]
-        _say(f"job {state.job_id}: {state.status}; entry status: {entry['status']}")
+        _say(f"job {accepted.job_id}: {state}; entry status: {entry['status']}")
         print(accepted.url, flush=True)
         if entry["status"] != "verified":
             _say("the entry was not verified; see the verification history on its page")

@@ -118,13 +118,49 @@ def test_the_demos_phase_table_reads_the_runs_of_both_calls(two_calls: Calls) ->
     add_run_rows(phases, runs, leased, done)
     doc = json.loads(json.dumps(phases.to_json()))
     per_run = [
-        "run 1/1: preparing",
-        "run 1/1: sandbox start, imports, data, save",
-        "run 1/1: training (timed steps)",
-        "run 1/1: reading the run's files",
-        "run 1/1: scoring (2 sandboxes)",
+        "{}: preparing",
+        "{}: sandbox start, imports, data, save",
+        "{}: training (timed steps)",
+        "{}: reading the run's files",
+        "{}: scoring (2 sandboxes)",
     ]
-    assert [r["phase"] for r in doc["phases"]] == [*per_run, *per_run, "upload and complete"]
+    expected = [*(p.format("run 1/2") for p in per_run), *(p.format("run 2/2") for p in per_run)]
+    assert [r["phase"] for r in doc["phases"]] == [*expected, "upload and complete"]
     assert all(r["seconds"] >= 0 for r in doc["phases"])
     assert doc["phases"][0]["seconds"] == 1.0 and doc["phases"][-1]["seconds"] == 1.0
     assert "scoring (2 sandboxes)" in phases.table()
+
+
+@pytest.mark.parametrize(
+    ("progress", "shown"),
+    [
+        # a lease of the whole job: the worker's own index and k
+        (
+            {
+                "run_index": 1,
+                "runs": 3,
+                "step": 40,
+                "steps": 100,
+                "eta_seconds": 12.4,
+                "message": "run 2/3 (seed 9): training",
+            },
+            "run 2/3: training step 40/100, ETA 12 s",
+        ),
+        # a lease per run: verify() says "run 1/1", the site's fields say which of the k it is
+        (
+            {
+                "run_index": 2,
+                "runs": 3,
+                "step": 100,
+                "steps": 100,
+                "message": "run 1/1 (seed 9): scoring CORE (2 of 3 runs in)",
+            },
+            "run 3/3: scoring CORE (2 of 3 runs in)",
+        ),
+    ],
+)
+def test_the_demo_shows_a_jobs_phase_from_its_progress_fields(progress: dict[str, object], shown: str) -> None:
+    from speedrun.demo import JobWatcher
+
+    assert JobWatcher.line({"status": "running", "runs": 3, "progress": progress}) == shown
+    assert JobWatcher.line({"status": "queued", "runs": 3, "progress": None}) is None
