@@ -190,6 +190,7 @@ def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done
     previous = leased
     for i, r in enumerate(runs):  # a run verified on its own (a lease per run) says index 0 of 1
         where = f"run {i + 1}/{len(runs)}"
+        previous = min(previous, float(r["train_start"]))  # the lease is seen by polling, up to POLL_S late
         phases.add(f"{where}: preparing", previous, float(r["train_start"]))
         clock, timed = float(r["train_clock_s"]), r.get("timed_steps_s")
         threads = f"{r.get('train_threads') or 'default'} thread(s)"
