@@ -269,13 +269,15 @@ def train_data(
     eval would run on the ranked clock), and the verifier's data: downloaded shards, or for a
     synthetic corpus the verifier's checked copy (``inputs``, from ``eval_inputs``; a pure
     function of the public seed, so the run sees nothing it could not build itself, and no run
-    spends its clock building it). Without ``inputs`` a synthetic run builds its own corpus."""
+    spends its clock building it). Without ``inputs``, or for a trainer without ``--data-dir`` and
+    ``--tokenizer-dir``, a synthetic run builds its own corpus."""
 
     config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
-    no_eval = _supports_no_eval(trainer, hidden)
+    has = _train_flags(trainer, hidden)
+    no_eval = "--no-eval" in has
     if config.data.source == "synthetic":
         flags = ("--no-eval",) if no_eval else ()
-        if inputs is None or inputs.data_dir is None:
+        if inputs is None or inputs.data_dir is None or not {"--data-dir", "--tokenizer-dir"} <= has:
             return TrainData(args=flags, readonly=(), hidden=())
         dirs = (inputs.data_dir, inputs.tokenizer_dir)
         val = (inputs.data_dir / read_manifest(inputs.data_dir).val_shard,) if no_eval else ()
@@ -293,11 +295,15 @@ def train_data(
     return TrainData(args=tuple(args), readonly=(data_dir, tokenizer_dir), hidden=masked)
 
 
-def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
-    """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked
-    sealed; the installed reference trainer is this code, which has the flag)."""
+TRAIN_FLAGS = ("--no-eval", "--data-dir", "--tokenizer-dir")
+
+
+def _train_flags(trainer: PreparedTrainer, hidden: Sequence[Path]) -> set[str]:
+    """Which of TRAIN_FLAGS the trainer's `speedrun train` has: skipping its own end-of-run eval,
+    reading given data (asked sealed with ``--help``; the installed reference trainer is this
+    code, which has them all)."""
     if trainer.python == sys.executable and not trainer.readonly:
-        return True
+        return set(TRAIN_FLAGS)
     with tempfile.TemporaryDirectory() as tmp:
         step = sandbox.Step(
             argv=[trainer.python, "-m", "speedrun", "train", "--help"],
@@ -311,8 +317,8 @@ def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
             proc = sandbox.launch(step, sandbox.Limits(wall_s=120), sealed=trainer.sealed, stdout=subprocess.PIPE)
             out, _ = proc.communicate(timeout=120)
         except (OSError, subprocess.SubprocessError, sandbox.SandboxUnavailable):
-            return False
-    return b"--no-eval" in out
+            return set()
+    return {flag for flag in TRAIN_FLAGS if flag.encode() in out}
 
 
 def pick_seeds(runs: int, avoid: Sequence[int] = ()) -> list[int]:
