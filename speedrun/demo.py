@@ -5,8 +5,10 @@
 2. start the site (uvicorn in a thread) on 127.0.0.1;
 3. train the ``cpu_smoke`` recipe (``speedrun train`` in a subprocess);
 4. submit the run with ``submissions.client``;
-5. run one ``submissions.worker.Worker(...).run_once()``, which leases the job, reproduces the run
-   with distinct seeds, uploads the artifacts and completes the job; meanwhile the demo polls
+5. run a local ``submissions.worker.Worker``, which leases the job's runs one by one (each with
+   the seed the site picked), reproduces each, uploads its artifacts and completes it; the site
+   pools the runs into the verification once all are in (a site that leases the whole job: one
+   lease does it all); meanwhile the demo polls
    ``GET /api/jobs/{id}`` and prints each phase the worker's heartbeat reports (run i/k: starting,
    training step s/n, scoring CORE);
 6. print the phase table (also written to ``<home>/demo-phases.json``), the URL of the entry, now
