@@ -7,19 +7,30 @@
 4. submit the run with ``submissions.client``;
 5. run a local ``submissions.worker.Worker``, which leases the job's runs one by one (each with
    the seed the site picked), reproduces each, uploads its artifacts and completes it; the site
-   pools the runs into the verification once all are in;
-6. print the URL of the entry, now verified, and keep serving until Ctrl-C (``--no-serve``: stop).
+   pools the runs into the verification once all are in (a site that leases the whole job: one
+   lease does it all); meanwhile the demo polls
+   ``GET /api/jobs/{id}`` and prints each phase the worker's heartbeat reports (run i/k: starting,
+   training step s/n, scoring CORE);
+6. print the phase table (also written to ``<home>/demo-phases.json``), the URL of the entry, now
+   verified, and keep serving until Ctrl-C (``--no-serve``: stop).
+
+The corpus, tokenizer and eval bundle are built before training, once per machine: the trainer's
+copy in the trainer's cache, the verifier's checked copy in ``verifier-inputs/`` (both reused by
+later demos while their digests match).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -33,10 +44,22 @@ from leaderboard.users.schemas import UserCreate
 from leaderboard.users.service import create_user, issue_token
 from speedrun.site import create_app
 from submissions.client import Client, submission_from_run_dir
+from submissions.inputs import synthetic_inputs
+from submissions.runner import PHASES_FILE
 from submissions.worker import Worker
+from trainer.config import RECIPES
+from trainer.data.prepare import ensure_synthetic_dataset
+from trainer.evaluation.bundle import ensure_synthetic_bundle
 
 DEMO_TRACK = "cpu-smoke"
 DEMO_RECIPE = "cpu_smoke"
+# The demo site's lease: the worker's heartbeat (lease / 4) carries the progress the demo shows, so
+# a short lease means a phase shows within ~10 s; a heartbeat is retried until the lease expires,
+# and 40 s still leaves the upload after the last beat ample time.
+DEMO_LEASE_S = 40
+POLL_S = 1.0
+PHASES_JSON = "demo-phases.json"
+MAX_LEASES = 12  # k = 3 runs, each retried at most a few times
 
 
 def _say(message: str) -> None:
@@ -64,6 +87,146 @@ def _tokens(settings: Settings) -> tuple[str, str]:
     return tokens[0], tokens[1]
 
 
+class Phases:
+    """The demo's phase table: (name, seconds) rows in order, with their start and end times."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.time()
+
+    def add(self, name: str, start: float, end: float, **extra: Any) -> None:
+        self.rows.append({"phase": name, "seconds": round(end - start, 1), "start": round(start, 3), **extra})
+
+    def timed(self, name: str) -> _Timed:
+        return _Timed(self, name)
+
+    def table(self) -> str:
+        width = max(len(r["phase"]) for r in self.rows)
+        lines = [f"{'phase'.ljust(width)}  seconds"]
+        for r in self.rows:
+            note = f"  ({r['note']})" if r.get("note") else ""
+            lines.append(f"{r['phase'].ljust(width)}  {r['seconds']:7.1f}{note}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"started": self.started, "phases": self.rows}
+
+
+class _Timed:
+    def __init__(self, phases: Phases, name: str) -> None:
+        self.phases, self.name = phases, name
+
+    def __enter__(self) -> None:
+        self.start = time.time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.phases.add(self.name, self.start, time.time())
+
+
+class JobWatcher(threading.Thread):
+    """Polls ``GET /api/jobs/{id}`` and reports each new phase of the job (the worker's heartbeat
+    progress: run i/k, its message, training step s/n and ETA) to ``show``; remembers when each
+    message was first seen."""
+
+    def __init__(self, base_url: str, job_id: int, show: Callable[[str], None], poll_s: float = POLL_S) -> None:
+        super().__init__(name=f"watch-job-{job_id}", daemon=True)
+        self.url = f"{base_url}/api/jobs/{job_id}"
+        self.show, self.poll_s = show, poll_s
+        self.stop = threading.Event()
+        self.seen: list[tuple[float, str]] = []  # (first seen, line) of every line shown
+        self.leased_at: float | None = None
+
+    @staticmethod
+    def line(job: dict[str, Any]) -> str | None:
+        """``run i/k: <phase>[ step s/n, ETA e s]`` of a running job, from its progress fields (a
+        run verified on its own says "run 1/1" in its message: the index and k come from the
+        fields, which the site sets for the verification)."""
+        p = job.get("progress") or {}
+        if job.get("status") != "running" or not p:
+            return None
+        message = str(p.get("message") or job.get("phase") or "running")
+        phase = message.split(": ", 1)[1] if message.startswith("run ") and ": " in message else message
+        text = f"run {int(p.get('run_index') or 0) + 1}/{p.get('runs') or job.get('runs')}: {phase}"
+        step, steps = p.get("step"), p.get("steps")
+        if phase.startswith("training") and isinstance(step, int) and isinstance(steps, int):
+            text += f" step {step}/{steps}"
+            if isinstance(p.get("eta_seconds"), int | float):
+                text += f", ETA {p['eta_seconds']:.0f} s"
+        return text
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self.stop.wait(self.poll_s):
+                try:
+                    job = http.get(self.url).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                if job.get("status") == "running" and self.leased_at is None:
+                    self.leased_at = time.time()
+                text = self.line(job)
+                if text is not None and (not self.seen or self.seen[-1][1] != text):
+                    self.seen.append((time.time(), text))
+                    self.show(text)
+
+
+def run_phases(work_dir: Path, since: float) -> list[dict[str, Any]]:
+    """The verifier's own phase figures of each run (``run-*/phases.json`` under the worker's work
+    dir) written after ``since``, in the order the runs started; with the trainer's timed region
+    from the run's result.json."""
+    found = []
+    for path in work_dir.rglob(PHASES_FILE):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            result = json.loads((path.parent / "out" / "result.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or float(data.get("train_start", 0)) < since:
+            continue
+        data["timed_steps_s"] = result.get("training_seconds")
+        found.append(data)
+    return sorted(found, key=lambda d: float(d["train_start"]))
+
+
+def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done: float) -> None:
+    """Per run: start-up (sandbox, imports, data) + save, the timed steps, scoring; then upload."""
+    previous = leased
+    for i, r in enumerate(runs):  # a run verified on its own (a lease per run) says index 0 of 1
+        where = f"run {i + 1}/{len(runs)}"
+        previous = min(previous, float(r["train_start"]))  # the lease is seen by polling, up to POLL_S late
+        phases.add(f"{where}: preparing", previous, float(r["train_start"]))
+        clock, timed = float(r["train_clock_s"]), r.get("timed_steps_s")
+        threads = f"{r.get('train_threads') or 'default'} thread(s)"
+        if isinstance(timed, int | float):
+            start = float(r["train_start"])
+            phases.add(f"{where}: sandbox start, imports, data, save", start, start + clock - timed, note=threads)
+            phases.add(f"{where}: training (timed steps)", start, start + timed, note=f"clock {clock:.1f} s")
+        else:
+            phases.add(f"{where}: training (clock)", float(r["train_start"]), float(r["train_end"]), note=threads)
+        if "score_start" in r and "score_end" in r:
+            phases.add(f"{where}: reading the run's files", float(r["train_end"]), float(r["score_start"]))
+            phases.add(
+                f"{where}: scoring (2 sandboxes)",
+                float(r["score_start"]),
+                float(r["score_end"]),
+                note=f"{r.get('score_threads') or 'default'} thread(s)",
+            )
+            previous = float(r["score_end"])
+    phases.add("upload and complete", previous, done)
+
+
+def _verify_locally(worker: Worker, base_url: str, job_id: int) -> str | None:
+    """Lease until the job is decided: one lease runs the whole job, or one run of it when the site
+    leases a job run by run. The job's final status, or None when nothing could be leased."""
+    status: str | None = None
+    for _ in range(MAX_LEASES):
+        if worker.run_once() is None:
+            break
+        status = str(httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=30).json()["status"])
+        if status not in ("queued", "running"):
+            break
+    return status
+
+
 def run_demo(
     *,
     home: str | None = None,
@@ -76,8 +239,10 @@ def run_demo(
     root.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    settings = Settings(home=root, base_url=base_url)
+    settings = Settings(home=root, base_url=base_url, lease_seconds=DEMO_LEASE_S)
     _say(f"data directory {root} (database {settings.resolved_database_url})")
+    phases = Phases()
+    site_start = time.time()
     submit_token, worker_token = _tokens(settings)
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
@@ -90,13 +255,21 @@ def run_demo(
             return 1
         time.sleep(0.05)
     _say(f"site up on {base_url}")
+    phases.add("site start (database, migrations, uvicorn)", site_start, time.time())
     try:
+        with phases.timed("corpus, tokenizer, eval bundle (trainer's and verifier's copies)"):
+            _say("building the synthetic corpus, tokenizer and eval bundle (once per machine)")
+            data = RECIPES[DEMO_RECIPE]().data
+            ensure_synthetic_dataset(seed=data.synthetic_seed, vocab_size=data.synthetic_vocab_size)
+            ensure_synthetic_bundle(seed=data.synthetic_seed)
+            synthetic_inputs(seed=data.synthetic_seed, vocab_size=data.synthetic_vocab_size, bundle=True)
         run_dir = root / "runs" / f"cpu-smoke-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         _say(f"training {DEMO_RECIPE} into {run_dir} (about a minute on a laptop CPU)")
         cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", DEMO_RECIPE, "--out", str(run_dir)]
         if num_iterations is not None:  # a shorter run (the verifier reproduces the same override)
             cmd += ["--num-iterations", str(num_iterations)]
-        proc = subprocess.run(cmd, check=False)
+        with phases.timed("training (speedrun train, unsealed)"):
+            proc = subprocess.run(cmd, check=False)
         if proc.returncode != 0:
             _say(f"training failed with exit code {proc.returncode}: {' '.join(cmd)}")
             return 1
@@ -107,9 +280,15 @@ def run_demo(
             contributors=["demo"],
             description="Trained, submitted and verified by `speedrun demo`.",
         )
-        with Client(base_url, submit_token) as client:
+        with phases.timed("submission"), Client(base_url, submit_token) as client:
             accepted = client.submit(submission)
         _say(f"submitted: entry {accepted.entry_id}, job {accepted.job_id}")
+        submitted = time.time()
+        if accepted.job_id is None:
+            _say("the site queued no verification job for the entry")
+            return 1
+        watcher = JobWatcher(base_url, accepted.job_id, show=_say)
+        watcher.start()
         with Client(base_url, worker_token) as worker_client:
             worker = Worker(
                 worker_client,
@@ -118,18 +297,25 @@ def run_demo(
                 poll_interval_s=1.0,
                 run_timeout_s=run_timeout_s,
             )
-            _say("verifying with a local worker (it re-runs the config with distinct seeds, one run per lease)")
-            state = None
-            while (leased := worker.run_once()) is not None:  # run by run, until the job is decided
-                state = leased
-                job = httpx.get(f"{base_url}/api/jobs/{accepted.job_id}", timeout=30).json()
-                if job["status"] not in ("queued", "running"):
-                    break
+            _say("verifying with a local worker (it re-runs the config with distinct seeds, sealed)")
+            verifying = time.time()
+            try:
+                state = _verify_locally(worker, base_url, accepted.job_id)
+            finally:
+                watcher.stop.set()
+                watcher.join(timeout=10)
+        done = time.time()
+        leased = watcher.leased_at or verifying
+        phases.add("queue wait (submitted -> leased)", submitted, min(leased, done))
+        add_run_rows(phases, run_phases(root / "worker", since=verifying), min(leased, done), done)
+        phases.add("total", phases.started, done)
+        (root / PHASES_JSON).write_text(json.dumps(phases.to_json(), indent=2), encoding="utf-8")
+        print(phases.table(), file=sys.stderr, flush=True)
         if state is None:
             _say("the worker found no job to run")
             return 1
         entry = httpx.get(f"{base_url}/api/entries/{accepted.entry_id}", timeout=30).json()["entry"]
-        _say(f"job {accepted.job_id}: its runs done; entry status: {entry['status']}")
+        _say(f"job {accepted.job_id}: {state}; entry status: {entry['status']}")
         print(accepted.url, flush=True)
         if entry["status"] != "verified":
             _say("the entry was not verified; see the verification history on its page")

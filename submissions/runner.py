@@ -38,9 +38,12 @@ from submissions.measure import MetricsTail, StepOutcome, supervise
 from submissions.model_process import ModelRequest
 from submissions.sandbox import Limits, Step, launch
 from submissions.score import FAILURE_FILE, SCORE_FILE, Score, ScoreRequest
+from trainer.cpus import THREADS_ENV, free_cpus
 from trainer.plan import config_of, resolve
 
 PROCESS_LOG_FILE = "process.log"
+PHASES_FILE = "phases.json"  # the verifier's own timing of the run's phases (for the demo's table)
+THREADS_WINDOW_S = 0.3  # the /proc/stat window that sizes a CPU step's torch threads
 LOG_TAIL_CHARS = 16_000
 LOG_TAIL_LINES = 80
 PROCESS_LOG_HEAD = 4 * 1024 * 1024  # bytes of a step's output kept from its start (its tail is kept too)
@@ -201,6 +204,29 @@ def train_command(
     return [*launcher, "-m", "speedrun", *train_args]
 
 
+def threads_env(ctx: RunContext) -> dict[str, str]:
+    """``OMP_NUM_THREADS`` for a CPU step: the CPUs free now (measured over a short window), so a
+    busy machine does not make two torch threads fight for one core. The worker's own
+    ``OMP_NUM_THREADS`` wins (passed through by the sandbox); GPU steps keep torch's default."""
+    if ctx.gpu or os.environ.get(THREADS_ENV):
+        return {}
+    return {THREADS_ENV: str(free_cpus(THREADS_WINDOW_S))}
+
+
+def note_phases(run_dir: Path, **figures: object) -> None:
+    """Merge ``figures`` into the run's phases.json (a verifier's file: the run never writes it)."""
+    path = run_dir / PHASES_FILE
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data.update(figures)
+    path.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+
+
+def say(ctx: RunContext, index: int, runs: int, message: str, step: int | None = None) -> None:
+    """A phase change of run ``index`` for the progress callback (the worker's heartbeat)."""
+    if ctx.progress is not None:
+        ctx.progress(JobProgress(run_index=index, runs=runs, step=step, steps=step, message=message))
+
+
 def _progress(ctx: RunContext, tail: MetricsTail, index: int, runs: int, seed: int) -> Callable[[float], None]:
     def on_poll(elapsed: float) -> None:
         if ctx.progress is None:
@@ -215,7 +241,8 @@ def _progress(ctx: RunContext, tail: MetricsTail, index: int, runs: int, seed: i
                 step=step if isinstance(step, int) and step >= 0 else None,
                 steps=steps if isinstance(steps, int) and steps >= 0 else None,
                 eta_seconds=None if eta_s is None else min(eta_s, 1e9),
-                message=f"run {index + 1}/{runs} (seed {seed})",
+                message=f"run {index + 1}/{runs} (seed {seed}): "
+                + ("training" if isinstance(step, int) else "starting (sandbox, imports, data)"),
             )
         )
 
@@ -238,6 +265,9 @@ def train_run(
     d = _fresh(run_dir)
     data = ctx.train_data
     where = f"run {index} (seed {seed})"
+    threads = threads_env(ctx)
+    say(ctx, index, runs, f"run {index + 1}/{runs} (seed {seed}): starting the sandbox")
+    train_start = time.time()
     step = Step(
         argv=train_command(ctx.trainer, ctx.run_config, seed, d["out"], rdzv_endpoint=ctx.rdzv_endpoint)
         + list(data.args if data else ()),
@@ -245,12 +275,27 @@ def train_run(
         writable=[d["out"], d["home"], d["tmp"]],
         readonly=[*ctx.trainer.readonly, *(data.readonly if data else ())],
         hidden=[*ctx.hidden, *(data.hidden if data else ())],
-        env={"HOME": str(d["home"]), "TMPDIR": str(d["tmp"]), "SPEEDRUN_HOME": str(d["home"] / "speedrun")},
+        env={
+            "HOME": str(d["home"]),
+            "TMPDIR": str(d["tmp"]),
+            "SPEEDRUN_HOME": str(d["home"] / "speedrun"),
+            **threads,
+        },
         gpu=ctx.gpu,
     )
     tail = MetricsTail(d["out"], METRICS_FILE)
     o, applied = _run_step(
         step, ctx.limits, ctx, run_dir / PROCESS_LOG_FILE, on_poll=_progress(ctx, tail, index, runs, seed)
+    )
+    note_phases(
+        run_dir,
+        index=index,
+        runs=runs,
+        seed=seed,
+        train_start=train_start,
+        train_end=time.time(),
+        train_clock_s=o.elapsed_s,
+        train_threads=threads.get(THREADS_ENV),
     )
     if o.stop_reason is not None:
         raise VerifyError(f"{where} {o.stop_reason}", logs_tail(run_dir))
@@ -275,7 +320,7 @@ def train_run(
     return result, o.elapsed_s, applied
 
 
-def _model_step(ctx: RunContext, run_dir: Path, seed: int, home: Path) -> Step:
+def _model_step(ctx: RunContext, run_dir: Path, seed: int, home: Path, env: dict[str, str]) -> Step:
     """The model process: the run's model behind a pipe; it sees the run's output (and a fork's code)."""
     req = ModelRequest(
         recipe=ctx.run_config.recipe,
@@ -294,19 +339,25 @@ def _model_step(ctx: RunContext, run_dir: Path, seed: int, home: Path) -> Step:
         writable=[home],
         readonly=readonly,
         hidden=ctx.hidden,
-        env={"HOME": str(home), "TMPDIR": str(home)},
+        env={"HOME": str(home), "TMPDIR": str(home), **env},
         gpu=ctx.gpu,
     )
 
 
-def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> Score:
+def score_run(
+    ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0, runs: int = 1, steps: int | None = None
+) -> Score:
     """CORE and val_bpb of the run's checkpoint: the verifier's scorer and the run's model process,
-    each in its own sandbox with a fresh HOME/TMPDIR, joined by two pipes."""
+    each in its own sandbox with a fresh HOME/TMPDIR, joined by two pipes. ``steps``: the run's
+    steps, for the progress report (step = steps says the run is being scored)."""
     e = ctx.eval_inputs
     eval_dir, eval_home, model_home = run_dir / "eval", run_dir / "eval-home", run_dir / "model-home"
     for d in (eval_home, model_home):
         d.mkdir(exist_ok=True)
     where = f"run {index} (seed {seed}): scoring its checkpoint"
+    threads = threads_env(ctx)  # the scorer and the model process take turns: each gets the free CPUs
+    say(ctx, index, runs, f"run {index + 1}/{runs} (seed {seed}): scoring CORE", step=steps)
+    score_start = time.time()
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
     req = ScoreRequest(
@@ -329,14 +380,14 @@ def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> S
         writable=[eval_dir, eval_home],
         readonly=[e.tokenizer_dir, *(p for p in (e.data_dir, e.bundle) if p is not None)],
         hidden=ctx.hidden,
-        env={"HOME": str(eval_home), "TMPDIR": str(eval_home)},
+        env={"HOME": str(eval_home), "TMPDIR": str(eval_home), **threads},
         gpu=ctx.gpu,
     )
     model_log_r, model_log_w = os.pipe()
     (run_dir / "model.log").write_bytes(b"$ python -m submissions.model_process\n")
     started = time.monotonic()
     try:
-        model_step = _model_step(ctx, run_dir, seed, model_home)
+        model_step = _model_step(ctx, run_dir, seed, model_home, threads)
         model = launch(
             model_step, ctx.model_limits, sealed=ctx.trainer.sealed, stdin=to_r, stdout=from_w, stderr=model_log_w
         )
@@ -357,6 +408,13 @@ def score_run(ctx: RunContext, *, seed: int, run_dir: Path, index: int = 0) -> S
     watcher.start()
     try:
         o, _ = _run_step(scorer, ctx.eval_limits, ctx, run_dir / "eval.log", pass_fds=(to_w, from_r))
+        note_phases(
+            run_dir,
+            score_start=score_start,
+            score_end=time.time(),
+            score_s=time.monotonic() - started,
+            score_threads=threads.get(THREADS_ENV),
+        )
     finally:
         for fd in (to_w, from_r):
             with contextlib.suppress(OSError):

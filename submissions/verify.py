@@ -50,6 +50,7 @@ from contract.tracks import TrackRules
 from submissions import forks, review, sandbox
 from submissions.artifacts import read_tail
 from submissions.hardware import local_fingerprint
+from submissions.inputs import synthetic_inputs
 from submissions.measure import supervise
 from submissions.prescreen import EVAL_TIMEOUT_S, default_run_timeout_s, prescreen, smoke_overrides
 from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_report
@@ -68,8 +69,8 @@ from submissions.runner import (
     train_run,
     verified_result,
 )
+from trainer.data.manifest import read_manifest
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
-from trainer.data.prepare import ensure_synthetic_dataset
 from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
 from trainer.plan import config_of, resolve
 
@@ -243,14 +244,15 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
             "names and declares its model (submissions/README.md)"
         ) from exc
     d, e = config.data, config.eval
-    if d.source == "synthetic":
-        ds = ensure_synthetic_dataset(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size)
-        data_dir, tokenizer_dir = ds.data_dir, ds.tokenizer_dir
+    bundle = None
+    if d.source == "synthetic":  # built once per machine, reused while the digests match
+        synthetic = e.core_at_end and e.bundle_source == "synthetic"
+        ins = synthetic_inputs(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size, bundle=synthetic)
+        data_dir, tokenizer_dir, bundle = ins.data_dir, ins.tokenizer_dir, ins.bundle
     else:
         data_dir = default_cache_dir() / "climbmix"
         tokenizer_dir = data_dir.parent / "tokenizer"
-    bundle = None
-    if e.core_at_end:
+    if e.core_at_end and bundle is None:
         bundle = ensure_synthetic_bundle(seed=d.synthetic_seed) if e.bundle_source == "synthetic" else fetch_bundle()
     sandbox.share([Path(p) for p in (tokenizer_dir, data_dir, bundle) if p is not None])
     return EvalInputs(
@@ -261,15 +263,28 @@ def eval_inputs(run_config: RunConfig, gpu: bool) -> EvalInputs:
     )
 
 
-def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path]) -> TrainData:
+def train_data(
+    run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence[Path], inputs: EvalInputs | None = None
+) -> TrainData:
     """What training is given beyond its config: ``--no-eval`` when the trainer has it (its own
-    eval would run on the ranked clock), and the verifier's downloaded data (none for a synthetic
-    corpus, which the run builds itself in its own SPEEDRUN_HOME from the public seed)."""
+    eval would run on the ranked clock), and the verifier's data: downloaded shards, or for a
+    synthetic corpus the verifier's checked copy (``inputs``, from ``eval_inputs``; a pure
+    function of the public seed, so the run sees nothing it could not build itself, and no run
+    spends its clock building it). Without ``inputs``, or for a trainer without ``--data-dir`` and
+    ``--tokenizer-dir``, a synthetic run builds its own corpus."""
 
     config = config_of(run_config.recipe, run_config.overrides, run_config.seed)
-    no_eval = _supports_no_eval(trainer, hidden)
+    has = _train_flags(trainer, hidden)
+    no_eval = "--no-eval" in has
     if config.data.source == "synthetic":
-        return TrainData(args=("--no-eval",) if no_eval else (), readonly=(), hidden=())
+        flags = ("--no-eval",) if no_eval else ()
+        if inputs is None or inputs.data_dir is None or not {"--data-dir", "--tokenizer-dir"} <= has:
+            return TrainData(args=flags, readonly=(), hidden=())
+        dirs = (inputs.data_dir, inputs.tokenizer_dir)
+        val = (inputs.data_dir / read_manifest(inputs.data_dir).val_shard,) if no_eval else ()
+        return TrainData(
+            args=("--data-dir", str(dirs[0]), "--tokenizer-dir", str(dirs[1]), *flags), readonly=dirs, hidden=val
+        )
     data_dir = default_cache_dir() / "climbmix"
     tokenizer_dir = data_dir.parent / "tokenizer"
     args = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
@@ -281,8 +296,15 @@ def train_data(run_config: RunConfig, trainer: PreparedTrainer, hidden: Sequence
     return TrainData(args=tuple(args), readonly=(data_dir, tokenizer_dir), hidden=masked)
 
 
-def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
-    """Whether the trainer's `speedrun train` skips its own end-of-run eval on request (asked sealed)."""
+TRAIN_FLAGS = ("--no-eval", "--data-dir", "--tokenizer-dir")
+
+
+def _train_flags(trainer: PreparedTrainer, hidden: Sequence[Path]) -> set[str]:
+    """Which of TRAIN_FLAGS the trainer's `speedrun train` has: skipping its own end-of-run eval,
+    reading given data (asked sealed with ``--help``; the installed reference trainer is this
+    code, which has them all)."""
+    if trainer.python == sys.executable and not trainer.readonly:
+        return set(TRAIN_FLAGS)
     with tempfile.TemporaryDirectory() as tmp:
         step = sandbox.Step(
             argv=[trainer.python, "-m", "speedrun", "train", "--help"],
@@ -296,8 +318,8 @@ def _supports_no_eval(trainer: PreparedTrainer, hidden: Sequence[Path]) -> bool:
             proc = sandbox.launch(step, sandbox.Limits(wall_s=120), sealed=trainer.sealed, stdout=subprocess.PIPE)
             out, _ = proc.communicate(timeout=120)
         except (OSError, subprocess.SubprocessError, sandbox.SandboxUnavailable):
-            return False
-    return b"--no-eval" in out
+            return set()
+    return {flag for flag in TRAIN_FLAGS if flag.encode() in out}
 
 
 def _fork_diff(diff: review.ReviewDiff | review.NoDiff | None, out_dir: Path) -> ForkDiff | None:
@@ -403,7 +425,7 @@ def verify(
         if isinstance(diff, review.NoDiff):
             notes.append(diff.note)
         inputs = eval_inputs(run_config, gpu)
-        data = train_data(run_config, trainer, hidden_paths)
+        data = train_data(run_config, trainer, hidden_paths, inputs)
     except VerifyError as exc:
         return report(Verdict.error, [exc.reason], [], log_tail=exc.log_tail)
 
@@ -442,7 +464,7 @@ def verify(
         run_dir = out_dir / f"run-{i}"
         try:
             own, clock, applied = train_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs)
-            score = score_run(ctx, seed=seed, run_dir=run_dir, index=i)
+            score = score_run(ctx, seed=seed, run_dir=run_dir, index=i, runs=runs, steps=own.steps)
         except VerifyError as exc:
             reasons = [exc.reason]
             if results:

@@ -109,9 +109,18 @@ def _train(args: argparse.Namespace) -> int:
         print(f"speedrun train: {exc}", file=sys.stderr)
         return 2
 
-    from trainer.train import train
+    import torch
+
+    from trainer.cpus import cpu_threads
+    from trainer.train import dist_env_from_environ, resolve_device, train
 
     try:
+        env = dist_env_from_environ()
+        if resolve_device(config, env).type == "cpu":  # the cores free now, not the cores that exist
+            threads, source = cpu_threads()
+            threads = max(1, threads // env.local_world_size)
+            torch.set_num_threads(threads)
+            print(f"speedrun train: {threads} CPU thread(s) ({source})", file=sys.stderr)
         result = train(config)
     except (ValueError, FileNotFoundError) as exc:
         print(f"speedrun train: {exc}", file=sys.stderr)
