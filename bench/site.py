@@ -207,7 +207,8 @@ def lookup_costs(database_url: str, home: Path, cookie: str, repeats: int = 3000
     except ImportError:  # a commit before issue 20's fast path
         return {"skipped": "no SessionReader in this commit"}
     db = open_database(Settings(home=home, database_url=database_url, secret_key="bench"))
-    sid = security.unsign(cookie.split("=", 1)[1], secret="bench", purpose="session", max_age_s=86_400)
+    signed = cookie.split(";")[0].split("=", 1)[1]
+    sid = security.unsign(signed, secret="bench", purpose="session", max_age_s=86_400)
     revision, sessions = RevisionReader(db.engine), SessionReader(db.engine)
     out: dict[str, Any] = {"repeats": repeats}
     try:
@@ -247,7 +248,10 @@ def _reader_cookie(session: Any, own: list[int]) -> str:
     assert user is not None
     session.execute(update(Entry).where(Entry.id.in_(own)).values(owner_id=user.id))
     sid = start_session(session, Principal(user=user, token_id=issued.token_id), ttl_seconds=86_400)
-    return f"{security.SESSION_COOKIE}={security.sign(sid, secret='bench', purpose='session')}"
+    # and the CSRF nonce cookie a browser holds from the page it lands on after signing in
+    # (``/submit``): the forms' tokens on its pages are made from it
+    signed = security.sign(sid, secret="bench", purpose="session")
+    return f"{security.SESSION_COOKIE}={signed}; {security.CSRF_COOKIE}={security.new_csrf_nonce()}"
 
 
 def _add_jobs(
@@ -462,6 +466,15 @@ def _serve(
     return proc
 
 
+def _warm_signed_in(port: int, pages: dict[str, str | list[str]], cookie: str) -> None:
+    """The signed-in pages once each with the reader's cookies, as ``_serve`` warms the others."""
+    import httpx
+
+    for path in pages.values():
+        for p in [path] if isinstance(path, str) else path:
+            httpx.get(f"http://127.0.0.1:{port}{p}", headers={"Cookie": cookie}, timeout=30)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -488,6 +501,7 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
     port = _free_port()
     proc = _serve(database_url, home, port, args.workers, None, warm)
     try:
+        _warm_signed_in(port, {k: v for k, v in pages.items() if k in SIGNED_IN}, cookie)
         for label, path in pages.items():
             _say(f"{name} {label}: open loop at {args.rate:.0f} req/s, then closed loop, {args.seconds:.0f} s each")
             jar = cookie if label in SIGNED_IN else ""
