@@ -21,7 +21,7 @@ from typing import Any
 
 from leaderboard.cache import ReadCache
 
-VIEWER_PAGES = 256  # signed-in pages kept per process (an entry page is ~40-90 kB)
+VIEWER_PAGES = 256  # signed-in pages kept per process, least recently used out first
 CSRF_SLOT_SCOPE = "speedrun.csrf_slot"  # request.scope key: render the slot instead of the token
 
 
