@@ -191,6 +191,46 @@ def populate(database_url: str, home: Path) -> dict[str, Any]:
     return counts
 
 
+def lookup_costs(database_url: str, home: Path, cookie: str, repeats: int = 3000) -> dict[str, Any]:
+    """What the signed-in fast path reads per request, each timed alone on its dedicated connection
+    (median and p99 of ``repeats`` reads, microseconds): the board revision (every cached page
+    reads it) and the session (issue 20: ``SessionReader``, one indexed read of a session joined
+    with its token and user). A per-process cache of sessions keyed on a "sessions revision" would
+    save the difference and no more: it too reads one row per request."""
+    from leaderboard.app import open_database
+    from leaderboard.revision import RevisionReader
+    from leaderboard.settings import Settings
+    from web import security
+
+    try:
+        from leaderboard.users.sessions import SessionReader
+    except ImportError:  # a commit before issue 20's fast path
+        return {"skipped": "no SessionReader in this commit"}
+    db = open_database(Settings(home=home, database_url=database_url, secret_key="bench"))
+    signed = cookie.split(";")[0].split("=", 1)[1]
+    sid = security.unsign(signed, secret="bench", purpose="session", max_age_s=86_400)
+    revision, sessions = RevisionReader(db.engine), SessionReader(db.engine)
+    out: dict[str, Any] = {"repeats": repeats}
+    try:
+        assert sessions.read(sid) is not None
+        for name, read in (("revision", revision.read), ("session", lambda: sessions.read(sid))):
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                read()
+                times.append(time.perf_counter() - t0)
+            times.sort()
+            out[f"{name}_read_us"] = {
+                "p50": round(1e6 * times[len(times) // 2], 1),
+                "p99": round(1e6 * times[int(0.99 * len(times))], 1),
+            }
+    finally:
+        revision.close()
+        sessions.close()
+        db.engine.dispose()
+    return out
+
+
 def _reader_cookie(session: Any, own: list[int]) -> str:
     """A signed-in reader who owns a few entries: the ``Cookie`` header of their web session."""
     from sqlalchemy import update
@@ -208,7 +248,10 @@ def _reader_cookie(session: Any, own: list[int]) -> str:
     assert user is not None
     session.execute(update(Entry).where(Entry.id.in_(own)).values(owner_id=user.id))
     sid = start_session(session, Principal(user=user, token_id=issued.token_id), ttl_seconds=86_400)
-    return f"{security.SESSION_COOKIE}={security.sign(sid, secret='bench', purpose='session')}"
+    # and the CSRF nonce cookie a browser holds from the page it lands on after signing in
+    # (``/submit``): the forms' tokens on its pages are made from it
+    signed = security.sign(sid, secret="bench", purpose="session")
+    return f"{security.SESSION_COOKIE}={signed}; {security.CSRF_COOKIE}={security.new_csrf_nonce()}"
 
 
 def _add_jobs(
@@ -423,6 +466,15 @@ def _serve(
     return proc
 
 
+def _warm_signed_in(port: int, pages: dict[str, str | list[str]], cookie: str) -> None:
+    """The signed-in pages once each with the reader's cookies, as ``_serve`` warms the others."""
+    import httpx
+
+    for path in pages.values():
+        for p in [path] if isinstance(path, str) else path:
+            httpx.get(f"http://127.0.0.1:{port}{p}", headers={"Cookie": cookie}, timeout=30)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -443,11 +495,13 @@ def bench_backend(name: str, database_url: str, home: Path, args: argparse.Names
     entry_ids = counts.pop("entry_ids")
     cookie = counts.pop("cookie")
     result: dict[str, Any] = {**counts, "fill_seconds": round(time.perf_counter() - t0, 1), "pages": {}}
+    result["fast_path_reads"] = lookup_costs(database_url, home, cookie)
     pages = {k: _paths(v, entry_ids) for k, v in PAGES.items() if not args.pages or k in args.pages}
     warm = [p for v in pages.values() for p in ([v] if isinstance(v, str) else v)]
     port = _free_port()
     proc = _serve(database_url, home, port, args.workers, None, warm)
     try:
+        _warm_signed_in(port, {k: v for k, v in pages.items() if k in SIGNED_IN}, cookie)
         for label, path in pages.items():
             _say(f"{name} {label}: open loop at {args.rate:.0f} req/s, then closed loop, {args.seconds:.0f} s each")
             jar = cookie if label in SIGNED_IN else ""

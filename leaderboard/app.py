@@ -47,6 +47,7 @@ from leaderboard.settings import Settings, get_settings
 from leaderboard.tracks.routes import router as tracks_router
 from leaderboard.urls import BaseUrlMiddleware
 from leaderboard.users.routes import router as users_router
+from leaderboard.users.sessions import SessionReader
 
 
 @dataclass
@@ -130,6 +131,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         app.state.engine = db.engine
         app.state.sessionmaker = db.sessionmaker
         app.state.revision_reader = RevisionReader(db.engine)
+        app.state.session_reader = SessionReader(db.engine)
         # everything loaded so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise show up as the slowest requests
         gc.collect()
@@ -138,6 +140,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.revision_reader.close()
+            app.state.session_reader.close()
             db.close()
 
     app = FastAPI(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from leaderboard.cache import cached, peek_stale_current
+from leaderboard.cache import ReadCache, cached, peek_stale_current
 from leaderboard.db import request_session
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,15 @@ async def json_twin(
 _TASKS: set[asyncio.Task[Any]] = set()
 
 
-def background(request: Request, key: Hashable, work: Callable[[], object]) -> None:
-    """Run ``work`` in a worker thread without waiting for it; tell the cache when it is over.
+def background(request: Request, key: Hashable, work: Callable[[], object], *, cache: ReadCache | None = None) -> None:
+    """Run ``work`` in a worker thread without waiting for it; tell the cache (the app's read cache
+    unless ``cache`` names another, such as the signed-in pages') when it is over.
 
     Refreshes run one at a time (``_refresh_gate``): when many keys expire together (the 50 entry
     pages a crawler warmed at once), dozens of CPU-bound threads would share the GIL with the event
     loop and every cached answer would wait behind them; one at a time, the loop keeps its share
     while the stale bytes are served."""
-    cache = request.app.state.cache
+    cache = request.app.state.cache if cache is None else cache
     gate = _refresh_gate(request.app.state)
 
     async def run() -> None:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from web.http import HeadAsGet, html_error
 from web.pages import router
 from web.pages.docs import assets as docs_assets
+from web.pages.signed_in import ViewerPages
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -24,3 +25,4 @@ def mount(app: FastAPI) -> None:
     app.mount("/docs-assets", docs_assets(), name="docs-assets")
     app.add_middleware(HeadAsGet)
     app.state.html_error = html_error
+    app.state.viewer_pages = ViewerPages(ttl_seconds=float(app.state.settings.cache_ttl_seconds))

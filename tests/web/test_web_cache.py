@@ -219,3 +219,145 @@ def test_the_queue_costs_the_same_queries_for_3_jobs_as_for_30(client: Any) -> N
     few = queries()
     add_jobs(27)
     assert queries() == few
+
+
+# ---------------------------------------------------------------------------- signed-in fast path
+
+
+def _new_user(client: Any, name: str, role: str) -> tuple[str, int]:
+    from leaderboard.users.models import Role
+    from leaderboard.users.schemas import UserCreate
+    from leaderboard.users.service import create_user
+
+    with client.app.state.sessionmaker() as session:
+        issued = create_user(session, UserCreate(name=name, role=Role(role)))
+        session.commit()
+    return issued.token, issued.token_id
+
+
+def _sign_in(client: Any, token: str) -> dict[str, str]:
+    """A fresh browser signed in with ``token``: its cookies (session and CSRF nonce)."""
+    client.cookies.clear()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/submit").text)
+    assert csrf is not None
+    r = client.post("/login", data={"token": token, "csrf_token": csrf.group(1)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.get(r.headers["location"])  # where the browser lands: sign-in gave it a new CSRF nonce
+    return dict(client.cookies)
+
+
+def _as(client: Any, cookies: dict[str, str]) -> None:
+    client.cookies.clear()
+    client.cookies.update(cookies)
+
+
+def _tokens(html: str) -> set[str]:
+    return set(re.findall(r'name="csrf_token" value="([^"]+)"', html))
+
+
+@pytest.fixture
+def slow_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths that took the ordinary path (a worker thread and a Session), not the fast one."""
+    from web.pages import common
+
+    calls: list[str] = []
+    real = common._in_session
+
+    def counted(request: Any, slow: Any) -> Any:
+        calls.append(request.url.path)
+        return real(request, slow)
+
+    monkeypatch.setattr(common, "_in_session", counted)
+    return calls
+
+
+def test_two_signed_in_viewers_get_their_own_pages_from_the_fast_path(
+    client: Any, make_submission: Any, slow_calls: list[str]
+) -> None:
+    from web import security
+
+    admin_token, _ = _new_user(client, "fast-admin", "admin")
+    reader_token, _ = _new_user(client, "fast-reader", "submitter")
+    r = client.post(
+        "/api/submissions",
+        json=make_submission("fast path entry", "fast-path-0001"),
+        headers={"Authorization": f"Bearer {reader_token}"},
+    )
+    assert r.status_code == 201, r.text
+    entry = f"/entries/{r.json()['entry_id']}"
+    admin, reader, reader_2 = (
+        _sign_in(client, admin_token),
+        _sign_in(client, reader_token),
+        _sign_in(client, reader_token),
+    )
+    assert reader[security.CSRF_COOKIE] != reader_2[security.CSRF_COOKIE]  # two browsers of one user
+    try:
+        for path in ("/", entry, "/me"):
+            for cookies in (admin, reader, reader_2):  # fill the signed-in pages' cache
+                _as(client, cookies)
+                assert client.get(path).status_code == 200
+            slow_calls.clear()
+            seen = {}
+            for cookies, name, other in (
+                (admin, "fast-admin", "fast-reader"),
+                (reader, "fast-reader", "fast-admin"),
+                (reader_2, "fast-reader", "fast-admin"),
+            ):
+                _as(client, cookies)
+                html = client.get(path).text
+                assert f"<strong>{name}</strong>" in html and f"<strong>{other}</strong>" not in html, path
+                # this browser's own CSRF token in every form, and no slot left
+                mine = security.csrf_token(cookies[security.CSRF_COOKIE], secret=SECRET)
+                assert _tokens(html) == {mine}, path
+                assert client.app.state.viewer_pages.slot not in html
+                seen[cookies[security.CSRF_COOKIE]] = html
+            assert slow_calls == [], f"{path} was not answered from the fast path: {slow_calls}"
+            if path == entry:  # the admin's page has the retract form, the owner's page has not
+                assert f'action="{entry}/retract"' in seen[admin[security.CSRF_COOKIE]]
+                assert f'action="{entry}/retract"' not in seen[reader[security.CSRF_COOKIE]]
+        # the token a cached page carries works: signing out with it ends that browser's session
+        _as(client, reader_2)
+        token = _tokens(client.get("/").text).pop()
+        assert client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+        _as(client, reader_2)  # a copy of the cookies, replayed
+        assert "fast-reader" not in client.get("/").text
+        _as(client, reader)  # the user's other browser is still signed in
+        assert "<strong>fast-reader</strong>" in client.get("/").text
+    finally:
+        client.cookies.clear()
+
+
+@pytest.mark.parametrize("end", ["revoke", "disable", "sign-out"])
+def test_an_ended_session_is_refused_on_the_next_request(client: Any, end: str, slow_calls: list[str]) -> None:
+    from leaderboard.users.service import revoke_token, set_disabled
+    from leaderboard.users.sessions import end_session
+    from web import security
+
+    name = f"fast-ended-{end}"
+    token, token_id = _new_user(client, name, "submitter")
+    cookies = _sign_in(client, token)
+    try:
+        for path in ("/", "/me", "/about"):
+            client.get(path)
+        slow_calls.clear()
+        assert f"<strong>{name}</strong>" in client.get("/").text
+        assert f"<strong>{name}</strong>" in client.get("/me").text
+        assert slow_calls == []  # both from the fast path
+        with client.app.state.sessionmaker() as session:
+            if end == "revoke":
+                revoke_token(session, token_id, actor=None)
+            elif end == "disable":
+                set_disabled(session, name, True, actor=None)
+            else:
+                sid = security.unsign(
+                    cookies[security.SESSION_COOKIE], secret=SECRET, purpose="session", max_age_s=3600
+                )
+                assert end_session(session, sid)
+            session.commit()
+        _as(client, cookies)
+        board = client.get("/").text
+        assert name not in board and "sign in</a>" in board
+        assert name not in client.get("/about").text
+        assert client.get("/me").status_code == 401
+    finally:
+        client.cookies.clear()

@@ -91,6 +91,7 @@ def _board(request: Request, session: Session, slug: str) -> Response:
         return error_page(request, viewer, 400, "Bad filter", f"{field}: {err['msg']}")
     try:
         page = shared_page(
+            request,
             session,
             viewer,
             _board_key(request, slug, query),
@@ -184,4 +185,4 @@ def _about(request: Request, session: Session) -> Response:
         }
         return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
 
-    return bytes_response(request, shared_page(session, viewer, ("about", flash_key(request)), html))
+    return bytes_response(request, shared_page(request, session, viewer, ("about", flash_key(request)), html))

@@ -7,13 +7,14 @@ cookie; the signed session cookie holds the API token pasted at sign-in and is n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,11 +24,13 @@ from leaderboard.db import request_session
 from leaderboard.deps import app_settings
 from leaderboard.errors import DomainError, Invalid
 from leaderboard.formatting import hms
+from leaderboard.revision import current_revision
 from leaderboard.twins import PAGE_TTL_S, background
 from leaderboard.users.models import User
 from leaderboard.users.service import Principal
-from leaderboard.users.sessions import session_principal
+from leaderboard.users.sessions import SessionReader, session_principal
 from web import security
+from web.pages.signed_in import CSRF_SLOT_SCOPE, ViewerPages
 from web.render import minutes, pvalue, render
 
 DEFAULT_TRACK = "gpt2-8xh100"
@@ -123,7 +126,10 @@ def render_html(
 ) -> tuple[str, str | None]:
     """The page's HTML, and the CSRF nonce to set as a cookie when this browser had none."""
     token, new_nonce = "", None
-    if forms or viewer.user is not None:  # a signed-in page has the sign-out form in its header
+    slot = request.scope.get(CSRF_SLOT_SCOPE)
+    if slot is not None:  # rendered for the signed-in pages' cache: each answer fills in its token
+        token = str(slot)
+    elif forms or viewer.user is not None:  # a signed-in page has the sign-out form in its header
         nonce = request.cookies.get(security.CSRF_COOKIE)
         if not nonce or len(nonce) > 100:
             nonce = new_nonce = security.new_csrf_nonce()
@@ -168,15 +174,77 @@ class PageBytes:
 
 
 def shared_page(
-    session: Session, viewer: Viewer, key: tuple[Any, ...], compute: Callable[[], str], ttl: float | None = PAGE_TTL_S
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    key: tuple[Any, ...],
+    compute: Callable[[], str],
+    ttl: float | None = PAGE_TTL_S,
 ) -> PageBytes:
     """Pages without forms look the same to every signed-out visitor: those go through the board's
     read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
-    their ETag, so a hit renders, encodes and hashes nothing; signed-in pages are made per request."""
-
-    if viewer.user is not None:
-        return PageBytes.of(compute())
+    their ETag, so a hit renders, encodes and hashes nothing. A signed-in viewer's page goes
+    through the signed-in pages' cache (``web.pages.signed_in``), keyed on who they are as well,
+    with this browser's CSRF token spliced in."""
+    user = viewer.user
+    if user is not None:
+        return _signed_in_page(request, session, user, key, compute, ttl)
     return cached(session, ("web", *key), lambda: PageBytes.of(compute()), ttl)
+
+
+def csrf_of(request: Request) -> str | None:
+    """The forms' CSRF token for this browser's nonce cookie; None when it has no usable one."""
+    nonce = request.cookies.get(security.CSRF_COOKIE)
+    if not nonce or len(nonce) > 100:
+        return None
+    return security.csrf_token(nonce, secret=secret_of(request))
+
+
+def _viewer_pages(request: Request) -> ViewerPages | None:
+    pages = getattr(request.app.state, "viewer_pages", None)
+    return pages if isinstance(pages, ViewerPages) and pages.cache.enabled else None
+
+
+def _signed_in_page(
+    request: Request,
+    session: Session,
+    user: User,
+    key: tuple[Any, ...],
+    compute: Callable[[], str],
+    ttl: float | None,
+) -> PageBytes:
+    """``compute()`` for a signed-in viewer, through the signed-in pages' cache (see ``shared_page``).
+    Made per request, as before, without the cache, a nonce cookie, or in a transaction that wrote."""
+    pages = _viewer_pages(request)
+    token = csrf_of(request)
+    if pages is None or token is None or session.in_nested_transaction() or session.new or session.dirty:
+        return PageBytes.of(compute())
+    slot = pages.slot
+
+    def with_slot() -> PageBytes:
+        request.scope[CSRF_SLOT_SCOPE] = slot
+        try:
+            html = compute()
+        finally:
+            del request.scope[CSRF_SLOT_SCOPE]
+        if token in html:  # rendered outside the slot (eagerly): this browser's own, never shared
+            raise _OwnPage(html)
+        return PageBytes.of(html)
+
+    vkey = pages.key(user.id, user.name, str(user.role), key)
+    try:
+        page = pages.cache.get_or_compute(vkey, current_revision(session), with_slot, ttl)
+    except _OwnPage as own:
+        return PageBytes.of(own.html)
+    return PageBytes(*pages.splice(page.body, page.etag, token))
+
+
+class _OwnPage(Exception):
+    """A signed-in page that holds its browser's CSRF token where the slot should be."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__("page rendered with its CSRF token, not the slot")
+        self.html = html
 
 
 async def cached_route(
@@ -195,7 +263,45 @@ async def cached_route(
             if refresh:  # past its time to live: served as is while one refresh runs
                 background(request, cache_key, lambda: _in_session(request, slow))
             return bytes_response(request, page)
+    elif key is not None:
+        signed_in = _signed_in_hit(request, key, slow, ttl)
+        if signed_in is not None:
+            return bytes_response(request, signed_in)
     return await run_in_threadpool(_in_session, request, slow)
+
+
+def _signed_in_hit(
+    request: Request, key: tuple[Any, ...], slow: Callable[[Request, Session], Response], ttl: float | None
+) -> PageBytes | None:
+    """A signed-in viewer's page from the signed-in pages' cache, on the event loop: the session
+    is looked up (one indexed read: a signed-out session, a revoked token or a disabled user
+    gets None and the ordinary path), then the revision; None when anything is missing."""
+    state = request.app.state
+    pages = _viewer_pages(request)
+    sessions = getattr(state, "session_reader", None)
+    reader = getattr(state, "revision_reader", None)
+    if pages is None or not isinstance(sessions, SessionReader) or reader is None:
+        return None
+    if not sessions.healthy() or not reader.healthy():
+        return None
+    token = csrf_of(request)
+    sid = session_id_of(request)
+    if token is None or sid is None:
+        return None
+    try:
+        who = sessions.read(sid)
+        if who is None:
+            return None
+        revision = reader.read()
+    except SQLAlchemyError:
+        return None
+    vkey: Hashable = pages.key(who.id, who.name, who.role, key)
+    page, refresh = pages.cache.peek_stale(vkey, revision, ttl)
+    if not isinstance(page, PageBytes):
+        return None
+    if refresh:  # past its time to live: served as is while one refresh runs
+        background(request, vkey, lambda: _in_session(request, slow), cache=pages.cache)
+    return PageBytes(*pages.splice(page.body, page.etag, token))
 
 
 def _in_session(request: Request, slow: Callable[[Request, Session], Response]) -> Response:

@@ -49,15 +49,18 @@ def _compare(request: Request, session: Session) -> Response:
     ids = _ids(request)
     if ids is None:
         if not request.query_params:
-            html = render_html(request, "compare.html", _context(None, None), viewer=viewer, forms=False)[0]
-            return bytes_response(request, shared_page(session, viewer, ("compare-form",), lambda: html))
+
+            def html() -> str:
+                return render_html(request, "compare.html", _context(None, None), viewer=viewer, forms=False)[0]
+
+            return bytes_response(request, shared_page(request, session, viewer, ("compare-form",), html))
         return error_page(request, viewer, 400, "Bad request", "a, b: give two entry numbers, e.g. ?a=8&b=3")
     try:
         store = store_of(request)
         a, b = (entry_detail(session, i, store) for i in ids)
     except NotFound as exc:
         return error_page(request, viewer, 404, "No such entry", str(exc.detail))
-    page = shared_page(session, viewer, ("compare", *ids), lambda: _html(request, viewer, a, b))
+    page = shared_page(request, session, viewer, ("compare", *ids), lambda: _html(request, viewer, a, b))
     return bytes_response(request, page)
 
 

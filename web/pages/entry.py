@@ -26,6 +26,7 @@ from web.pages.common import (
     Viewer,
     bytes_response,
     cached_route,
+    csrf_of,
     detail_text,
     error_page,
     flash_key,
@@ -69,11 +70,14 @@ def _entry(request: Request, session: Session, entry_id: int) -> Response:
         return error_page(request, viewer, 404, "No such entry", f"There is no entry #{entry_id}.")
     user = viewer.user
     can_retract = user is not None and user.role == Role.admin and detail.entry.status != "retracted"
-    if user is None:
+    if user is None or csrf_of(request) is not None:
+        # signed out, or signed in with a CSRF nonce cookie: cached per viewer with the token spliced in
         key = _key(request, entry_id)
-        page = shared_page(session, viewer, key, lambda: _render(request, session, viewer, detail, False)[0])
+        page = shared_page(
+            request, session, viewer, key, lambda: _render(request, session, viewer, detail, can_retract)[0]
+        )
         return bytes_response(request, page)
-    # signed-in pages carry forms (sign out, re-verify, retract): the CSRF nonce cookie may be new
+    # signed-in pages carry forms (sign out, re-verify, retract): this browser's nonce cookie is new
     html, nonce = _render(request, session, viewer, detail, can_retract)
     return respond(request, html, new_nonce=nonce)
 

@@ -1,14 +1,24 @@
 """``/me``: a signed-in user's own entries, jobs, verifications left and weekly quota; and
-``/robots.txt``. The page is made per request (it is one person's) from ``entries.mine.mine``."""
+``/robots.txt``. The page is one person's (``entries.mine.mine``): cached per viewer like every signed-in page
+(``web.pages.signed_in``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
 
-from leaderboard.db import SessionDep
 from leaderboard.entries.mine import mine
-from web.pages.common import render_page, sign_in_first, viewer_of
+from web.pages.common import (
+    bytes_response,
+    cached_route,
+    csrf_of,
+    render_html,
+    render_page,
+    shared_page,
+    sign_in_first,
+    viewer_of,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -16,19 +26,31 @@ ROBOTS = "User-agent: *\nDisallow: /api/\nDisallow: /submit\nDisallow: /me\nDisa
 
 
 @router.get("/me", response_class=HTMLResponse)
-def me_page(request: Request, session: SessionDep) -> Response:
+async def me_page(request: Request) -> Response:
+    # signed in: cached per viewer on the board revision, for the cache's own (short) time to live
+    # like the queue's: job progress and the weekly quota move without a new revision
+    return await cached_route(request, ("me",), _me, ttl=None)
+
+
+def _me(request: Request, session: Session) -> Response:
     viewer = viewer_of(request, session)
-    if viewer.user is None:
+    user = viewer.user
+    if user is None:
         return sign_in_first(request, viewer)
-    data = mine(session, viewer.user)
     context = {
         "title": "My entries",
         "nav": "me",
         "json_twin": "/api/me/entries",
-        "me": data,
         "page_description": "Your entries, your jobs, the verifications you have left and your weekly quota.",
     }
-    return render_page(request, "me.html", context, viewer=viewer, forms=False)
+    if csrf_of(request) is None:  # no nonce cookie yet: made per request, setting a new one
+        return render_page(request, "me.html", {**context, "me": mine(session, user)}, viewer=viewer, forms=False)
+
+    def html() -> str:
+        assert user is not None
+        return render_html(request, "me.html", {**context, "me": mine(session, user)}, viewer=viewer, forms=False)[0]
+
+    return bytes_response(request, shared_page(request, session, viewer, ("me",), html, ttl=None))
 
 
 @router.get("/robots.txt", response_class=PlainTextResponse)

@@ -59,7 +59,7 @@ def _progression(request: Request, session: Session, track: str) -> Response:
     viewer = viewer_of(request, session)
     try:
         page = shared_page(
-            session, viewer, _key(request, track), lambda: _progression_html(request, session, viewer, track)
+            request, session, viewer, _key(request, track), lambda: _progression_html(request, session, viewer, track)
         )
     except NotFound:
         return error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")

@@ -51,4 +51,4 @@ def _queue(request: Request, session: Session) -> Response:
         }
         return render_html(request, "queue.html", context, viewer=viewer, forms=False)[0]
 
-    return bytes_response(request, shared_page(session, viewer, key, html, ttl=None))
+    return bytes_response(request, shared_page(request, session, viewer, key, html, ttl=None))
