@@ -7,17 +7,15 @@ token it was opened with or disabling the user ends it, so a replayed cookie sig
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from leaderboard.db import utcnow
+from leaderboard.readers import DedicatedReader
 from leaderboard.users.models import ApiToken, User, WebSession
 from leaderboard.users.service import Principal, token_digest
 
@@ -108,58 +106,21 @@ _WHO = (
 )
 
 
-class SessionReader:
-    """Reads who a web session signs in on one dedicated autocommit connection, without a Session.
-
-    For the event loop's fast path of signed-in pages: every request still looks its session up
-    (sign-out, a revoked token or a disabled user stop it on the next request, in every process),
-    but as one indexed read of one row, with no ORM Session, pool checkout or thread hop. A failed
-    read closes the connection (the next read opens a new one) and is raised; callers then take
-    the ordinary path. (Like ``leaderboard.revision.RevisionReader``.)
-    """
-
-    TIMEOUT_MS = 2000
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Connection | None = None
-        self._lock = threading.Lock()
-        self.failed_at = -1e9
+class SessionReader(DedicatedReader):
+    """Reads who a web session signs in on one dedicated autocommit connection, without a Session
+    (``leaderboard.readers``), for the event loop's fast path of signed-in pages: every request
+    still looks its session up (sign-out, a revoked token or a disabled user stop it on the next
+    request, in every process), as one indexed read of one row."""
 
     def read(self, sid: str | None) -> SessionUser | None:
         """The user the session ``sid`` signs in now; None when it is unknown, ended or expired,
         or when its token was revoked or its user disabled."""
         if not sid or not sid.startswith(SESSION_ID_PREFIX) or len(sid) > 100:
             return None
-        with self._lock:
-            try:
-                if self._conn is None:
-                    conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                    if conn.dialect.name == "postgresql":  # it runs on the event loop: never wait long
-                        conn.exec_driver_sql(f"SET statement_timeout = {self.TIMEOUT_MS}")
-                    self._conn = conn
-                row = self._conn.execute(_WHO, {"digest": token_digest(sid)}).first()
-            except Exception:
-                self.failed_at = time.monotonic()
-                self._close()
-                raise
+        row = self._query(lambda conn: conn.execute(_WHO, {"digest": token_digest(sid)}).first())
         if row is None:
             return None
         user_id, name, role, disabled_at, ended_at, expires_at, revoked_at = row
         if ended_at is not None or expires_at <= utcnow() or revoked_at is not None or disabled_at is not None:
             return None
         return SessionUser(id=int(user_id), name=str(name), role=str(role))
-
-    def healthy(self, backoff_s: float = 1.0) -> bool:
-        """False for ``backoff_s`` after a failed read (the fast path then stays out of the way)."""
-        return time.monotonic() - self.failed_at > backoff_s
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already broken: nothing left to release
-                conn.close()
