@@ -144,3 +144,15 @@ def artifacts_dir() -> Path:
     d = Path(__file__).resolve().parent.parent / "test-artifacts"
     d.mkdir(exist_ok=True)
     return d
+
+
+@pytest.fixture
+def reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A reference trainer repository (the worker's $SPEEDRUN_REFERENCE_REPO) with a scorer, for the
+    review-diff tests of the verifier and of the site."""
+    from submissions import forks
+    from tests.submissions.review_repos import make_reference
+
+    ref = make_reference(tmp_path / "reference")
+    monkeypatch.setenv(forks.REFERENCE_REPO_ENV, str(ref))
+    return ref

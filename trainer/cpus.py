@@ -10,6 +10,7 @@ over a short window of ``/proc/stat``; ``cpu_threads`` honours an explicit ``OMP
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -28,12 +29,10 @@ def usable_cpus() -> int:
         count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         count = os.cpu_count() or 1
-    try:
+    with contextlib.suppress(OSError, ValueError):  # no cgroup v2 quota file here: the affinity set is all
         quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
         if quota != "max":
             count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
     return max(1, count)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -78,7 +77,9 @@ def disagreements(track: Track, runs: Sequence[tuple[RunResult, job_runs.RunWork
     return flags
 
 
-def joined_report(track: Track, entry_config: Any, reports: Sequence[VerificationReport], claimed: Any) -> Any:
+def joined_report(
+    track: Track, reports: Sequence[VerificationReport], claimed: Sequence[RunResult]
+) -> VerificationReport:
     """One report of the k runs, the verdict from the verifier's own rules on all of them."""
     first = reports[0]
     runs = [r.runs[0] for r in reports]
@@ -122,7 +123,7 @@ def pool_runs(session: Session, job: Job, runs: Sequence[Job], *, store: Artifac
     ordered = sorted(runs, key=lambda r: r.run_index or 0)
     reports = [VerificationReport.model_validate((r.report or {})["report"]) for r in ordered]
     refs = [ArtifactRef.model_validate(a) for r in ordered for a in (r.report or {}).get("artifacts", [])]
-    report = joined_report(track, entry.run_config, reports, claimed_results(session, entry))
+    report = joined_report(track, reports, claimed_results(session, entry))
     workers = job_runs.workers_of(session, ordered)
     flags = disagreements(track, list(zip(report.runs, workers, strict=True)))
     accounts = len({w.user_id for w in workers})

@@ -15,7 +15,7 @@ import pytest
 from lb_support import Api, Users
 from lb_verify import FORK, board, complete, complete_fork, gpu_report, submit
 
-from submissions import forks, review
+from submissions import review
 from tests.submissions.review_repos import (
     HIDDEN,
     commit_all,
@@ -23,17 +23,9 @@ from tests.submissions.review_repos import (
     fork_of,
     generated_files,
     hide_with_gitattributes,
-    make_reference,
     orphan,
     patch_scorer,
 )
-
-
-@pytest.fixture
-def reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ref = make_reference(tmp_path / "reference")
-    monkeypatch.setenv(forks.REFERENCE_REPO_ENV, str(ref))
-    return ref
 
 
 def _text(page: str) -> str:

@@ -27,18 +27,9 @@ from tests.submissions.review_repos import (
     generated_files,
     git,
     hide_with_gitattributes,
-    make_reference,
     orphan,
     patch_scorer,
 )
-
-
-@pytest.fixture
-def reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A reference trainer repository (the worker's $SPEEDRUN_REFERENCE_REPO) with a scorer."""
-    ref = make_reference(tmp_path / "reference")
-    monkeypatch.setenv(forks.REFERENCE_REPO_ENV, str(ref))
-    return ref
 
 
 def test_gitattributes_cannot_hide_a_patch_as_binary(reference: Path, tmp_path: Path) -> None:
