@@ -351,7 +351,12 @@ def d12() -> TrainConfig:
 
 
 def cpu_smoke() -> TrainConfig:
-    """The same code at toy scale on a 2-core CPU: synthetic corpus and bundle, about a minute."""
+    """The same code at toy scale on a 2-core CPU: synthetic corpus and bundle, about 15 s of steps.
+
+    Many small steps (issue 22): 170 steps of 2 x 256 tokens reach the CORE that 100 steps of 16 x 256
+    did, with a fifth of the tokens (12 seeds each in bench/RESULTS.md; the track's bar re-derived
+    for it in contract/tracks.py).
+    """
     return TrainConfig(
         recipe="cpu_smoke",
         model=ModelConfig(
@@ -363,15 +368,15 @@ def cpu_smoke() -> TrainConfig:
             window_multiple_tokens=16,  # S = 64 at T = 256, so the sliding window is exercised
         ),
         optim=OptimConfig(
-            lr_reference_batch_tokens=4096,  # tuned at this batch: s_B = 1
+            lr_reference_batch_tokens=512,  # tuned at this batch: s_B = 1
             warmup_steps=10,
             momentum_warmup_steps=50,
         ),
-        horizon=HorizonConfig(num_iterations=100),  # ~1 minute on 2 idle cores; loss ~1.3 nats vs unigram 5.2
-        data=DataConfig(source="synthetic", synthetic_vocab_size=2048, device_batch_size=16, total_batch_size=4096),
+        horizon=HorizonConfig(num_iterations=170),  # ~15 s on 2 idle cores; loss ~1.7 nats vs unigram 5.2
+        data=DataConfig(source="synthetic", synthetic_vocab_size=2048, device_batch_size=2, total_batch_size=512),
         eval=EvalConfig(
             eval_every_steps=None,
-            eval_tokens=16 * 256 * 8,
+            eval_tokens=8192,  # val_bpb on 8K tokens: not ranked on this track, and scored again per sealed run
             core_at_end=True,
             core_max_per_task=None,
             bundle_source="synthetic",

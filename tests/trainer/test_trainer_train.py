@@ -60,7 +60,8 @@ def test_cpu_smoke_learns_the_corpus_and_writes_a_valid_result(tmp_path: Path) -
 
     on_disk = RunResult.model_validate_json((tmp_path / RESULT_FILE).read_text())
     assert on_disk == result
-    assert result.steps == config.horizon.num_iterations and result.tokens == result.steps * 4096
+    assert result.steps == config.horizon.num_iterations
+    assert result.tokens == result.steps * config.data.total_batch_size == result.steps * 512
     assert result.val_bpb is not None and 0 < result.val_bpb < 2
     assert result.core is not None and len(result.core.tasks) == 22
     assert result.core.core > 0.05  # the cpu-smoke track's bar
