@@ -234,6 +234,13 @@ class Block(nn.Module):
         return x + self.mlp(norm(x))
 
 
+def _embedding(num: int, dim: int) -> nn.Embedding:
+    """An embedding table left uninitialized (``init_weights`` sets every table). Its default init
+    would be a ``normal_`` on the meta device, which imports torch._dynamo: about 1 s of CPU in
+    every process that builds a model (the model process and the scorer's calibration included)."""
+    return nn.Embedding(num, dim, _weight=torch.empty(num, dim))
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig, compute_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -241,10 +248,10 @@ class GPT(nn.Module):
         self.compute_dtype = compute_dtype
         self.attention_backend = "sdpa"
         kv_dim = config.n_kv_head * config.head_dim
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = _embedding(config.vocab_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.value_embeds = nn.ModuleDict(
-            {str(i): nn.Embedding(config.vocab_size, kv_dim) for i in config.value_embed_layers}
+            {str(i): _embedding(config.vocab_size, kv_dim) for i in config.value_embed_layers}
         )
         self.lm_head = Linear(config.n_embd, config.vocab_size)  # bf16, never fp8: logit precision matters
         self.resid_lambdas = nn.Parameter(torch.ones(config.n_layer))

@@ -99,10 +99,15 @@ def polar_express(g: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
     if tall:
         x = x.mT
     x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.01 + 1e-6)
+    shape = x.shape
+    x = x.reshape(-1, *shape[-2:])
     for a, b, c in POLAR_EXPRESS_COEFFS:
         gram = x @ x.mT
-        poly = b * gram + c * (gram @ gram)
-        x = a * x + poly @ x
+        # b * gram + c * gram @ gram and a * x + poly @ x, each one fused GEMM (no elementwise passes:
+        # about a fifth of the optimizer's time on the CPU recipe's small matrices)
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.baddbmm(x, poly, x, beta=a)
+    x = x.reshape(shape)
     if tall:
         x = x.mT
     return x

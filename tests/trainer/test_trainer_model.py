@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -105,6 +108,20 @@ def test_meta_construction_then_init_is_deterministic() -> None:
     a, b = tiny(), tiny()
     for (na, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(pa, pb), na
+
+
+def test_building_a_model_does_not_import_dynamo() -> None:
+    """The scorer's calibration and the verifier's model process build a model and never train: the
+    embedding tables' default init on the meta device imported torch._dynamo (~1 s of CPU each)."""
+    code = (
+        "import sys, torch\n"
+        "from trainer.config import build_config\n"
+        "from trainer.model import GPTConfig, build_model\n"
+        "build_model(GPTConfig.from_train_config(build_config('cpu_smoke', {})), torch.device('cpu'), torch.float32)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
 
 
 def test_bf16_compute_keeps_fp32_masters_and_bf16_embeddings() -> None:

@@ -269,3 +269,18 @@ def test_apply_schedules_sets_every_group() -> None:
 def test_muon_rejects_non_matrices() -> None:
     with pytest.raises(ValueError, match="2-D"):
         MuonAdamW([GroupSpec("matrices", "muon", [nn.Parameter(torch.randn(3))], lr=0.1, weight_decay=0.0)])
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 64), (2, 96, 32), (40, 24)])
+def test_polar_express_fused_gemms_equal_the_written_out_iteration(shape: tuple[int, ...]) -> None:
+    """b * G + c * G @ G and a * X + P @ X as single GEMMs (baddbmm) give the iteration as written."""
+    torch.manual_seed(1)
+    g = torch.randn(*shape, dtype=torch.float64)
+    x = g.mT if g.size(-2) > g.size(-1) else g
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.01 + 1e-6)
+    for a, b, c in POLAR_EXPRESS_COEFFS:
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    expected = x.mT if g.size(-2) > g.size(-1) else x
+    assert polar_express(g, torch.float64).shape == g.shape
+    torch.testing.assert_close(polar_express(g, torch.float64), expected, rtol=1e-10, atol=1e-12)
