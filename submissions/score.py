@@ -40,7 +40,7 @@ from contract.schema import Contract, CoreResult
 from submissions.model_client import Budget, ModelClient, ModelProcessError, calibrate
 from trainer.data.loader import val_batches
 from trainer.data.tokenizer import Tokenizer
-from trainer.evaluation.bpb import evaluate_bpb
+from trainer.evaluation.bpb import evaluate_bpb, merged_batches
 from trainer.evaluation.bundle import Bundle, load_bundle
 from trainer.evaluation.core import GROUP_TOKENS, PreparedTask, TaskOutcome, core_result, prepare_task
 from trainer.evaluation.prompts import check_examples_fit, first_argmin, task_items
@@ -199,7 +199,8 @@ def score(req: ScoreRequest) -> Score:
             num_tokens=config.eval.eval_tokens,
             device="cpu",
         )
-        val_bpb = float(evaluate_bpb(_RemoteLoss(client), batches, tokenizer.token_bytes(), world_size=1))
+        joined = merged_batches(batches, default_batch_tokens(device))  # a few requests, not one per batch
+        val_bpb = float(evaluate_bpb(_RemoteLoss(client), joined, tokenizer.token_bytes(), world_size=1))
     core = None
     if req.bundle is not None:
         core = remote_core(

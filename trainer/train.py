@@ -209,7 +209,8 @@ def _make_sinks(config: TrainConfig, out_dir: Path, extra: Sink | None, resumed_
 
 def _evaluate_bpb(model: GPT, inputs: RunInputs, config: TrainConfig, env: DistEnv, device: torch.device) -> float:
     from trainer.data.loader import val_batches
-    from trainer.evaluation.bpb import evaluate_bpb
+    from trainer.evaluation.bpb import evaluate_bpb, merged_batches
+    from trainer.evaluation.rows import default_batch_tokens
 
     batches = val_batches(
         inputs.data_dir,
@@ -221,7 +222,8 @@ def _evaluate_bpb(model: GPT, inputs: RunInputs, config: TrainConfig, env: DistE
         world_size=env.world_size,
         device=device,
     )
-    return evaluate_bpb(model, batches, inputs.tokenizer.token_bytes(), world_size=env.world_size)
+    joined = merged_batches(batches, default_batch_tokens(device))
+    return evaluate_bpb(model, joined, inputs.tokenizer.token_bytes(), world_size=env.world_size)
 
 
 def _evaluate_core(

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.data.tokenizer import Tokenizer
-from trainer.evaluation.bpb import evaluate_bpb
+from trainer.evaluation.bpb import evaluate_bpb, merged_batches
 
 
 class BigramLM(nn.Module):
@@ -97,3 +97,22 @@ def test_bpb_rejects_empty_input_and_missing_process_group(tokenizer: Tokenizer)
         evaluate_bpb(model, batches_of(tokenizer, TEXTS), tokenizer.token_bytes(), world_size=2)
     with pytest.raises(ValueError, match="1-D"):
         evaluate_bpb(model, [], tokenizer.token_bytes().view(1, -1))
+
+
+def test_merged_batches_keep_every_row_in_order_and_the_bits_per_byte(tokenizer: Tokenizer) -> None:
+    batches = batches_of(tokenizer, TEXTS * 4, seq_len=8)  # 2 rows of 8 tokens each
+    merged = list(merged_batches(batches, max_tokens=48))  # up to 3 batches (6 rows) at a time
+    assert [x.shape for x, _ in merged[:-1]] == [(6, 8)] * (len(merged) - 1)
+    torch.testing.assert_close(torch.cat([x for x, _ in merged]), torch.cat([x for x, _ in batches]))
+    torch.testing.assert_close(torch.cat([y for _, y in merged]), torch.cat([y for _, y in batches]))
+    model = BigramLM(tokenizer.vocab_size)
+    one_by_one = evaluate_bpb(model, batches, tokenizer.token_bytes())
+    assert evaluate_bpb(model, merged, tokenizer.token_bytes()) == pytest.approx(one_by_one, rel=1e-12)
+
+
+def test_merged_batches_never_join_widths_or_split_a_big_batch() -> None:
+    a = (torch.zeros(2, 8, dtype=torch.long), torch.zeros(2, 8, dtype=torch.long))
+    b = (torch.ones(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))
+    big = (torch.zeros(10, 8, dtype=torch.long), torch.zeros(10, 8, dtype=torch.long))
+    shapes = [x.shape for x, _ in merged_batches([a, a, b, b, big, a], max_tokens=64)]
+    assert shapes == [(4, 8), (4, 4), (10, 8), (2, 8)]

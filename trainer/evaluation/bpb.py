@@ -14,7 +14,7 @@ the byte total slightly: the same model reads ~0.05% *higher* here than in the r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,3 +70,26 @@ def evaluate_bpb(
     if nbytes_total == 0:
         raise ValueError("no target bytes to evaluate: the batches are empty or hold only special tokens")
     return float(total_nats.item()) / (math.log(2) * nbytes_total)
+
+
+def merged_batches(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], max_tokens: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Consecutive batches of one width joined along the batch dimension, up to ``max_tokens`` each
+    (a batch already that big passes alone). The rows and their order are the batches' own, so
+    bits per byte is unchanged; a small training batch (cpu_smoke: 2 x 256) is scored in a few
+    forwards instead of dozens (each a request to the verifier's model process)."""
+    import torch
+
+    inputs: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    tokens = 0
+    for x, y in batches:
+        if inputs and (tokens + x.numel() > max_tokens or x.shape[1:] != inputs[0].shape[1:]):
+            yield torch.cat(inputs), torch.cat(targets)
+            inputs, targets, tokens = [], [], 0
+        inputs.append(x)
+        targets.append(y)
+        tokens += x.numel()
+    if inputs:
+        yield torch.cat(inputs), torch.cat(targets)
