@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.cli import positive_int
 from trainer.doctor.cli import register as register_doctor  # light: argparse only
 
 if TYPE_CHECKING:
@@ -295,6 +296,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             allow_local_git=args.allow_local_git,
             hidden=[Path(token_file)] if token_file else None,  # masked in every sandbox that could see it
             keep_job_dirs=args.keep_job_dirs,
+            threads=args.threads,
         )
     except ValueError as exc:
         return _err(str(exc))
@@ -418,6 +420,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--run-timeout-s", type=float, help="time cap of each training run in seconds (default: the track's cap)"
     )
     p.add_argument("--smoke-steps", type=int, help="before each job's runs, a smoke run of this many steps")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="CPU threads of each CPU run (default: the CPUs free when it starts); several workers "
+        "on one machine each take their share",
+    )
     p.add_argument(
         "--keep-job-dirs",
         type=int,

@@ -100,6 +100,7 @@ class RunContext:
     cancel: threading.Event | None = None
     rdzv_endpoint: str | None = None
     train_data: TrainData | None = None
+    threads: int | None = None  # CPU threads per step (None: the CPUs free when it starts)
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,16 @@ def train_command(
 
 
 def threads_env(ctx: RunContext) -> dict[str, str]:
-    """``OMP_NUM_THREADS`` for a CPU step: the CPUs free now (measured over a short window), so a
+    """``OMP_NUM_THREADS`` for a CPU step: the worker's ``threads`` when it says (several runs at once
+    on one machine share its cores), else the CPUs free now (measured over a short window), so a
     busy machine does not make two torch threads fight for one core. The worker's own
-    ``OMP_NUM_THREADS`` wins (passed through by the sandbox); GPU steps keep torch's default."""
-    if ctx.gpu or os.environ.get(THREADS_ENV):
+    ``OMP_NUM_THREADS`` wins over the measurement (passed through by the sandbox); GPU steps keep
+    torch's default."""
+    if ctx.gpu:
+        return {}
+    if ctx.threads is not None:
+        return {THREADS_ENV: str(ctx.threads)}
+    if os.environ.get(THREADS_ENV):
         return {}
     return {THREADS_ENV: str(free_cpus(THREADS_WINDOW_S))}
 

@@ -349,6 +349,7 @@ def verify(
     allow_local_git: bool = False,
     hidden: Sequence[Path] = (),
     one_run_of: int | None = None,
+    threads: int | None = None,
 ) -> VerificationReport:
     """Run the config ``runs`` times with distinct seeds and decide; writes report.json + summary.txt.
 
@@ -356,8 +357,8 @@ def verify(
     unsealed (the report says so); a fork is refused either way. ``hidden``: paths no sandboxed
     step may see (the worker's work dir, token file). ``one_run_of``: this is one run (``runs`` = 1,
     the site's seed) of a verification of that many runs, which the site pools and decides: the
-    report's verdict is then 'inconclusive' unless the run failed. Raises ValueError for bad
-    arguments only.
+    report's verdict is then 'inconclusive' unless the run failed. ``threads``: CPU threads of each
+    CPU step (None: the CPUs free when the step starts). Raises ValueError for bad arguments only.
     """
     if runs < 1:
         raise ValueError(f"runs: must be >= 1, got {runs}")
@@ -374,6 +375,8 @@ def verify(
             raise ValueError(f"{name}: must be > 0")
     if smoke_steps is not None and smoke_steps < 1:
         raise ValueError("smoke_steps: must be >= 1")
+    if threads is not None and threads < 1:
+        raise ValueError("threads: must be >= 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     identity_id = verifier_id or socket.gethostname()[:100] or "verifier"
@@ -447,6 +450,7 @@ def verify(
         cancel=cancel,
         rdzv_endpoint=rdzv_endpoint,
         train_data=data,
+        threads=threads,
     )
     if smoke_steps is not None:
         smoke = run_config.model_copy(update={"overrides": {**run_config.overrides, **smoke_overrides(smoke_steps)}})

@@ -156,6 +156,7 @@ class Worker:
         smoke_steps: int | None = None,
         allow_local_git: bool = False,
         hidden: list[Path] | None = None,
+        threads: int | None = None,
     ) -> None:
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s: must be > 0")
@@ -163,6 +164,8 @@ class Worker:
             raise ValueError("worker_id: 1 to 100 characters")
         if keep_job_dirs < 0:
             raise ValueError("keep_job_dirs: must be >= 0")
+        if threads is not None and threads < 1:
+            raise ValueError("threads: must be >= 1")
         self.client = client
         self.worker_id = worker_id
         self.work_dir = Path(work_dir)
@@ -175,6 +178,7 @@ class Worker:
         self.lock_path = lock_path or self.work_dir / LOCK_FILE
         self.keep_job_dirs = keep_job_dirs
         self.smoke_steps = smoke_steps
+        self.threads = threads  # CPU threads per sandboxed step (None: the CPUs free)
         self.stop_event = threading.Event()
         self._checked = False
 
@@ -299,6 +303,7 @@ class Worker:
                 fingerprint=self.fingerprint,
                 allow_local_git=self.allow_local_git,
                 hidden=self.hidden,
+                threads=self.threads,
             )
         except KeyboardInterrupt:
             beat.stop.set()

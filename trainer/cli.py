@@ -16,6 +16,18 @@ import json
 import sys
 from typing import Any
 
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, or a usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 # flag -> override key (argparse dest is the key). The set is pinned by tests/trainer/test_cli.py.
 OVERRIDE_FLAGS: dict[str, str] = {
     "--depth": "depth",

@@ -186,3 +186,14 @@ def test_worker_needs_a_token(
     monkeypatch.delenv("SPEEDRUN_TOKEN", raising=False)
     assert main(["worker", "--server", "http://127.0.0.1:9", "--once", "--work-dir", str(tmp_path)]) == 2
     assert "--token" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_worker_threads_must_be_a_positive_integer(
+    bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["worker", "--server", "http://127.0.0.1:9", "--token", "t", "--once", "--work-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--threads", bad])
+    assert exc.value.code == 2
+    assert "--threads" in capsys.readouterr().err

@@ -183,3 +183,8 @@ def test_stale_lease_cannot_heartbeat_or_complete(
             client.complete(stale.job_id, body)
         assert exc.value.status == 409
     assert live_site.job(job_id)["attempts"] == 2
+
+
+def test_a_worker_refuses_a_thread_count_below_one(tmp_path: Path) -> None:
+    with Client("http://127.0.0.1:9", "t") as client, pytest.raises(ValueError, match="threads"):
+        Worker(client, worker_id="w", work_dir=tmp_path, fingerprint=CPU, threads=0)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from trainer.cli import positive_int
+
 _DEFAULT_VAL_SHARD_INDEX = 6542  # trainer.data.paths.CLIMBMIX_VAL_SHARD_INDEX (not imported: keep this module light)
 
 
@@ -102,13 +104,6 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     data = sub.add_parser("data", help="Download shards; synthesize a corpus; train the tokenizer")
     commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
@@ -122,9 +117,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--shards", type=int, required=True, help="number of training shards (0..N-1)")
     p.add_argument("--base-url", default=None, help="server with the ClimbMix layout (default: Hugging Face)")
     p.add_argument("--dir", default=None, help="data directory (default: $SPEEDRUN_HOME/climbmix)")
-    p.add_argument("--workers", type=_positive_int, default=8, help="parallel downloads (default 8)")
+    p.add_argument("--workers", type=positive_int, default=8, help="parallel downloads (default 8)")
     p.add_argument("--val-shard", type=int, default=_DEFAULT_VAL_SHARD_INDEX, help="validation shard index")
-    p.add_argument("--max-attempts", type=_positive_int, default=6, help="attempts per shard (default 6)")
+    p.add_argument("--max-attempts", type=positive_int, default=6, help="attempts per shard (default 6)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_download)
 
@@ -137,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", default=None, help="output directory (default: $SPEEDRUN_HOME/synthetic-SEED/data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shards", type=int, default=3, help="number of shards including validation (default 3)")
-    p.add_argument("--docs-per-shard", type=_positive_int, default=4096)
+    p.add_argument("--docs-per-shard", type=positive_int, default=4096)
     p.set_defaults(func=_synth)
 
     p = commands.add_parser(

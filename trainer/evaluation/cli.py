@@ -15,15 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from trainer.cli import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     source.add_argument("--bundle", type=Path, help="an eval bundle directory or zip (offline)")
     source.add_argument("--synthetic", action="store_true", help="the cached synthetic CORE-format bundle")
     core.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic bundle (default 0)")
-    core.add_argument("--max-per-task", type=_positive_int, default=None, help="first N shuffled examples per task")
-    core.add_argument("--batch-tokens", type=_positive_int, default=None, help="token budget per forward")
+    core.add_argument("--max-per-task", type=positive_int, default=None, help="first N shuffled examples per task")
+    core.add_argument("--batch-tokens", type=positive_int, default=None, help="token budget per forward")
     core.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     core.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     core.add_argument("--json", action="store_true", help="print the result as JSON (the CoreResult of result.json)")
