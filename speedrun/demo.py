@@ -5,8 +5,9 @@
 2. start the site (uvicorn in a thread) on 127.0.0.1;
 3. train the ``cpu_smoke`` recipe (``speedrun train`` in a subprocess);
 4. submit the run with ``submissions.client``;
-5. run a local ``submissions.worker.Worker``, which leases the job's runs one by one (each with
-   the seed the site picked), reproduces each, uploads its artifacts and completes it; the site
+5. run k local ``submissions.worker.Worker``s at once (k = the job's runs, each with its own work
+   dir and its share of the free CPUs, as k machines would), each leasing one run (with the seed
+   the site picked), reproducing it sealed, uploading its artifacts and completing it; the site
    pools the runs into the verification once all are in (a site that leases the whole job: one
    lease does it all); meanwhile the demo polls
    ``GET /api/jobs/{id}`` and prints each phase the worker's heartbeat reports (run i/k: starting,
@@ -21,6 +22,7 @@ later demos while their digests match).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
@@ -35,6 +37,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from contract.tracks import BUILTIN_TRACKS
 from leaderboard.app import open_database
 from leaderboard.db import session_scope
 from leaderboard.settings import Settings
@@ -48,6 +51,7 @@ from submissions.inputs import synthetic_inputs
 from submissions.runner import PHASES_FILE
 from submissions.worker import Worker
 from trainer.config import RECIPES
+from trainer.cpus import free_cpus
 from trainer.data.prepare import ensure_synthetic_dataset
 from trainer.evaluation.bundle import ensure_synthetic_bundle
 
@@ -72,19 +76,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tokens(settings: Settings) -> tuple[str, str]:
-    """Fresh tokens for the demo submitter and worker (users created on first use)."""
+def _tokens(settings: Settings, workers: int) -> tuple[str, list[str]]:
+    """Fresh tokens for the demo submitter and its ``workers`` worker accounts (one per local
+    worker, as separate machines would have; users created on first use)."""
     db = open_database(settings)
     tokens = []
+    names = [("demo", Role.submitter)] + [
+        ("demo-worker" if i == 0 else f"demo-worker-{i + 1}", Role.worker) for i in range(workers)
+    ]
     with session_scope(db.sessionmaker) as session:
-        for name, role in (("demo", Role.submitter), ("demo-worker", Role.worker)):
+        for name, role in names:
             user = user_by_name(session, name)
             if user is None:
                 tokens.append(create_user(session, UserCreate(name=name, role=role, token_label="demo")).token)
             else:
                 tokens.append(issue_token(session, user, label="demo").token)
     db.close()
-    return tokens[0], tokens[1]
+    return tokens[0], tokens[1:]
 
 
 class Phases:
@@ -188,12 +196,16 @@ def run_phases(work_dir: Path, since: float) -> list[dict[str, Any]]:
 
 
 def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done: float) -> None:
-    """Per run: start-up (sandbox, imports, data) + save, the timed steps, scoring; then upload."""
+    """Per run: start-up (sandbox, imports, data) + save, the timed steps, scoring; then upload.
+    Runs that overlap (several workers) each start from the lease or the end of the run before them."""
+    ends: list[float] = []
     previous = leased
     for i, r in enumerate(runs):  # a run verified on its own (a lease per run) says index 0 of 1
         where = f"run {i + 1}/{len(runs)}"
-        previous = min(previous, float(r["train_start"]))  # the lease is seen by polling, up to POLL_S late
-        phases.add(f"{where}: preparing", previous, float(r["train_start"]))
+        start = float(r["train_start"])
+        previous = max([leased, *(e for e in ends if e <= start)])
+        previous = min(previous, start)  # the lease is seen by polling, up to POLL_S late
+        phases.add(f"{where}: preparing", previous, start)
         clock, timed = float(r["train_clock_s"]), r.get("timed_steps_s")
         threads = f"{r.get('train_threads') or 'default'} thread(s)"
         if isinstance(timed, int | float):
@@ -210,21 +222,46 @@ def add_run_rows(phases: Phases, runs: list[dict[str, Any]], leased: float, done
                 float(r["score_end"]),
                 note=f"{r.get('score_threads') or 'default'} thread(s)",
             )
-            previous = float(r["score_end"])
-    phases.add("upload and complete", previous, done)
+            ends.append(float(r["score_end"]))
+    phases.add("upload and complete", max([previous, *ends]), done)
 
 
-def _verify_locally(worker: Worker, base_url: str, job_id: int) -> str | None:
-    """Lease until the job is decided: one lease runs the whole job, or one run of it when the site
-    leases a job run by run. The job's final status, or None when nothing could be leased."""
-    status: str | None = None
+def _lease_until_decided(worker: Worker, base_url: str, job_id: int, leased: list[bool]) -> None:
+    """One worker's loop: lease and run until nothing is left to lease or the job is decided."""
     for _ in range(MAX_LEASES):
         if worker.run_once() is None:
-            break
+            return
+        leased.append(True)
         status = str(httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=30).json()["status"])
         if status not in ("queued", "running"):
-            break
-    return status
+            return
+
+
+def _verify_locally(workers: list[Worker], base_url: str, job_id: int) -> str | None:
+    """The workers lease at once until the job is decided: each takes one run of it (a site that
+    leases a job run by run), or one of them the whole job. The job's final status, or None when
+    nothing could be leased."""
+    leased: list[bool] = []
+    loops = [
+        threading.Thread(target=_lease_until_decided, args=(w, base_url, job_id, leased), name=w.worker_id)
+        for w in workers
+    ]
+    for t in loops:
+        t.start()
+        time.sleep(0.2)  # lease in order: worker i takes run i
+    for t in loops:
+        t.join()
+    if not leased:
+        return None
+    return str(httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=30).json()["status"])
+
+
+def verifier_shares(runs: int, cpus: int) -> tuple[int, int]:
+    """(workers, CPU threads each) for verifying ``runs`` runs on ``cpus`` free CPUs: a worker per
+    run, all at once, the CPUs shared out (at least one thread each). Tiny steps use one thread
+    better than two, and the runs' start-up, scoring and upload overlap."""
+    workers = max(1, runs)
+    return workers, max(1, cpus // workers)
 
 
 def run_demo(
@@ -243,7 +280,7 @@ def run_demo(
     _say(f"data directory {root} (database {settings.resolved_database_url})")
     phases = Phases()
     site_start = time.time()
-    submit_token, worker_token = _tokens(settings)
+    submit_token, worker_tokens = _tokens(settings, BUILTIN_TRACKS[DEMO_TRACK].min_runs)
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="speedrun-site", daemon=True)
@@ -264,7 +301,7 @@ def run_demo(
             ensure_synthetic_bundle(seed=data.synthetic_seed)
             synthetic_inputs(seed=data.synthetic_seed, vocab_size=data.synthetic_vocab_size, bundle=True)
         run_dir = root / "runs" / f"cpu-smoke-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        _say(f"training {DEMO_RECIPE} into {run_dir} (about a minute on a laptop CPU)")
+        _say(f"training {DEMO_RECIPE} into {run_dir} (about 20 s on 2 idle cores)")
         cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", DEMO_RECIPE, "--out", str(run_dir)]
         if num_iterations is not None:  # a shorter run (the verifier reproduces the same override)
             cmd += ["--num-iterations", str(num_iterations)]
@@ -289,18 +326,28 @@ def run_demo(
             return 1
         watcher = JobWatcher(base_url, accepted.job_id, show=_say)
         watcher.start()
-        with Client(base_url, worker_token) as worker_client:
-            worker = Worker(
-                worker_client,
-                worker_id="demo-worker",
-                work_dir=root / "worker",
-                poll_interval_s=1.0,
-                run_timeout_s=run_timeout_s,
+        job = httpx.get(f"{base_url}/api/jobs/{accepted.job_id}", timeout=30).json()
+        count, threads = verifier_shares(min(int(job.get("runs") or 1), len(worker_tokens)), free_cpus())
+        with contextlib.ExitStack() as stack:
+            workers = [
+                Worker(
+                    stack.enter_context(Client(base_url, worker_tokens[i])),
+                    worker_id=f"demo-worker-{i + 1}",
+                    work_dir=root / "worker" / str(i + 1),
+                    poll_interval_s=1.0,
+                    run_timeout_s=run_timeout_s,
+                    hidden=[root / "worker"],  # no run sees another worker's files
+                    threads=threads,
+                )
+                for i in range(count)
+            ]
+            _say(
+                f"verifying with {count} local worker(s) at once, {threads} CPU thread(s) each (they re-run "
+                "the config with distinct seeds, sealed)"
             )
-            _say("verifying with a local worker (it re-runs the config with distinct seeds, sealed)")
             verifying = time.time()
             try:
-                state = _verify_locally(worker, base_url, accepted.job_id)
+                state = _verify_locally(workers, base_url, accepted.job_id)
             finally:
                 watcher.stop.set()
                 watcher.join(timeout=10)

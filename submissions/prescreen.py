@@ -22,7 +22,7 @@ MAX_HOURS_AT_PEAK = 24.0
 RECORD_SECONDS: dict[str, float] = {
     "gpt2-8xh100": 99 * 60.0,  # RULES.md history row 6 (1.65 h on 8xH100)
     "gpt2-cost": 99 * 60.0 * 8,  # the same work on a single GPU of the same class
-    "cpu-smoke": 120.0,  # the cpu_smoke recipe: about a minute on 2 idle cores (trainer/config.py)
+    "cpu-smoke": 120.0,  # the cpu_smoke recipe: about 15 s of steps on 2 idle cores (trainer/config.py), 40 s beside others
 }
 FALLBACK_RECORD_SECONDS = 4 * 3600.0  # a track without a known record
 RECORD_FACTOR = 3.0

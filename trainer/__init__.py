@@ -10,7 +10,7 @@ Library modules (no side effects at import; torch is imported by the modules tha
 
 Launching:
 
-    speedrun train --recipe cpu_smoke --out runs/smoke                   # CPU, about a minute
+    speedrun train --recipe cpu_smoke --out runs/smoke                   # CPU, about 20 s
     torchrun --nproc_per_node=8 -m speedrun train --recipe gpt2_speedrun --out runs/gpt2
     # several nodes (run on every node; HOST:PORT is the first node's address):
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 \\

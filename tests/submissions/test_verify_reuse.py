@@ -1,7 +1,7 @@
 """One real sealed cpu_smoke verification, run twice as a run-by-run worker would (``runs=1`` per
 call): the verifier's corpus is built once and reused, training reads it instead of building its
-own, each CPU step gets the free CPUs as OMP_NUM_THREADS, and the run's phases reach the progress
-callback and phases.json in order."""
+own, each CPU step gets the free CPUs as OMP_NUM_THREADS (or the worker's own thread count, the
+second call), and the run's phases reach the progress callback and phases.json in order."""
 
 from __future__ import annotations
 
@@ -65,7 +65,14 @@ def two_calls(tmp_path_factory: pytest.TempPathFactory) -> Calls:
         digests = inputs_root() / DIGESTS_FILE
         recorded = digests.stat().st_mtime_ns
         second = verify(
-            CONFIG, track=TRACK, runs=1, seeds=[12], out_dir=work / "job-2", fingerprint=CPU, progress=seen.append
+            CONFIG,
+            track=TRACK,
+            runs=1,
+            seeds=[12],
+            out_dir=work / "job-2",
+            fingerprint=CPU,
+            progress=seen.append,
+            threads=1,  # a worker that shares the machine with others (the demo's k workers)
         )
         assert second.runs, second.reasons
         return Calls(work, inputs_root(), seen, recorded, digests.stat().st_mtime_ns)
@@ -85,10 +92,17 @@ def test_training_reads_the_verifiers_corpus_and_builds_none(two_calls: Calls) -
 
 
 def test_each_cpu_step_is_given_the_free_cpus(two_calls: Calls) -> None:
-    run = two_calls.work / "job-2" / "run-0"
+    run = two_calls.work / "job-1" / "run-0"
     phases = json.loads((run / PHASES_FILE).read_text())
     assert 1 <= int(phases["train_threads"]) <= 64 and 1 <= int(phases["score_threads"]) <= 64
     assert f"{phases['train_threads']} CPU thread(s) (OMP_NUM_THREADS)" in (run / PROCESS_LOG_FILE).read_text()
+
+
+def test_a_worker_with_a_thread_count_gives_it_to_every_step(two_calls: Calls) -> None:
+    run = two_calls.work / "job-2" / "run-0"
+    phases = json.loads((run / PHASES_FILE).read_text())
+    assert (phases["train_threads"], phases["score_threads"]) == ("1", "1")
+    assert "1 CPU thread(s) (OMP_NUM_THREADS)" in (run / PROCESS_LOG_FILE).read_text()
 
 
 def test_phases_json_holds_the_runs_phases_in_order(two_calls: Calls) -> None:
@@ -164,3 +178,28 @@ def test_the_demo_shows_a_jobs_phase_from_its_progress_fields(progress: dict[str
 
     assert JobWatcher.line({"status": "running", "runs": 3, "progress": progress}) == shown
     assert JobWatcher.line({"status": "queued", "runs": 3, "progress": None}) is None
+
+
+def test_the_demos_phase_table_starts_overlapping_runs_from_the_lease() -> None:
+    """k workers at once: each run starts from the lease (not from the run before it), and the upload
+    row starts when the last run's scoring ends."""
+    from speedrun.demo import Phases, add_run_rows
+
+    runs = [
+        {"train_start": 101.0, "train_end": 130.0, "train_clock_s": 29.0, "score_start": 130.0, "score_end": 150.0},
+        {"train_start": 101.5, "train_end": 133.0, "train_clock_s": 31.5, "score_start": 133.0, "score_end": 148.0},
+        {"train_start": 149.0, "train_end": 160.0, "train_clock_s": 11.0, "score_start": 160.0, "score_end": 165.0},
+    ]
+    phases = Phases()
+    add_run_rows(phases, runs, leased=100.0, done=166.0)
+    rows = {r["phase"]: r["seconds"] for r in phases.to_json()["phases"]}
+    assert rows["run 1/3: preparing"] == 1.0 and rows["run 2/3: preparing"] == 1.5
+    assert rows["run 3/3: preparing"] == 1.0  # from run 2's end at 148, the last that ended before it began
+    assert rows["upload and complete"] == 1.0  # from run 3's end (165), the latest
+
+
+@pytest.mark.parametrize(("runs", "cpus", "shares"), [(3, 2, (3, 1)), (3, 16, (3, 5)), (1, 2, (1, 2)), (2, 1, (2, 1))])
+def test_the_demo_runs_a_worker_per_run_with_a_share_of_the_cpus(runs: int, cpus: int, shares: tuple[int, int]) -> None:
+    from speedrun.demo import verifier_shares
+
+    assert verifier_shares(runs, cpus) == shares
