@@ -151,7 +151,7 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
         "sort_options": SORT_OPTIONS,
         "page_description": banner_text(banner, board.track),
     }
-    return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)[0]
+    return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -183,6 +183,6 @@ def _about(request: Request, session: Session) -> Response:
             "pooling, quotas, sealing, fork review and prices.",
             **rules_context(session, settings.max_job_seconds, settings.submit_rate_per_minute),
         }
-        return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
+        return render_html(request, "about.html", context, viewer=viewer, forms=False)
 
     return bytes_response(request, shared_page(request, session, viewer, ("about", flash_key(request)), html))

@@ -112,4 +112,4 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
         "first": time_records[0] if time_records else None,
         "best": min(time_records, key=lambda r: r.hours) if time_records else None,
     }
-    return render_html(request, "progression.html", context, viewer=viewer, forms=False)[0]
+    return render_html(request, "progression.html", context, viewer=viewer, forms=False)

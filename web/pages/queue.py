@@ -49,6 +49,6 @@ def _queue(request: Request, session: Session) -> Response:
             "poll_ms": key[1],
             "page_description": "The public verification queue: each job's state, verdict, progress and failure reason.",
         }
-        return render_html(request, "queue.html", context, viewer=viewer, forms=False)[0]
+        return render_html(request, "queue.html", context, viewer=viewer, forms=False)
 
     return bytes_response(request, shared_page(request, session, viewer, key, html, ttl=None))
