@@ -1,6 +1,6 @@
 """The pages that go through the read caches, over real HTTP on a site with its caches on and on
 one with them off: a signed-in page's forms carry the token of the CSRF nonce cookie the browser
-holds, or of the one the same response sets."""
+holds, or of the one the same response sets; a cached page is never another URL's (its og:url)."""
 
 from __future__ import annotations
 
@@ -102,5 +102,42 @@ def test_a_signed_in_page_keeps_the_nonce_a_browser_has(viewer: tuple[Site, str,
             page = browser.get("/")
             assert security.CSRF_COOKIE not in page.cookies
             assert tokens(page.text) == {security.csrf_token(nonce, secret=SECRET)}
+    finally:
+        browser.close()
+
+
+def og_url(html: str) -> str:
+    found = re.search(r'<meta property="og:url" content="([^"]+)"', html)
+    assert found, "the page has no og:url"
+    return found.group(1)
+
+
+# pairs of URLs answered by one route with the same parameters: the default track's board under
+# both its names, an entry under its number with and without a leading zero
+SAME_PAGE_TWO_URLS = (
+    ("/", "/tracks/gpt2-8xh100"),
+    ("/tracks/gpt2-8xh100", "/"),
+    ("/entries/{entry}", "/entries/0{entry}"),
+    ("/entries/0{entry}", "/entries/{entry}"),
+)
+
+
+@pytest.mark.parametrize("who", ["signed out", "signed in"])
+@pytest.mark.parametrize("urls", SAME_PAGE_TWO_URLS, ids=" then ".join)
+def test_a_cached_page_names_its_own_url(viewer: tuple[Site, str, int], who: str, urls: tuple[str, str]) -> None:
+    """Each URL's page says it is that URL (og:url), whichever was asked for first and however
+    often (the second round from the caches where they are on)."""
+    site, token, entry = viewer
+    site.app.state.cache.clear()  # this order of the two URLs from empty caches
+    site.app.state.viewer_pages.cache.clear()
+    browser = signed_in(site, token) if who == "signed in" else httpx.Client(base_url=site.url, timeout=30)
+    try:
+        for _ in range(2):
+            for path in urls:
+                url = path.format(entry=entry)
+                page = browser.get(url)
+                assert page.status_code == 200, url
+                assert ("sign out" in page.text) == (who == "signed in")
+                assert og_url(page.text) == site.url + url
     finally:
         browser.close()

@@ -180,11 +180,18 @@ def shared_page(
     read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
     their ETag, so a hit renders, encodes and hashes nothing. A signed-in viewer's page goes
     through the signed-in pages' cache (``web.pages.signed_in``), keyed on who they are as well,
-    with this browser's CSRF token spliced in."""
+    with this browser's CSRF token spliced in. ``key``: the page's parameters (``page_key`` adds
+    what every page renders from the request)."""
     user = viewer.user
     if user is not None:
-        return _signed_in_page(request, session, user, key, compute, ttl)
-    return cached(session, ("web", *key), lambda: PageBytes.of(compute()), ttl)
+        return _signed_in_page(request, session, user, page_key(request, key), compute, ttl)
+    return cached(session, ("web", *page_key(request, key)), lambda: PageBytes.of(compute()), ttl)
+
+
+def page_key(request: Request, key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A page's cache key: its parameters (``key``), and what ``render_html`` takes from the request
+    for every page: the path (``og:url``; ``/`` and ``/tracks/gpt2-8xh100`` are one board) and the flash."""
+    return (request.url.path, flash_key(request), *key)
 
 
 def csrf_of(request: Request) -> str | None:
@@ -271,17 +278,18 @@ async def cached_route(
     ttl: float | None = PAGE_TTL_S,
 ) -> Response:
     """A signed-out visitor's page straight from the read cache on the event loop when it holds
-    the page under ``key`` at the current revision (one indexed read: no Session, no worker
-    thread); else ``slow`` in a worker thread, in its own transaction, committed before the response."""
+    the page under ``key`` (its parameters, as ``slow`` gives them to ``shared_page``) at the
+    current revision (one indexed read: no Session, no worker thread); else ``slow`` in a worker
+    thread, in its own transaction, committed before the response."""
     if key is not None and security.SESSION_COOKIE not in request.cookies:
-        cache_key = ("web", *key)
+        cache_key = ("web", *page_key(request, key))
         page, refresh = peek_stale_current(request.app.state, cache_key, ttl)
         if isinstance(page, PageBytes):
             if refresh:  # past its time to live: served as is while one refresh runs
                 background(request, cache_key, lambda: _in_session(request, slow))
             return bytes_response(request, page)
     elif key is not None:
-        signed_in = _signed_in_hit(request, key, slow, ttl)
+        signed_in = _signed_in_hit(request, page_key(request, key), slow, ttl)
         if signed_in is not None:
             return bytes_response(request, signed_in)
     return await run_in_threadpool(_in_session, request, slow)

@@ -28,7 +28,6 @@ from web.pages.common import (
     cached_route,
     detail_text,
     error_page,
-    flash_key,
     posted,
     redirect,
     render_html,
@@ -45,7 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _key(request: Request, entry_id: int) -> tuple[object, ...]:
-    return ("entry", entry_id, flash_key(request), _diff_page(request))
+    return ("entry", entry_id, _diff_page(request))
 
 
 def _diff_page(request: Request) -> int:
