@@ -346,8 +346,9 @@ def make_submission() -> Any:
 
 
 @contextmanager
-def serve(home: Path, database_url: str) -> Iterator[Site]:
-    """The site on a free port of 127.0.0.1 (uvicorn in a thread) over ``database_url``."""
+def serve(home: Path, database_url: str, *, cache_ttl_seconds: float = 0) -> Iterator[Site]:
+    """The site on a free port of 127.0.0.1 (uvicorn in a thread) over ``database_url``; its read
+    caches off unless ``cache_ttl_seconds`` says how long they keep a value."""
     import uvicorn
 
     from leaderboard.settings import Settings
@@ -359,7 +360,7 @@ def serve(home: Path, database_url: str) -> Iterator[Site]:
         database_url=database_url,
         base_url=f"http://127.0.0.1:{port}",
         secret_key=SECRET,
-        cache_ttl_seconds=0,
+        cache_ttl_seconds=cache_ttl_seconds,
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))

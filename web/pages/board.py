@@ -22,7 +22,6 @@ from web.pages.common import (
     bytes_response,
     cached_route,
     error_page,
-    flash_key,
     render_html,
     settings_of,
     shared_page,
@@ -68,13 +67,13 @@ def _board_query(request: Request) -> LeaderboardQuery:
     return LeaderboardQuery.model_validate(raw)
 
 
-def _board_key(request: Request, slug: str, query: LeaderboardQuery) -> tuple[Any, ...]:
-    return ("board", slug, query.model_dump_json(), flash_key(request))
+def _board_key(slug: str, query: LeaderboardQuery) -> tuple[Any, ...]:
+    return ("board", slug, query.model_dump_json())
 
 
 async def _board_route(request: Request, slug: str) -> Response:
     try:
-        key: tuple[Any, ...] | None = _board_key(request, slug, _board_query(request))
+        key: tuple[Any, ...] | None = _board_key(slug, _board_query(request))
     except ValidationError:
         key = None
     return await cached_route(request, key, lambda r, s: _board(r, s, slug))
@@ -94,7 +93,7 @@ def _board(request: Request, session: Session, slug: str) -> Response:
             request,
             session,
             viewer,
-            _board_key(request, slug, query),
+            _board_key(slug, query),
             lambda: _board_html(request, session, viewer, slug, query),
         )
     except NotFound:
@@ -151,7 +150,7 @@ def _board_html(request: Request, session: Session, viewer: Viewer, slug: str, q
         "sort_options": SORT_OPTIONS,
         "page_description": banner_text(banner, board.track),
     }
-    return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)[0]
+    return render_html(request, "leaderboard.html", context, viewer=viewer, forms=False)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -167,7 +166,7 @@ async def track_board(slug: str, request: Request) -> Response:
 
 @router.get("/about", response_class=HTMLResponse)
 async def about_page(request: Request) -> Response:
-    return await cached_route(request, ("about", flash_key(request)), _about)
+    return await cached_route(request, ("about",), _about)
 
 
 def _about(request: Request, session: Session) -> Response:
@@ -183,6 +182,6 @@ def _about(request: Request, session: Session) -> Response:
             "pooling, quotas, sealing, fork review and prices.",
             **rules_context(session, settings.max_job_seconds, settings.submit_rate_per_minute),
         }
-        return render_html(request, "about.html", context, viewer=viewer, forms=False)[0]
+        return render_html(request, "about.html", context, viewer=viewer, forms=False)
 
-    return bytes_response(request, shared_page(request, session, viewer, ("about", flash_key(request)), html))
+    return bytes_response(request, shared_page(request, session, viewer, ("about",), html))

@@ -2,7 +2,8 @@
 safe headers, cached page bytes with ETags, error pages, redirects and the POST preamble.
 
 Forms (sign in, sign out, submit, re-verify, retract) carry a CSRF token bound to a per-browser nonce
-cookie; the signed session cookie holds the API token pasted at sign-in and is never rendered."""
+cookie (minted for a browser without one, ``csrf_token_for``, and set by ``respond`` and
+``bytes_response``); the signed session cookie holds the API token pasted at sign-in and is never rendered."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ DEFAULT_DESCRIPTION = (
     "with every ranked number verified by rerunning the submission."
 )
 QUEUE_POLL_MS = 2000
+NEW_NONCE_SCOPE = "speedrun.new_csrf_nonce"  # request.scope key: the nonce minted for a browser without one
 MAX_CURVE_POINTS = 400
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -117,23 +119,19 @@ def render_page(
 ) -> HTMLResponse:
     """Render ``template`` with the shared context (viewer, flash, and for pages with forms the
     CSRF token of this browser, whose nonce cookie is set here when missing) and safe headers."""
-    html, nonce = render_html(request, template, context, viewer=viewer, forms=forms)
-    return respond(request, html, status_code=status_code, new_nonce=nonce)
+    html = render_html(request, template, context, viewer=viewer, forms=forms)
+    return respond(request, html, status_code=status_code)
 
 
-def render_html(
-    request: Request, template: str, context: dict[str, Any], *, viewer: Viewer, forms: bool
-) -> tuple[str, str | None]:
-    """The page's HTML, and the CSRF nonce to set as a cookie when this browser had none."""
-    token, new_nonce = "", None
+def render_html(request: Request, template: str, context: dict[str, Any], *, viewer: Viewer, forms: bool) -> str:
+    """The page's HTML; with forms, or signed in, it carries this browser's CSRF token
+    (``csrf_token_for``: a nonce minted here goes out with the response)."""
+    token = ""
     slot = request.scope.get(CSRF_SLOT_SCOPE)
     if slot is not None:  # rendered for the signed-in pages' cache: each answer fills in its token
         token = str(slot)
     elif forms or viewer.user is not None:  # a signed-in page has the sign-out form in its header
-        nonce = request.cookies.get(security.CSRF_COOKIE)
-        if not nonce or len(nonce) > 100:
-            nonce = new_nonce = security.new_csrf_nonce()
-        token = security.csrf_token(nonce, secret=secret_of(request))
+        token = csrf_token_for(request)
     flash = FLASHES.get(request.query_params.get("done", ""))
     shared = {
         "user": viewer.user,
@@ -147,15 +145,12 @@ def render_html(
         "absolute": lambda path: absolute_url(request, path),
         "path": request.url.path,
     }
-    return render(template, {**shared, **context}), new_nonce
+    return render(template, {**shared, **context})
 
 
-def respond(request: Request, html: str, *, status_code: int = 200, new_nonce: str | None = None) -> HTMLResponse:
+def respond(request: Request, html: str, *, status_code: int = 200) -> HTMLResponse:
     response = HTMLResponse(html, status_code=status_code)
-    if new_nonce is not None:
-        response.set_cookie(
-            security.CSRF_COOKIE, new_nonce, httponly=True, samesite="lax", secure=is_secure(request), path="/"
-        )
+    set_new_nonce(request, response)
     harden(response)
     return response
 
@@ -185,11 +180,18 @@ def shared_page(
     read cache (keyed on the board revision, so a change shows at once) as encoded bytes with
     their ETag, so a hit renders, encodes and hashes nothing. A signed-in viewer's page goes
     through the signed-in pages' cache (``web.pages.signed_in``), keyed on who they are as well,
-    with this browser's CSRF token spliced in."""
+    with this browser's CSRF token spliced in. ``key``: the page's parameters (``page_key`` adds
+    what every page renders from the request)."""
     user = viewer.user
     if user is not None:
-        return _signed_in_page(request, session, user, key, compute, ttl)
-    return cached(session, ("web", *key), lambda: PageBytes.of(compute()), ttl)
+        return _signed_in_page(request, session, user, page_key(request, key), compute, ttl)
+    return cached(session, ("web", *page_key(request, key)), lambda: PageBytes.of(compute()), ttl)
+
+
+def page_key(request: Request, key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A page's cache key: its parameters (``key``), and what ``render_html`` takes from the request
+    for every page: the path (``og:url``; ``/`` and ``/tracks/gpt2-8xh100`` are one board) and the flash."""
+    return (request.url.path, flash_key(request), *key)
 
 
 def csrf_of(request: Request) -> str | None:
@@ -198,6 +200,27 @@ def csrf_of(request: Request) -> str | None:
     if not nonce or len(nonce) > 100:
         return None
     return security.csrf_token(nonce, secret=secret_of(request))
+
+
+def csrf_token_for(request: Request) -> str:
+    """The forms' CSRF token for this browser: its nonce cookie's, else that of a nonce minted once
+    for this request, which the response sets as the browser's nonce cookie (``set_new_nonce``)."""
+    token = csrf_of(request)
+    if token is not None:
+        return token
+    nonce = request.scope.get(NEW_NONCE_SCOPE)
+    if nonce is None:
+        nonce = request.scope[NEW_NONCE_SCOPE] = security.new_csrf_nonce()
+    return security.csrf_token(str(nonce), secret=secret_of(request))
+
+
+def set_new_nonce(request: Request, response: Response) -> None:
+    """Set the nonce ``csrf_token_for`` minted for this request, if it did, as the browser's cookie."""
+    nonce = request.scope.get(NEW_NONCE_SCOPE)
+    if nonce is not None:
+        response.set_cookie(
+            security.CSRF_COOKIE, str(nonce), httponly=True, samesite="lax", secure=is_secure(request), path="/"
+        )
 
 
 def _viewer_pages(request: Request) -> ViewerPages | None:
@@ -214,11 +237,12 @@ def _signed_in_page(
     ttl: float | None,
 ) -> PageBytes:
     """``compute()`` for a signed-in viewer, through the signed-in pages' cache (see ``shared_page``).
-    Made per request, as before, without the cache, a nonce cookie, or in a transaction that wrote."""
+    Made per request, with this browser's token, without the cache or in a transaction that wrote.
+    A browser without a nonce cookie gets the cached page with the token of the nonce minted for it."""
     pages = _viewer_pages(request)
-    token = csrf_of(request)
-    if pages is None or token is None or session.in_nested_transaction() or session.new or session.dirty:
+    if pages is None or session.in_nested_transaction() or session.new or session.dirty:
         return PageBytes.of(compute())
+    token = csrf_token_for(request)
     slot = pages.slot
 
     def with_slot() -> PageBytes:
@@ -254,17 +278,18 @@ async def cached_route(
     ttl: float | None = PAGE_TTL_S,
 ) -> Response:
     """A signed-out visitor's page straight from the read cache on the event loop when it holds
-    the page under ``key`` at the current revision (one indexed read: no Session, no worker
-    thread); else ``slow`` in a worker thread, in its own transaction, committed before the response."""
+    the page under ``key`` (its parameters, as ``slow`` gives them to ``shared_page``) at the
+    current revision (one indexed read: no Session, no worker thread); else ``slow`` in a worker
+    thread, in its own transaction, committed before the response."""
     if key is not None and security.SESSION_COOKIE not in request.cookies:
-        cache_key = ("web", *key)
+        cache_key = ("web", *page_key(request, key))
         page, refresh = peek_stale_current(request.app.state, cache_key, ttl)
         if isinstance(page, PageBytes):
             if refresh:  # past its time to live: served as is while one refresh runs
                 background(request, cache_key, lambda: _in_session(request, slow))
             return bytes_response(request, page)
     elif key is not None:
-        signed_in = _signed_in_hit(request, key, slow, ttl)
+        signed_in = _signed_in_hit(request, page_key(request, key), slow, ttl)
         if signed_in is not None:
             return bytes_response(request, signed_in)
     return await run_in_threadpool(_in_session, request, slow)
@@ -275,7 +300,8 @@ def _signed_in_hit(
 ) -> PageBytes | None:
     """A signed-in viewer's page from the signed-in pages' cache, on the event loop: the session
     is looked up (one indexed read: a signed-out session, a revoked token or a disabled user
-    gets None and the ordinary path), then the revision; None when anything is missing."""
+    gets None and the ordinary path), then the revision; None when anything is missing. The
+    token spliced in is this browser's (of a nonce minted for it when it has none)."""
     state = request.app.state
     pages = _viewer_pages(request)
     sessions = getattr(state, "session_reader", None)
@@ -284,9 +310,8 @@ def _signed_in_hit(
         return None
     if not sessions.healthy() or not reader.healthy():
         return None
-    token = csrf_of(request)
     sid = session_id_of(request)
-    if token is None or sid is None:
+    if sid is None:
         return None
     try:
         who = sessions.read(sid)
@@ -301,7 +326,7 @@ def _signed_in_hit(
         return None
     if refresh:  # past its time to live: served as is while one refresh runs
         background(request, vkey, lambda: _in_session(request, slow), cache=pages.cache)
-    return PageBytes(*pages.splice(page.body, page.etag, token))
+    return PageBytes(*pages.splice(page.body, page.etag, csrf_token_for(request)))
 
 
 def _in_session(request: Request, slow: Callable[[Request, Session], Response]) -> Response:
@@ -310,7 +335,13 @@ def _in_session(request: Request, slow: Callable[[Request, Session], Response]) 
 
 
 def bytes_response(request: Request, page: PageBytes) -> Response:
-    """``page`` as a 200, or a 304 when the browser already holds it (``If-None-Match``)."""
+    """``page`` as a 200, or a 304 when the browser already holds it (``If-None-Match``); with the
+    nonce cookie its token belongs to when that was minted for this request."""
+    if NEW_NONCE_SCOPE in request.scope:  # a new token in the page: never a 304, never stored
+        response = Response(page.body, media_type="text/html; charset=utf-8", headers={"etag": page.etag})
+        set_new_nonce(request, response)
+        harden(response)
+        return response
     headers = {**PAGE_HEADERS, "etag": page.etag}
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and page.etag in (t.strip() for t in if_none_match.split(",")):

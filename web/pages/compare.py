@@ -51,7 +51,7 @@ def _compare(request: Request, session: Session) -> Response:
         if not request.query_params:
 
             def html() -> str:
-                return render_html(request, "compare.html", _context(None, None), viewer=viewer, forms=False)[0]
+                return render_html(request, "compare.html", _context(None, None), viewer=viewer, forms=False)
 
             return bytes_response(request, shared_page(request, session, viewer, ("compare-form",), html))
         return error_page(request, viewer, 400, "Bad request", "a, b: give two entry numbers, e.g. ?a=8&b=3")
@@ -118,4 +118,4 @@ def _html(request: Request, viewer: Viewer, a: Any, b: Any) -> str:
         )
         series = [*first, *second]
         context[key] = parts.curve_chart(series, attr, title, attr) if series else None
-    return render_html(request, "compare.html", context, viewer=viewer, forms=False)[0]
+    return render_html(request, "compare.html", context, viewer=viewer, forms=False)

@@ -26,15 +26,12 @@ from web.pages.common import (
     Viewer,
     bytes_response,
     cached_route,
-    csrf_of,
     detail_text,
     error_page,
-    flash_key,
     posted,
     redirect,
     render_html,
     render_page,
-    respond,
     settings_of,
     shared_page,
     sign_in_first,
@@ -47,7 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _key(request: Request, entry_id: int) -> tuple[object, ...]:
-    return ("entry", entry_id, flash_key(request), _diff_page(request))
+    return ("entry", entry_id, _diff_page(request))
 
 
 def _diff_page(request: Request) -> int:
@@ -70,21 +67,18 @@ def _entry(request: Request, session: Session, entry_id: int) -> Response:
         return error_page(request, viewer, 404, "No such entry", f"There is no entry #{entry_id}.")
     user = viewer.user
     can_retract = user is not None and user.role == Role.admin and detail.entry.status != "retracted"
-    if user is None or csrf_of(request) is not None:
-        # signed out, or signed in with a CSRF nonce cookie: cached per viewer with the token spliced in
-        key = _key(request, entry_id)
-        page = shared_page(
-            request, session, viewer, key, lambda: _render(request, session, viewer, detail, can_retract)[0]
-        )
-        return bytes_response(request, page)
-    # signed-in pages carry forms (sign out, re-verify, retract): this browser's nonce cookie is new
-    html, nonce = _render(request, session, viewer, detail, can_retract)
-    return respond(request, html, new_nonce=nonce)
+    # signed in, the forms (sign out, re-verify, retract) carry this browser's token, spliced in
+    page = shared_page(
+        request,
+        session,
+        viewer,
+        _key(request, entry_id),
+        lambda: _render(request, session, viewer, detail, can_retract),
+    )
+    return bytes_response(request, page)
 
 
-def _render(
-    request: Request, session: Session, viewer: Viewer, detail: Any, can_retract: bool
-) -> tuple[str, str | None]:
+def _render(request: Request, session: Session, viewer: Viewer, detail: Any, can_retract: bool) -> str:
     entry = detail.entry
     jobs = entry_jobs(session, detail.jobs)
     refusal = parts.reverify_refusal(

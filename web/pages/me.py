@@ -12,9 +12,7 @@ from leaderboard.entries.mine import mine
 from web.pages.common import (
     bytes_response,
     cached_route,
-    csrf_of,
     render_html,
-    render_page,
     shared_page,
     sign_in_first,
     viewer_of,
@@ -43,12 +41,10 @@ def _me(request: Request, session: Session) -> Response:
         "json_twin": "/api/me/entries",
         "page_description": "Your entries, your jobs, the verifications you have left and your weekly quota.",
     }
-    if csrf_of(request) is None:  # no nonce cookie yet: made per request, setting a new one
-        return render_page(request, "me.html", {**context, "me": mine(session, user)}, viewer=viewer, forms=False)
 
     def html() -> str:
         assert user is not None
-        return render_html(request, "me.html", {**context, "me": mine(session, user)}, viewer=viewer, forms=False)[0]
+        return render_html(request, "me.html", {**context, "me": mine(session, user)}, viewer=viewer, forms=False)
 
     return bytes_response(request, shared_page(request, session, viewer, ("me",), html, ttl=None))
 

@@ -21,7 +21,6 @@ from web.pages.common import (
     bytes_response,
     cached_route,
     error_page,
-    flash_key,
     render_html,
     shared_page,
     viewer_of,
@@ -45,21 +44,21 @@ def _points(records: Sequence[ProgressionPointPublic], unit: str) -> list[charts
     ]
 
 
-def _key(request: Request, track: str) -> tuple[object, ...]:
-    return ("progression", track, flash_key(request))
+def _key(track: str) -> tuple[object, ...]:
+    return ("progression", track)
 
 
 @router.get("/progression", response_class=HTMLResponse)
 async def progression_page(request: Request) -> Response:
     track = request.query_params.get("track") or DEFAULT_TRACK
-    return await cached_route(request, _key(request, track), lambda r, s: _progression(r, s, track))
+    return await cached_route(request, _key(track), lambda r, s: _progression(r, s, track))
 
 
 def _progression(request: Request, session: Session, track: str) -> Response:
     viewer = viewer_of(request, session)
     try:
         page = shared_page(
-            request, session, viewer, _key(request, track), lambda: _progression_html(request, session, viewer, track)
+            request, session, viewer, _key(track), lambda: _progression_html(request, session, viewer, track)
         )
     except NotFound:
         return error_page(request, viewer, 404, "No such track", f"There is no track {track!r}.")
@@ -112,4 +111,4 @@ def _progression_html(request: Request, session: Session, viewer: Viewer, track:
         "first": time_records[0] if time_records else None,
         "best": min(time_records, key=lambda r: r.hours) if time_records else None,
     }
-    return render_html(request, "progression.html", context, viewer=viewer, forms=False)[0]
+    return render_html(request, "progression.html", context, viewer=viewer, forms=False)

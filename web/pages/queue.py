@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from leaderboard.entries.queue import queue_listing
-from web.pages.common import bytes_response, cached_route, flash_key, render_html, shared_page, viewer_of
+from web.pages.common import bytes_response, cached_route, render_html, shared_page, viewer_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,7 +24,7 @@ def _key(request: Request) -> tuple[object, ...]:
     except ValueError:
         poll_ms = QUEUE_POLL_MS
     poll_ms = min(60_000, max(250, poll_ms))
-    return ("queue", poll_ms, flash_key(request))
+    return ("queue", poll_ms)
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -49,6 +49,6 @@ def _queue(request: Request, session: Session) -> Response:
             "poll_ms": key[1],
             "page_description": "The public verification queue: each job's state, verdict, progress and failure reason.",
         }
-        return render_html(request, "queue.html", context, viewer=viewer, forms=False)[0]
+        return render_html(request, "queue.html", context, viewer=viewer, forms=False)
 
     return bytes_response(request, shared_page(request, session, viewer, key, html, ttl=None))
