@@ -210,7 +210,7 @@ def main() -> int:
     from trainer.config import gpt2_speedrun
     from trainer.data.tokenizer import Tokenizer
     from trainer.evaluation.bundle import load_bundle
-    from trainer.evaluation.core import _rows, _units, forward_options, pack_batches
+    from trainer.evaluation.rows import _units, forward_options, pack_batches, rows_of
     from trainer.evaluation.prompts import prepare_examples, task_items
     from trainer.plan import dims_for
 
@@ -284,7 +284,7 @@ def main() -> int:
     padded = real = fed = 0
     for task in bundle.tasks:
         items = task_items(task.items, None)
-        rows = _rows(prepare_examples(task.spec, items, range(len(items)), tokenizer))
+        rows = rows_of(prepare_examples(task.spec, items, range(len(items)), tokenizer))
         real += sum(len(row.tokens) for row in rows)
         lengths = [len(u.tokens) for u in _units(rows, share_prefix)]
         fed += sum(lengths)
