@@ -32,14 +32,12 @@ from pydantic import ValidationError
 from contract import LOG_FILE, METRICS_FILE, MODEL_FILE, RESULT_FILE
 from contract.protocol import JobProgress
 from contract.schema import HardwareFingerprint, RunConfig, RunResult
-from contract.tracks import clock_disagrees
 from submissions import artifacts
 from submissions.measure import MetricsTail, StepOutcome, supervise
 from submissions.model_process import ModelRequest
 from submissions.sandbox import Limits, Step, launch
 from submissions.score import FAILURE_FILE, SCORE_FILE, Score, ScoreRequest
 from trainer.cpus import THREADS_ENV, free_cpus
-from trainer.plan import config_of, resolve
 
 PROCESS_LOG_FILE = "process.log"
 PHASES_FILE = "phases.json"  # the verifier's own timing of the run's phases (for the demo's table)
@@ -451,56 +449,3 @@ def score_run(
         return Score.model_validate_json(raw)
     except (artifacts.ArtifactError, FileNotFoundError, ValidationError) as exc:
         raise VerifyError(f"{where}: no valid {SCORE_FILE} ({exc})") from exc
-
-
-VAL_BPB_BY_FORK = (
-    "computed by the fork's own model process from the per-token losses it reported (not checked by "
-    "the verifier; shown, never ranked)"
-)
-
-
-def verified_result(ctx: RunContext, own: RunResult, clock: float, score: Score, limits: str = "") -> RunResult:
-    """The run as the report carries it: the verifier's time (v2), score, hardware and plan; in
-    ``software``, the sandbox limits that applied to training and who computed val_bpb."""
-    self_reported = own.training_seconds
-    disagrees = clock_disagrees(self_reported, clock)
-    software = {k: v for k, v in own.software.items() if k not in ("sandbox", "val_bpb_by")}
-    if limits:
-        software["sandbox"] = limits[:2000]
-    if score.val_bpb_by_fork:
-        software["val_bpb_by"] = VAL_BPB_BY_FORK
-    update: dict[str, object] = {
-        "software": software,
-        "core": score.core,
-        "val_bpb": score.val_bpb,
-        "hardware": ctx.fingerprint.model_copy(
-            update={"device_count": max(1, ctx.run_config.gpus_per_node) if ctx.gpu else 1}
-        ),
-        "sealed": ctx.trainer.sealed,
-        "self_reported_training_seconds": self_reported,
-        "clock_disagrees": disagrees,
-        "overrides": dict(ctx.run_config.overrides),
-        "recipe": ctx.run_config.recipe,
-    }
-    if ctx.v2:
-        update |= {"rules_version": "speedrun-v2", "training_seconds": clock, "final_loss": None, "mfu": None}
-    trusted = _trusted_plan(ctx.run_config, own.seed)
-    if trusted is not None:
-        update |= trusted
-    return RunResult.model_validate({**own.model_dump(), **update})
-
-
-def _trusted_plan(config: RunConfig, seed: int) -> dict[str, object] | None:
-    """config, plan, steps, tokens and FLOPs from the verifier's copy of the recipe (reference recipes)."""
-    try:
-        train_config = config_of(config.recipe, config.overrides, seed)
-        plan = resolve(train_config, config.world_size)
-    except (ValueError, TypeError, KeyError):
-        return None
-    return {
-        "config": train_config.to_dict(),
-        "plan": plan.to_dict(),
-        "steps": int(plan.num_iterations),
-        "tokens": int(plan.total_tokens),
-        "flops": float(plan.flops_per_token * plan.total_tokens),
-    }

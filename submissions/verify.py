@@ -57,7 +57,6 @@ from submissions.report import REPORT_FILE, SUMMARY_FILE, summary_text, write_re
 from submissions.rules import decide, pick_seeds
 from submissions.runner import (
     PROCESS_LOG_FILE,
-    VAL_BPB_BY_FORK,
     EvalInputs,
     PreparedTrainer,
     ProgressCallback,
@@ -67,8 +66,8 @@ from submissions.runner import (
     score_run,
     train_command,
     train_run,
-    verified_result,
 )
+from submissions.verified import VAL_BPB_BY_FORK, verified_result
 from trainer.data.manifest import read_manifest
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
 from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
