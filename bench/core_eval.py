@@ -210,8 +210,8 @@ def main() -> int:
     from trainer.config import gpt2_speedrun
     from trainer.data.tokenizer import Tokenizer
     from trainer.evaluation.bundle import load_bundle
-    from trainer.evaluation.rows import _units, forward_options, pack_batches, rows_of
     from trainer.evaluation.prompts import prepare_examples, task_items
+    from trainer.evaluation.rows import _units, forward_options, pack_batches, rows_of
     from trainer.plan import dims_for
 
     threads = [int(t) for t in args.threads.split(",")]
