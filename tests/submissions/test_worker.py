@@ -188,3 +188,47 @@ def test_stale_lease_cannot_heartbeat_or_complete(
 def test_a_worker_refuses_a_thread_count_below_one(tmp_path: Path) -> None:
     with Client("http://127.0.0.1:9", "t") as client, pytest.raises(ValueError, match="threads"):
         Worker(client, worker_id="w", work_dir=tmp_path, fingerprint=CPU, threads=0)
+
+
+def test_the_demos_workers_take_one_run_each_at_once(
+    roomy_site: LiveSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`speedrun demo` verifies with k workers (one account each, one thread each): each leases one
+    run of the job, the runs overlap, and the job is decided once all k are in."""
+    import contextlib
+
+    from speedrun.demo import _verify_locally, run_phases
+
+    monkeypatch.setenv("SPEEDRUN_HOME", str(tmp_path / "home"))
+    tiny = {"num_iterations": 3, "depth": 2, "device_batch_size": 4, "total_batch_size": 1024}
+    config = RunConfig.model_validate(
+        {
+            "trainer": "reference@0.1.0",
+            "recipe": "cpu_smoke",
+            "overrides": {**tiny, "eval_tokens": 1024, "core_max_per_task": 11},
+            "hardware_class": "cpu",
+            "gpus_per_node": 0,
+        }
+    )
+    job_id = submit(roomy_site, config)
+    roomy_site.create_user("third-node", "worker")
+    names = ["gpu-node", "alice-worker", "third-node"]
+    work = tmp_path / "workers"
+    started = time.time()
+    with contextlib.ExitStack() as stack:
+        workers = [
+            Worker(
+                stack.enter_context(Client(roomy_site.url, roomy_site.tokens[name])),
+                worker_id=f"node-{i + 1}",
+                work_dir=work / str(i + 1),
+                fingerprint=CPU,
+                hidden=[work],
+                threads=1,
+            )
+            for i, name in enumerate(names)
+        ]
+        assert _verify_locally(workers, roomy_site.url, job_id) == "succeeded"
+    runs = run_phases(work, since=started)
+    assert len(runs) == 3 and {r["train_threads"] for r in runs} == {"1"}
+    assert max(float(r["train_start"]) for r in runs) < min(float(r["score_end"]) for r in runs)  # at once
+    assert sorted(p.parent.name for p in work.glob("*/job-*")) == ["1", "2", "3"]  # a run per worker
