@@ -248,7 +248,7 @@ def _verify_locally(workers: list[Worker], base_url: str, job_id: int) -> str | 
     ]
     for t in loops:
         t.start()
-        time.sleep(0.2)  # lease in order: worker i takes run i
+        time.sleep(0.2)  # staggered: each lease is a write to the demo's SQLite database
     for t in loops:
         t.join()
     if not leased:
@@ -336,7 +336,6 @@ def run_demo(
                     work_dir=root / "worker" / str(i + 1),
                     poll_interval_s=1.0,
                     run_timeout_s=run_timeout_s,
-                    hidden=[root / "worker"],  # no run sees another worker's files
                     threads=threads,
                 )
                 for i in range(count)

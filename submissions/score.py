@@ -44,7 +44,7 @@ from trainer.evaluation.bpb import evaluate_bpb, merged_batches
 from trainer.evaluation.bundle import Bundle, load_bundle
 from trainer.evaluation.core import GROUP_TOKENS, PreparedTask, TaskOutcome, core_result, prepare_task
 from trainer.evaluation.prompts import check_examples_fit, first_argmin, task_items
-from trainer.evaluation.rows import Row, default_batch_tokens, rows_of
+from trainer.evaluation.rows import default_batch_tokens, rows_across
 from trainer.plan import config_of
 
 SCORE_FILE = "score.json"
@@ -100,11 +100,7 @@ def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) ->
             continue
         t0 = time.perf_counter()
         if want_losses:
-            rows: list[Row] = []
-            first = 0
-            for k in chosen:  # examples numbered across the request: an example's rows share a group
-                rows += [Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in rows_of(group[k].examples)]
-                first += len(group[k].examples)
+            rows = rows_across([group[k].examples for k in chosen])
             losses = client.losses(rows, pad_id, tasks=len(chosen))
             pos = 0
             for k in chosen:

@@ -9,6 +9,11 @@ lock (``flock`` on ``<work_dir>/worker.lock`` by default) keeps two workers that
 from running jobs at once, and the client's retries carry the worker over a restart of the server.
 A worker refuses (retryable fail) a job whose hardware its own fingerprint does not match.
 
+Several workers may share one machine (``--threads``: each its share of the CPUs): every worker
+adds its work dir to this user's list (``~/.cache/speedrun/worker-dirs.txt``, under the HOME no run
+sees), and masks every work dir on it in its sandboxes, so no run reads another worker's jobs (a
+finished checkpoint of someone else's run, say) when those dirs lie in a tree a sandbox binds.
+
 A worker leases nothing where it cannot seal what its tracks require: before its first lease it
 launches the sandbox probe (``submissions.sandbox.probe``, the very launch a job uses, with the
 GPU binds on a GPU node) and raises ``NodeCannotSeal`` when it fails, unless every track it
@@ -51,6 +56,7 @@ from submissions.sandbox import sandbox_problem
 from submissions.verify import FORK_DIFF_FILE, PROCESS_LOG_FILE, REPORT_FILE, SUMMARY_FILE, verify
 
 LOCK_FILE = "worker.lock"
+WORK_DIRS_FILE = Path(".cache") / "speedrun" / "worker-dirs.txt"  # under HOME: every worker's work dir
 KEEP_JOB_DIRS = 3
 # Artifact files of a run directory, uploaded under run-<i>/<name>.
 # (name in the upload, kind, path under run-<i>/, cap). Files under out/ were written by the run.
@@ -205,6 +211,20 @@ class Worker:
         finally:
             lock.release()
 
+    def hidden_paths(self) -> list[Path]:
+        """What no sandboxed step of this worker may see: its own work dir, HOME, the paths it was given,
+        and the work dir of every worker of this user on this machine (registering its own)."""
+        from filelock import FileLock
+
+        own = self.work_dir.resolve()
+        registry = Path.home() / WORK_DIRS_FILE
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{registry}.lock"):
+            listed = registry.read_text(encoding="utf-8").splitlines() if registry.is_file() else []
+            known = [p for p in listed if p and p != str(own) and Path(p).is_dir()]  # gone ones pruned
+            registry.write_text("\n".join([*known, str(own)]) + "\n", encoding="utf-8")
+        return [*self.hidden, *(Path(p) for p in known)]
+
     def check_node(self) -> str | None:
         """Why this node must not lease (it cannot seal what its tracks require), else None."""
         problem = sandbox_problem(gpu=self.fingerprint.device_type == "cuda")
@@ -302,7 +322,7 @@ class Worker:
                 smoke_steps=self.smoke_steps,
                 fingerprint=self.fingerprint,
                 allow_local_git=self.allow_local_git,
-                hidden=self.hidden,
+                hidden=self.hidden_paths(),
                 threads=self.threads,
             )
         except KeyboardInterrupt:

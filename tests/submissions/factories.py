@@ -70,6 +70,31 @@ def run_result(
     return RunResult.model_validate(fields)
 
 
+# The smallest real cpu_smoke run the sealed tests train: 3 steps of a depth-2 model, CORE on 11
+# examples per task (the smallest cut that keeps the 10-shot tasks valid).
+TINY = {
+    "num_iterations": 3,
+    "depth": 2,
+    "device_batch_size": 4,
+    "total_batch_size": 1024,
+    "eval_tokens": 1024,
+    "core_max_per_task": 11,
+}
+
+
+def tiny_cpu_config() -> RunConfig:
+    """The reference trainer's cpu_smoke recipe with the ``TINY`` overrides."""
+    return RunConfig.model_validate(
+        {
+            "trainer": "reference@0.1.0",
+            "recipe": "cpu_smoke",
+            "overrides": TINY,
+            "hardware_class": "cpu",
+            "gpus_per_node": 0,
+        }
+    )
+
+
 def gpu_config(**changes: Any) -> RunConfig:
     fields: dict[str, Any] = {
         "trainer": "reference@0.1.0",

@@ -23,17 +23,10 @@ from contract.tracks import BUILTIN_TRACKS
 from submissions.client import read_run_result
 from submissions.rules import decide
 from tests.submissions.conftest import LiveSite
+from tests.submissions.factories import TINY
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "num_iterations": 3,
-    "depth": 2,
-    "device_batch_size": 4,
-    "total_batch_size": 1024,
-    "eval_tokens": 1024,
-    "core_max_per_task": 11,  # the smallest cut that keeps 10-shot tasks valid
-}
 TEST_TRACK = BUILTIN_TRACKS["cpu-smoke"].model_copy(update={"max_per_task": 11, "threshold": -1.0, "min_runs": 2})
 
 

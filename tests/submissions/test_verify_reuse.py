@@ -12,34 +12,17 @@ from pathlib import Path
 import pytest
 
 from contract.protocol import JobProgress
-from contract.schema import RunConfig
 from contract.tracks import BUILTIN_TRACKS
 from submissions.inputs import DIGESTS_FILE, inputs_root
 from submissions.runner import PHASES_FILE, PROCESS_LOG_FILE
 from submissions.sandbox import sandbox_problem
 from submissions.verify import verify
-from tests.submissions.factories import CPU
+from tests.submissions.factories import CPU, TINY, tiny_cpu_config
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
 
-TINY = {
-    "num_iterations": 3,
-    "depth": 2,
-    "device_batch_size": 4,
-    "total_batch_size": 1024,
-    "eval_tokens": 1024,
-    "core_max_per_task": 11,
-}
 TRACK = BUILTIN_TRACKS["cpu-smoke"].model_copy(update={"max_per_task": 11})
-CONFIG = RunConfig.model_validate(
-    {
-        "trainer": "reference@0.1.0",
-        "recipe": "cpu_smoke",
-        "overrides": TINY,
-        "hardware_class": "cpu",
-        "gpus_per_node": 0,
-    }
-)
+CONFIG = tiny_cpu_config()
 
 
 @dataclass(frozen=True)

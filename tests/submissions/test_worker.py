@@ -23,7 +23,7 @@ from contract.tracks import BUILTIN_TRACKS
 from submissions.client import Client, ClientError
 from submissions.worker import LOCK_FILE, Worker
 from tests.submissions.conftest import LiveSite
-from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result
+from tests.submissions.factories import CPU, H100, H200, cpu_submission, gpu_config, run_result, tiny_cpu_config
 from tests.submissions.fork_repos import fork_config
 
 pytestmark = pytest.mark.slow
@@ -200,16 +200,7 @@ def test_the_demos_workers_take_one_run_each_at_once(
     from speedrun.demo import _verify_locally, run_phases
 
     monkeypatch.setenv("SPEEDRUN_HOME", str(tmp_path / "home"))
-    tiny = {"num_iterations": 3, "depth": 2, "device_batch_size": 4, "total_batch_size": 1024}
-    config = RunConfig.model_validate(
-        {
-            "trainer": "reference@0.1.0",
-            "recipe": "cpu_smoke",
-            "overrides": {**tiny, "eval_tokens": 1024, "core_max_per_task": 11},
-            "hardware_class": "cpu",
-            "gpus_per_node": 0,
-        }
-    )
+    config = tiny_cpu_config()
     job_id = submit(roomy_site, config)
     roomy_site.create_user("third-node", "worker")
     names = ["gpu-node", "alice-worker", "third-node"]
@@ -222,7 +213,6 @@ def test_the_demos_workers_take_one_run_each_at_once(
                 worker_id=f"node-{i + 1}",
                 work_dir=work / str(i + 1),
                 fingerprint=CPU,
-                hidden=[work],
                 threads=1,
             )
             for i, name in enumerate(names)
@@ -232,3 +222,24 @@ def test_the_demos_workers_take_one_run_each_at_once(
     assert len(runs) == 3 and {r["train_threads"] for r in runs} == {"1"}
     assert max(float(r["train_start"]) for r in runs) < min(float(r["score_end"]) for r in runs)  # at once
     assert sorted(p.parent.name for p in work.glob("*/job-*")) == ["1", "2", "3"]  # a run per worker
+
+
+def test_no_worker_on_a_machine_lets_its_runs_see_another_workers_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several workers on one machine (``--threads``): each masks every worker's work dir it knows of,
+    its own and the others' (registered under HOME), and forgets dirs that are gone."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    dirs = [tmp_path / "project" / ".speedrun" / name for name in ("w1", "w2", "w3")]
+    with Client("http://127.0.0.1:9", "t") as client:
+        workers = [Worker(client, worker_id=d.name, work_dir=d, fingerprint=CPU) for d in dirs]
+        for d in dirs:
+            d.mkdir(parents=True)
+        first = workers[0].hidden_paths()  # w1 alone so far
+        assert dirs[0].resolve() in first and dirs[1].resolve() not in first
+        workers[1].hidden_paths()
+        dirs[2].rmdir()
+        workers[2].hidden_paths()  # registered, then its dir is removed
+        seen = workers[0].hidden_paths()
+        assert {dirs[0].resolve(), dirs[1].resolve()} <= set(seen) and dirs[2].resolve() not in seen
+        assert (tmp_path / "home").resolve() in {p.resolve() for p in seen}

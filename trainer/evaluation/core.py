@@ -41,7 +41,7 @@ from trainer.evaluation.prompts import (
     prepare_examples,
     task_items,
 )
-from trainer.evaluation.rows import Precision, Row, autocast_dtype_for, default_batch_tokens, rows_of, score_rows
+from trainer.evaluation.rows import Precision, autocast_dtype_for, default_batch_tokens, rows_across, score_rows
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +109,7 @@ def _score_prepared(
     *,
     pad_id: int,
     device: torch.device,
-    batch_tokens: int,
+    batch_tokens: int | None,
     world_size: int,
     autocast_dtype: torch.dtype | None,
     progress: Any,
@@ -124,14 +124,9 @@ def _score_prepared(
         chosen = [
             k for k, p in enumerate(prepared) if (p.spec.task_type is not TaskType.language_modeling) == want_losses
         ]
-        rows: list[Row] = []
-        where: list[tuple[int, int]] = []  # (task, row within the task) of each row
-        first = 0
-        for k in chosen:
-            task_rows = rows_of(prepared[k].examples)
-            rows += [Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in task_rows]
-            where += [(k, i) for i in range(len(task_rows))]
-            first += len(prepared[k].examples)
+        rows = rows_across([prepared[k].examples for k in chosen])
+        # (task, row within the task) of each row
+        where = [(k, i) for k in chosen for i in range(sum(len(ex.rows) for ex in prepared[k].examples))]
         if not rows:
             continue
         tokens = [0] * len(prepared)
@@ -147,7 +142,7 @@ def _score_prepared(
                 rows,
                 pad_id=pad_id,
                 device=device,
-                batch_tokens=batch_tokens,
+                batch_tokens=default_batch_tokens(device) if batch_tokens is None else batch_tokens,
                 want_losses=want_losses,
                 autocast_dtype=autocast_dtype,
             ):
@@ -231,7 +226,7 @@ def evaluate_task(
         [prepared],
         pad_id=tokenizer.bos_id,
         device=dev,
-        batch_tokens=default_batch_tokens(dev) if batch_tokens is None else batch_tokens,
+        batch_tokens=batch_tokens,
         world_size=world_size,
         autocast_dtype=autocast_dtype,
         progress=progress,
@@ -302,7 +297,7 @@ def evaluate_tasks(
                         group,
                         pad_id=tokenizer.bos_id,
                         device=dev,
-                        batch_tokens=default_batch_tokens(dev) if batch_tokens is None else batch_tokens,
+                        batch_tokens=batch_tokens,
                         world_size=world_size,
                         autocast_dtype=dtype,
                         progress=bar,

@@ -49,6 +49,17 @@ def rows_of(examples: Sequence[ScoredExample]) -> list[Row]:
     return rows
 
 
+def rows_across(tasks: Sequence[Sequence[ScoredExample]]) -> list[Row]:
+    """The rows of several tasks' examples in one list, the examples numbered across the tasks (so an
+    example's rows still form one group: one token tree)."""
+    rows: list[Row] = []
+    first = 0
+    for examples in tasks:
+        rows += [Row(first + r.example, r.option, r.tokens, r.start, r.end) for r in rows_of(examples)]
+        first += len(examples)
+    return rows
+
+
 def pack_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     """Row indices grouped into batches, longest rows first, each batch <= ``batch_tokens`` padded tokens.
 
