@@ -31,6 +31,7 @@ from trainer.clock import Clock, WallClock
 from trainer.config import TrainConfig, overrides_of
 from trainer.data.manifest import file_sha256
 from trainer.hardware import fingerprint, peak_flops, run_software
+from trainer.memory import keep_freed_memory
 from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
 from trainer.plan import Plan, resolve
@@ -78,6 +79,7 @@ def resolve_device(config: TrainConfig, env: DistEnv) -> torch.device:
                 "(use --recipe cpu_smoke on a CPU)"
             )
         return torch.device("cuda", env.local_rank)
+    keep_freed_memory()  # a CPU run's steps reuse their activations' memory
     return torch.device("cpu")
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from trainer.evaluation.prompts import ScoredExample, common_prefix_length
+from trainer.memory import keep_freed_memory
 
 if TYPE_CHECKING:
     import torch
@@ -185,6 +186,8 @@ def score_rows(
     import torch
     import torch.nn.functional as F
 
+    if device.type == "cpu":
+        keep_freed_memory()
     head_at, takes_tree = forward_options(model)
     if share_prefix is None:
         # on CPU the shared prefix saves real work; on GPUs the tree's explicit B x T x T mask would
