@@ -26,6 +26,7 @@ import torch
 from submissions import wire
 from trainer.config import TrainConfig
 from trainer.evaluation.rows import Row
+from trainer.memory import keep_freed_memory
 from trainer.model import GPTConfig, build_model
 from trainer.train import compute_dtype_for
 
@@ -56,6 +57,7 @@ def calibrate(config: TrainConfig, device: torch.device, batch_tokens: int) -> f
     torch.manual_seed(0)
     model = build_model(GPTConfig.from_train_config(config), device, compute_dtype_for(device)).eval()
     if device.type == "cpu":
+        keep_freed_memory()  # as the model process does (Served)
         batch_tokens = min(batch_tokens, CPU_CALIBRATION_TOKENS)
     width = min(config.model.sequence_len, batch_tokens)
     x = torch.randint(0, config.model.vocab_size, (max(1, batch_tokens // width), width), device=device)
@@ -130,23 +132,60 @@ class ModelClient:
             raise ModelProcessError(f"the model process answered {what} with non-finite losses")
         return [float(v) for v in values]
 
-    def continuations(
-        self, contexts: Sequence[Sequence[int]], counts: Sequence[int], pad_id: int, *, tasks: int = 1
-    ) -> list[list[int]]:
-        """The model's greedy continuation of each context, ``counts[i]`` tokens (no gold token sent)."""
-        lengths = np.asarray([len(c) for c in contexts], dtype=np.int32)
-        tokens = np.asarray([t for c in contexts for t in c], dtype=np.int32)
-        n = np.asarray(counts, dtype=np.int32)
-        cost = int(sum((len(c) + k) * (k + 1) for c, k in zip(contexts, counts, strict=True)))
-        what = f"a request for the continuations of {len(contexts)} contexts"
-        _, out = self._ask(
-            what, {"op": "continue", "pad_id": pad_id}, [tokens, lengths, n], self.budget.request_s(cost, tasks)
-        )
-        made = _one(out, np.int64, (int(n.sum()),), what)
-        if made.size and (made.min() < 0 or made.max() >= self.vocab_size):
-            raise ModelProcessError(f"the model process answered {what} with token ids outside the vocabulary")
-        offsets = np.concatenate([[0], np.cumsum(n)])
-        return [[int(t) for t in made[offsets[i] : offsets[i + 1]]] for i in range(len(counts))]
+    def greedy_matches(
+        self, contexts: Sequence[Sequence[int]], golds: Sequence[Sequence[int]], pad_id: int, *, tasks: int = 1
+    ) -> list[bool]:
+        """Whether the model's greedy continuation of each context equals its gold tokens (no gold token sent).
+
+        Decoded in rounds (``continue``): each round the model process decides at least one more token
+        of every context still open; a context whose decided tokens differ from its gold ones is a miss
+        and leaves, one whose gold tokens are all decided is a hit. The next round's contexts are
+        extended by the model's own decided tokens, so the model process learns nothing but which of its
+        own answers are still open. All rounds together get the deadline of decoding every continuation
+        token by token (``(context + k) x (k + 1)`` tokens for k tokens).
+        """
+        if len(golds) != len(contexts):
+            raise ValueError(f"{len(golds)} gold continuations for {len(contexts)} contexts")
+        cost = int(sum((len(c) + len(g)) * (len(g) + 1) for c, g in zip(contexts, golds, strict=True)))
+        deadline = time.monotonic() + self.budget.request_s(cost, tasks)
+        matches = [len(g) == 0 for g in golds]
+        made: dict[int, list[int]] = {i: [] for i, g in enumerate(golds) if g}  # the open contexts' decided tokens
+        while made:
+            open_ = list(made)
+            rows = [[*contexts[i], *made[i]] for i in open_]
+            left = np.asarray([len(golds[i]) - len(made[i]) for i in open_], dtype=np.int32)
+            what = f"a request for a round of the continuations of {len(open_)} contexts"
+            _, out = self._ask(
+                what,
+                {"op": "continue", "pad_id": pad_id},
+                [
+                    np.asarray([t for r in rows for t in r], dtype=np.int32),
+                    np.asarray([len(r) for r in rows], np.int32),
+                    left,
+                ],
+                max(deadline - time.monotonic(), 0.0),
+            )
+            if len(out) != 2:
+                raise ModelProcessError(f"the model process answered {what} with {len(out)} arrays, not 2")
+            tokens = _one(out[:1], np.int64, (out[0].size,), what)
+            lengths = _one(out[1:], np.int64, (len(open_),), what)
+            if (lengths < 1).any() or (lengths > left).any() or int(lengths.sum()) != tokens.size:
+                raise ModelProcessError(
+                    f"the model process answered {what} with token counts outside 1 ... what was asked"
+                )
+            if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+                raise ModelProcessError(f"the model process answered {what} with token ids outside the vocabulary")
+            pos = 0
+            for i, n in zip(open_, lengths.tolist(), strict=True):
+                m = made[i]
+                m += tokens[pos : pos + n].tolist()
+                pos += n
+                if m != list(golds[i][: len(m)]):
+                    del made[i]  # a miss
+                elif len(m) == len(golds[i]):
+                    matches[i] = True
+                    del made[i]
+        return matches
 
     def token_losses(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         x = inputs.cpu().numpy().astype(np.int64)

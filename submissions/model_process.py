@@ -12,9 +12,9 @@ The model is the reference GPT rebuilt from the verifier's copy of the config an
 returning a module from token ids ``[B, T]`` to logits ``[B, T, V]``). It answers the requests of
 ``submissions.wire`` with the batched scoring of ``trainer.evaluation.rows.score_rows``: the
 same rows, the same packing, so the reference model's answers equal the in-process scorer's. A greedy
-continuation is decoded in rounds of one forward of the row's final length each, with a draft of the
-tokens still to come (``draft``: prompt lookup), so a round decides one token or, where the draft is
-right, several; the last round's greedy tokens are the answer (no separate checking forward).
+continuation is decoded in rounds the scorer drives (``continue``: one round per request), each one
+forward of the row's final length with a draft of the tokens still to come (``draft``: prompt lookup),
+so a round decides one token or, where the draft is right, several.
 
 Nothing here is trusted: a fork controls this whole process. The scorer checks every reply.
 """
@@ -37,6 +37,7 @@ from contract import MODEL_FILE
 from contract.schema import Contract
 from submissions import wire
 from trainer.evaluation.rows import Row, autocast_dtype_for, default_batch_tokens, score_rows
+from trainer.memory import keep_freed_memory
 from trainer.model import GPTConfig, build_model
 from trainer.plan import config_of
 from trainer.train import compute_dtype_for
@@ -64,6 +65,8 @@ class Served:
         self.gpt = gpt  # speaks the reference GPT's loss interface (targets=, loss_reduction=)
         self.autocast = autocast_dtype_for("auto", device, model)
         self.batch_tokens = default_batch_tokens(device)
+        if device.type == "cpu":
+            keep_freed_memory()
 
     def _score(self, rows: list[Row], pad_id: int, *, losses: bool) -> list[Any]:
         out: list[Any] = [None] * len(rows)
@@ -85,42 +88,37 @@ class Served:
     def losses(self, rows: list[Row], pad_id: int) -> np.ndarray:
         return np.asarray(self._score(rows, pad_id, losses=True), dtype=np.float64)
 
-    def continuations(self, contexts: list[tuple[int, ...]], counts: list[int], pad_id: int) -> np.ndarray:
-        """Greedy decoding of ``counts[i]`` tokens after each context, drafted and checked a round at a time.
+    def continue_round(
+        self, contexts: list[tuple[int, ...]], counts: list[int], pad_id: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One round of greedy decoding: the tokens it decides after each context (1 to ``counts[i]``).
 
-        Each round forwards, for every unfinished context, one row of its final length: context, the
-        tokens decided so far, a draft of the rest (``draft``) and one pad; the greedy token at every
-        continuation position comes back. The first undecided token is decided, and each further one
-        while the draft before it equals the greedy token there (greedy decoding is the same however
-        many draft tokens are right; at least one token per round, as many as the draft guesses
-        well). A context is done in the round whose row holds its whole continuation but the last
-        token, and that round's greedy tokens are the answer: the forward of context + continuation
-        the in-process scorer runs (the last token predicts nothing scored), so no checking forward.
+        The round forwards, for every context, one row of its final length: the context, a draft of
+        the ``counts[i] - 1`` tokens after the first (``draft``) and one pad; the greedy token at every
+        continuation position comes back. The first is decided, and each further one while the draft
+        before it equals the greedy token there (greedy decoding is the same however many draft tokens
+        are right), so a round decides at least one token, and all of them where the draft guesses
+        well: a one-token continuation is one forward of context + 1 tokens, the in-process scorer's.
+        Returns the decided tokens of every context, concatenated, and how many each has. The scorer
+        drives the rounds: it sends the contexts still undecided, extended by what was decided.
         """
         if len(counts) != len(contexts):
             raise ValueError(f"{len(counts)} counts for {len(contexts)} contexts")
-        made: list[list[int]] = [[] for _ in contexts]
-        answers: list[tuple[int, ...]] = [() for _ in contexts]
-        active = [i for i, n in enumerate(counts) if n > 0]
-        while active:
-            rows = []
-            for j, i in enumerate(active):
-                ctx, n = contexts[i], counts[i]
-                toks = (*ctx, *made[i], *draft((*ctx, *made[i]), n - len(made[i]) - 1, pad_id), pad_id)
-                rows.append(Row(j, 0, toks, len(ctx), len(ctx) + n))
-            still = []
-            for j, greedy in enumerate(self._score(rows, pad_id, losses=False)):
-                i = active[j]
-                m, row, start = made[i], rows[j].tokens, len(contexts[i])
-                m.append(greedy[len(m)])
-                while len(m) < counts[i] and row[start + len(m) - 1] == m[-1]:
-                    m.append(greedy[len(m)])
-                if len(m) == counts[i]:
-                    answers[i] = greedy
-                else:
-                    still.append(i)
-            active = still
-        return np.asarray([t for a in answers for t in a], dtype=np.int64)
+        if any(n < 1 for n in counts):
+            raise ValueError("every context needs at least one token to continue")
+        rows = [
+            Row(j, 0, (*ctx, *draft(ctx, n - 1, pad_id), pad_id), len(ctx), len(ctx) + n)
+            for j, (ctx, n) in enumerate(zip(contexts, counts, strict=True))
+        ]
+        decided: list[int] = []
+        lengths = []
+        for row, n, greedy in zip(rows, counts, self._score(rows, pad_id, losses=False), strict=True):
+            m = 1
+            while m < n and row.tokens[row.start + m - 1] == greedy[m - 1]:  # the draft held up to here
+                m += 1
+            decided += greedy[:m]
+            lengths.append(m)
+        return np.asarray(decided, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
 
     def token_losses(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.int64)).to(self.device)
@@ -199,7 +197,7 @@ def answer(served: Served, header: dict[str, Any], arrays: list[np.ndarray]) -> 
     if op == "continue":
         tokens, lengths, counts = arrays
         contexts = [tuple(c.tolist()) for c in _split(tokens, lengths)]
-        return {"ok": True}, [served.continuations(contexts, counts.tolist(), pad_id)]
+        return {"ok": True}, list(served.continue_round(contexts, counts.tolist(), pad_id))
     if op == "token_losses":
         return {"ok": True}, [served.token_losses(arrays[0], arrays[1])]
     raise ValueError(f"unknown request {op!r}")

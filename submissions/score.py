@@ -11,14 +11,15 @@ which sees token ids only:
   span loss comes back; the gold index stays here and the decision is the first argmin, as in
   ``trainer.evaluation.core``;
 - language modelling: only the context is sent, with the number of tokens to continue; the
-  greedy continuation comes back and is compared here with the gold continuation (equivalent to
-  "every argmax matches", and no gold token is sent);
+  greedy continuation comes back in rounds and is compared here with the gold continuation
+  (equivalent to "every argmax matches", and no gold token is sent); an example whose decided
+  tokens already differ from the gold ones is not decoded further (``ModelClient.greedy_matches``);
 - val_bpb: the validation batches are sent and per-token losses come back. The model process
   could lie about those, so a fork's val_bpb is labelled as computed by the fork's own model and
   never ranks (``Score.val_bpb_by_fork``).
 
-The tasks' rows go in as few requests as possible (issue 22: one ``losses`` and one ``continue``
-request for all 22 tasks of a small bundle, groups of about ``GROUP_TOKENS`` row tokens on the full
+The tasks' rows go in as few requests as possible (issue 22: one ``losses`` request and the ``continue``
+rounds for all 22 tasks of a small bundle, groups of about ``GROUP_TOKENS`` row tokens on the full
 one), so the model process packs its batches across tasks as the in-process scorer does (the reference
 GPT's decisions are identical to the one-example reference's, tested on every example). Writes ``score.json``, or
 ``failure.json`` with the reason (a model process that died, stalled or answered garbage).
@@ -91,7 +92,7 @@ class _RemoteLoss(torch.nn.Module):
 
 def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) -> list[TaskOutcome]:
     """Several tasks in two requests: every option row of their multiple-choice and schema tasks (one
-    ``losses``), every context of their language-modeling tasks (one ``continue``)."""
+    ``losses``), every context of their language-modeling tasks (the ``continue`` rounds)."""
     correct: list[list[bool]] = [[] for _ in group]
     request_s = [0.0] * len(group)
     for want_losses in (True, False):
@@ -110,10 +111,10 @@ def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) ->
         else:
             examples = [ex for k in chosen for ex in group[k].examples]
             contexts = [ex.rows[0][: ex.starts[0]] for ex in examples]
-            counts = [ex.ends[0] - ex.starts[0] for ex in examples]
-            made = iter(client.continuations(contexts, counts, pad_id, tasks=len(chosen)))
+            golds = [ex.rows[0][ex.starts[0] : ex.ends[0]] for ex in examples]
+            matches = iter(client.greedy_matches(contexts, golds, pad_id, tasks=len(chosen)))
             for k in chosen:
-                correct[k] = [next(made) == list(ex.rows[0][ex.starts[0] : ex.ends[0]]) for ex in group[k].examples]
+                correct[k] = [next(matches) for _ in group[k].examples]
         spent = time.perf_counter() - t0
         total = sum(group[k].tokens for k in chosen)
         for k in chosen:  # each task's share of the request's time, by its tokens

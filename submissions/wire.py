@@ -13,7 +13,8 @@ Requests (scorer -> model process), each answered by one reply:
 - ``losses``: token rows (``tokens`` concatenated, ``lengths``, ``starts``, ``ends``, ``groups``:
   the rows of one example share a group) -> the mean loss of each row's span ``[start, end)``;
 - ``continue``: contexts (``tokens`` concatenated, ``lengths``) and how many tokens to add to
-  each (``counts``) -> the model's greedy continuation of each, ``counts[i]`` tokens;
+  each (``counts``) -> one round of greedy decoding: the tokens it decided after each context
+  (concatenated) and how many (``1 <= n <= counts[i]``); the scorer sends the next round;
 - ``token_losses``: ``inputs`` and ``targets`` ``[B, T]`` -> the per-token loss ``[B, T]``;
 - ``bye``: the process exits.
 
