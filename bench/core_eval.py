@@ -116,7 +116,7 @@ def worker(work: Path, threads: int, tree: Path, model: str) -> dict[str, Any]:
     hello = client.hello()
     kw: dict[str, Any] = {"max_per_task": None, "max_seq_len": hello.get("max_positions")}
     t0, c0, m0 = time.perf_counter(), time.process_time(), _cpu_s(proc.pid)
-    if hasattr(score, "remote_outcomes"):  # this checkout: tasks batched together, two requests
+    if hasattr(score, "remote_outcomes"):  # this checkout: one losses request, then the continue rounds
         remote = score.remote_outcomes(client, tokenizer, bundle, **kw)
     else:  # the baseline's remote_core: one request per task
         remote = [score._task(client, tokenizer, bundle, label, **kw) for label in CORE_V1_LABELS]
