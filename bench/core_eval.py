@@ -1,7 +1,9 @@
 """CORE eval throughput: this checkout's scorer against a baseline commit's (today's) and the one-example reference.
 
-One randomly initialized GPT of the cpu_smoke recipe's shape (jittered so decisions vary) and the
-synthetic core-v1 bundle (22 tasks x 40 examples, in the public bundle's format) are written once;
+One GPT of the cpu_smoke recipe's shape, randomly initialized and jittered so decisions vary (``--model
+trained``: the model of a real cpu_smoke run, seed 0, with its tokenizer: language-modelling answers right
+and wrong as in use, so continuations take more than one round), and the synthetic core-v1 bundle (22
+tasks x 40 examples, in the public bundle's format) are written once;
 then each scorer runs in a worker process of its own tree (this checkout, and ``git archive`` of
 ``--baseline``, put first on PYTHONPATH), at each of ``--threads``, two ways:
 
@@ -19,7 +21,7 @@ Every example's decision of every scorer and path must equal the one-example-per
 tokens per example the batched scorer feeds the model and a projection of a full CORE pass (91,037
 examples) of the gpt2_speedrun model on one H100 at an assumed MFU.
 
-    python bench/core_eval.py [--threads 1,2] [--repeats 3] [--baseline c0012aa] [--model smoke|depth2]
+    python bench/core_eval.py [--threads 1,2] [--repeats 3] [--baseline c0012aa] [--model smoke|depth2|trained]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "c0012aa"  # main before issue 22: the scorer being replaced
-MODELS = {"smoke": {}, "depth2": {"depth": 2, "aspect_ratio": 32, "head_dim": 32}}
+MODELS = {"smoke": {}, "depth2": {"depth": 2, "aspect_ratio": 32, "head_dim": 32}, "trained": {}}
 
 
 def _reference_module():  # the harness reference lives with the tests; load it from there
@@ -144,15 +147,28 @@ def _inputs(work: Path, model: str) -> None:
     import torch
 
     from contract import MODEL_FILE
+    from trainer.data.prepare import ensure_synthetic_dataset
     from trainer.data.synth import SyntheticWorld
     from trainer.data.tokenizer import train_tokenizer
     from trainer.evaluation.bundle import write_synthetic_bundle
     from trainer.model import GPT, GPTConfig
     from trainer.plan import config_of
 
+    write_synthetic_bundle(work / "bundle")
+    (work / "model").mkdir()
+    request = {"recipe": "cpu_smoke", "overrides": MODELS[model], "seed": 0, "model_dir": str(work / "model")}
+    (work / f"model-{model}.json").write_text(json.dumps(request))
+    if model == "trained":  # the recipe's own run (seed 0) and its tokenizer: answers right and wrong as in use
+        os.environ["SPEEDRUN_HOME"] = str(work / "home")  # the run's corpus and tokenizer, built for this bench
+        cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", "cpu_smoke", "--seed", "0", "--no-progress"]
+        subprocess.run([*cmd, "--out", str(work / "run")], check=True, cwd=REPO, capture_output=True)
+        data = config_of("cpu_smoke", {}, 0).data
+        dataset = ensure_synthetic_dataset(seed=data.synthetic_seed, vocab_size=data.synthetic_vocab_size)
+        shutil.copytree(dataset.tokenizer_dir, work / "tokenizer")
+        shutil.copy(work / "run" / MODEL_FILE, work / "model" / MODEL_FILE)
+        return
     docs = SyntheticWorld(0).documents(3000, seed=0)
     train_tokenizer(docs, vocab_size=2048, max_chars=10**8, progress=False).save(work / "tokenizer")
-    write_synthetic_bundle(work / "bundle")
     torch.manual_seed(0)
     gpt = GPT(GPTConfig.from_train_config(config_of("cpu_smoke", MODELS[model], 0)))
     gpt.init_weights()
@@ -160,10 +176,7 @@ def _inputs(work: Path, model: str) -> None:
         for p in gpt.parameters():
             p.add_(0.05 * torch.randn_like(p))
         gpt.lm_head.weight.normal_(0.0, 0.3)
-    (work / "model").mkdir()
     torch.save(gpt.state_dict(), work / "model" / MODEL_FILE)
-    request = {"recipe": "cpu_smoke", "overrides": MODELS[model], "seed": 0, "model_dir": str(work / "model")}
-    (work / f"model-{model}.json").write_text(json.dumps(request))
 
 
 def _run_worker(work: Path, tree: Path, threads: int, model: str) -> dict[str, Any]:
@@ -192,7 +205,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per tree and thread count (default 3)")
     parser.add_argument("--baseline", default=BASELINE, help=f"the commit whose scorer is today's (default {BASELINE})")
     parser.add_argument(
-        "--model", choices=tuple(MODELS), default="smoke", help="smoke: depth 4, dim 128; depth2: 2, 64"
+        "--model",
+        choices=tuple(MODELS),
+        default="smoke",
+        help="smoke: depth 4, dim 128, random; depth2: 2, 64, random; trained: a cpu_smoke run's model",
     )
     parser.add_argument("--mfu", type=float, default=0.35, help="assumed H100 bf16 MFU of eval forwards")
     parser.add_argument("--batch-tokens", type=int, default=4096, help="token budget of a forward, for the projection")
@@ -300,7 +316,7 @@ def main() -> int:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "timing": f"worker processes interleaved, alternating which tree goes first; {args.repeats} repeats",
         "baseline": args.baseline,
-        "model": f"GPT depth {gpt.config.n_layer}, dim {gpt.config.n_embd}, vocab {gpt.config.vocab_size}, random",
+        "model": f"GPT depth {gpt.config.n_layer}, dim {gpt.config.n_embd}, vocab {gpt.config.vocab_size}, {args.model}",
         "bundle": "synthetic core-v1 in the public bundle's format, 22 tasks x 40 examples",
         "examples": examples,
         "requests_to_the_model_process": requests,
