@@ -70,7 +70,8 @@ from submissions.runner import (
 from submissions.verified import VAL_BPB_BY_FORK, verified_result
 from trainer.data.manifest import read_manifest
 from trainer.data.paths import CLIMBMIX_VAL_SHARD_INDEX, default_cache_dir, shard_name
-from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle
+from trainer.evaluation.bundle import ensure_synthetic_bundle
+from trainer.evaluation.fetch import fetch_bundle
 from trainer.plan import config_of, resolve
 
 __all__ = [

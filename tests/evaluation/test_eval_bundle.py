@@ -22,10 +22,10 @@ from trainer.evaluation.bundle import (
     MCItem,
     SchemaItem,
     ensure_synthetic_bundle,
-    fetch_bundle,
     load_bundle,
     write_synthetic_bundle,
 )
+from trainer.evaluation.fetch import fetch_bundle
 
 
 def zip_bundle(src: Path, dest: Path, *, prefix: str = "eval_bundle/", extra: dict[str, bytes] | None = None) -> Path:

@@ -177,7 +177,8 @@ def _synth_bundle(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from trainer.evaluation.bundle import DEFAULT_URL, DEFAULT_ZIP_SHA256, BundleError, fetch_bundle, load_bundle
+    from trainer.evaluation.bundle import BundleError, load_bundle
+    from trainer.evaluation.fetch import DEFAULT_URL, DEFAULT_ZIP_SHA256, fetch_bundle
 
     sha256 = None if args.no_verify else (args.sha256 or DEFAULT_ZIP_SHA256)
     try:
