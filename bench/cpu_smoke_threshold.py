@@ -27,8 +27,8 @@ def untrained_core(seed: int, max_per_task: int | None) -> float:
     from trainer.config import build_config
     from trainer.evaluation.bundle import ensure_synthetic_bundle, load_bundle
     from trainer.evaluation.core import evaluate_core
+    from trainer.inputs import prepare_inputs
     from trainer.model import GPTConfig, build_model
-    from trainer.train import prepare_inputs
 
     cfg = build_config("cpu_smoke", {"seed": seed})
     inputs = prepare_inputs(cfg, progress=False)

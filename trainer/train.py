@@ -31,6 +31,7 @@ from trainer.clock import Clock, WallClock
 from trainer.config import TrainConfig, overrides_of
 from trainer.data.manifest import file_sha256
 from trainer.hardware import fingerprint, peak_flops, run_software
+from trainer.inputs import RunInputs, prepare_inputs
 from trainer.memory import keep_freed_memory
 from trainer.model import GPT, GPTConfig, build_model
 from trainer.optim import MuonAdamW, build_optimizer
@@ -109,57 +110,6 @@ def trainer_commit() -> str | None:
         return None
     sha = out.stdout.strip()
     return sha if len(sha) == 40 else None
-
-
-@dataclass
-class RunInputs:
-    """The data, tokenizer and (when CORE runs) eval bundle a run consumes."""
-
-    data_dir: Path
-    tokenizer: Any
-    manifest: Any
-    bundle: Any | None
-
-
-def prepare_inputs(config: TrainConfig, *, progress: bool) -> RunInputs:
-    from trainer.data.manifest import read_manifest
-    from trainer.data.paths import default_cache_dir
-    from trainer.data.tokenizer import Tokenizer
-
-    d = config.data
-    if d.data_dir is None and d.source == "synthetic":
-        from trainer.data.prepare import ensure_synthetic_dataset
-
-        ds = ensure_synthetic_dataset(seed=d.synthetic_seed, vocab_size=d.synthetic_vocab_size, progress=progress)
-        data_dir, tokenizer_dir = ds.data_dir, ds.tokenizer_dir
-    else:
-        data_dir = Path(d.data_dir) if d.data_dir is not None else default_cache_dir() / "climbmix"
-        tokenizer_dir = Path(d.tokenizer_dir) if d.tokenizer_dir is not None else data_dir.parent / "tokenizer"
-    if d.tokenizer_dir is not None:
-        tokenizer_dir = Path(d.tokenizer_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data.data_dir: {data_dir} does not exist (download shards with `speedrun data`)")
-    manifest = read_manifest(data_dir)
-    if not tokenizer_dir.is_dir():
-        raise FileNotFoundError(f"data.tokenizer_dir: {tokenizer_dir} does not exist (train one with `speedrun data`)")
-    tokenizer = Tokenizer.load(tokenizer_dir)
-    if tokenizer.vocab_size > config.model.vocab_size:
-        raise ValueError(
-            f"model.vocab_size: {config.model.vocab_size} is smaller than the tokenizer's {tokenizer.vocab_size}"
-        )
-    bundle = None
-    if config.eval.enabled and config.eval.core_at_end:
-        from trainer.evaluation.bundle import ensure_synthetic_bundle, fetch_bundle, load_bundle
-
-        e = config.eval
-        if e.bundle is not None:
-            bundle_path = Path(e.bundle)
-        elif e.bundle_source == "synthetic":
-            bundle_path = ensure_synthetic_bundle(seed=d.synthetic_seed)
-        else:
-            bundle_path = fetch_bundle(progress=progress)
-        bundle = load_bundle(bundle_path)
-    return RunInputs(data_dir=data_dir, tokenizer=tokenizer, manifest=manifest, bundle=bundle)
 
 
 # --- one optimizer step ----------------------------------------------------------------------------
