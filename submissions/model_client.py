@@ -147,14 +147,17 @@ class ModelClient:
         if len(golds) != len(contexts):
             raise ValueError(f"{len(golds)} gold continuations for {len(contexts)} contexts")
         cost = int(sum((len(c) + len(g)) * (len(g) + 1) for c, g in zip(contexts, golds, strict=True)))
-        deadline = time.monotonic() + self.budget.request_s(cost, tasks)
+        allowed = self.budget.request_s(cost, tasks)
+        deadline = time.monotonic() + allowed
+        rounds = 0
         matches = [len(g) == 0 for g in golds]
         made: dict[int, list[int]] = {i: [] for i, g in enumerate(golds) if g}  # the open contexts' decided tokens
         while made:
             open_ = list(made)
             rows = [[*contexts[i], *made[i]] for i in open_]
             left = np.asarray([len(golds[i]) - len(made[i]) for i in open_], dtype=np.int32)
-            what = f"a request for a round of the continuations of {len(open_)} contexts"
+            rounds += 1
+            what = f"round {rounds} of the continuations of {len(open_)} contexts ({allowed:.0f} s for all rounds)"
             _, out = self._ask(
                 what,
                 {"op": "continue", "pad_id": pad_id},

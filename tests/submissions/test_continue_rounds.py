@@ -81,7 +81,10 @@ def test_all_rounds_share_one_deadline(tmp_path: Path) -> None:
     whole request (here the base of 3 s, for five rounds of 1 s)."""
     proc, client = _client("slow", tmp_path / "requests.jsonl", base_s=3.0)
     try:
-        with pytest.raises(ModelProcessError, match="did not answer a request for a round"):
+        with pytest.raises(
+            ModelProcessError,
+            match=r"did not answer round \d of the continuations of 1 contexts \(3 s for all rounds\)",
+        ):
             client.greedy_matches([[1, 2]], [[7, 7, 7, 7, 7]], pad_id=0)
         assert client.requests <= 1 + 3
     finally:
