@@ -91,8 +91,8 @@ class _RemoteLoss(torch.nn.Module):
 
 
 def _score_group(client: ModelClient, group: list[PreparedTask], pad_id: int) -> list[TaskOutcome]:
-    """Several tasks in two requests: every option row of their multiple-choice and schema tasks (one
-    ``losses``), every context of their language-modeling tasks (the ``continue`` rounds)."""
+    """Several tasks together: every option row of their multiple-choice and schema tasks in one ``losses``
+    request, every context of their language-modeling tasks in the ``continue`` rounds."""
     correct: list[list[bool]] = [[] for _ in group]
     request_s = [0.0] * len(group)
     for want_losses in (True, False):
@@ -140,8 +140,9 @@ def remote_outcomes(
 ) -> list[TaskOutcome]:
     """The 22 tasks' outcomes through the model process (per-example decisions of ``evaluate_tasks``).
 
-    Tasks go in groups of about ``GROUP_TOKENS`` row tokens (all 22 at once on a small bundle), two
-    requests a group, so the model process packs its batches across tasks.
+    Tasks go in groups of about ``GROUP_TOKENS`` row tokens (all 22 at once on a small bundle), one
+    ``losses`` request and the ``continue`` rounds a group, so the model process packs its batches
+    across tasks.
     """
     if max_seq_len is not None:  # a prompt that cannot be cropped fails before any task is scored
         for label in CORE_V1_LABELS:
