@@ -10,9 +10,10 @@ same requests took 1.45 s. A training step of cpu_smoke: 2,700 faults a step and
 ``keep_freed_memory`` fixes malloc's thresholds for this process (``mallopt``): blocks below 32 MiB
 (glibc's largest fixed mmap threshold on 64-bit) come from the heap, and the heap is trimmed only
 above 1 GiB free. The process's peak memory is unchanged; it is kept instead of given back. Called
-by every process that runs a model on the CPU (training, CORE, val_bpb, the verifier's model
-process and its calibration); nothing is done where the C library is not glibc, or where the user
-set malloc's thresholds through the environment.
+where a process starts running a model on the CPU: a training run (``resolve_device``), the batched
+CORE scorer (``score_rows``), the verifier's model process (``Served``) and the scorer's calibration;
+nothing is done where the C library is not glibc, or where the user set malloc's thresholds through
+the environment.
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from trainer.memory import keep_freed_memory
-
 if TYPE_CHECKING:
     import torch
 
@@ -40,8 +38,6 @@ def evaluate_bpb(
     if token_bytes.dim() != 1:
         raise ValueError(f"token_bytes must be 1-D [vocab_size], got shape {tuple(token_bytes.shape)}")
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        keep_freed_memory()
     table = token_bytes.to(device=device, dtype=torch.int64)
     total_nats = torch.zeros((), dtype=torch.float64, device=device)
     total_bytes = torch.zeros((), dtype=torch.int64, device=device)
