@@ -147,7 +147,6 @@ def _inputs(work: Path, model: str) -> None:
     import torch
 
     from contract import MODEL_FILE
-    from trainer.data.prepare import ensure_synthetic_dataset
     from trainer.data.synth import SyntheticWorld
     from trainer.data.tokenizer import train_tokenizer
     from trainer.evaluation.bundle import write_synthetic_bundle
@@ -159,12 +158,11 @@ def _inputs(work: Path, model: str) -> None:
     request = {"recipe": "cpu_smoke", "overrides": MODELS[model], "seed": 0, "model_dir": str(work / "model")}
     (work / f"model-{model}.json").write_text(json.dumps(request))
     if model == "trained":  # the recipe's own run (seed 0) and its tokenizer: answers right and wrong as in use
-        os.environ["SPEEDRUN_HOME"] = str(work / "home")  # the run's corpus and tokenizer, built for this bench
+        env = {**os.environ, "SPEEDRUN_HOME": str(work / "home")}  # the run's corpus and tokenizer, built here
         cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", "cpu_smoke", "--seed", "0", "--no-progress"]
-        subprocess.run([*cmd, "--out", str(work / "run")], check=True, cwd=REPO, capture_output=True)
-        data = config_of("cpu_smoke", {}, 0).data
-        dataset = ensure_synthetic_dataset(seed=data.synthetic_seed, vocab_size=data.synthetic_vocab_size)
-        shutil.copytree(dataset.tokenizer_dir, work / "tokenizer")
+        subprocess.run([*cmd, "--out", str(work / "run")], check=True, cwd=REPO, env=env, capture_output=True)
+        (tokenizer_dir,) = (work / "home").glob("synthetic-*/tokenizer")  # the one synthetic dataset it built
+        shutil.copytree(tokenizer_dir, work / "tokenizer")
         shutil.copy(work / "run" / MODEL_FILE, work / "model" / MODEL_FILE)
         return
     docs = SyntheticWorld(0).documents(3000, seed=0)
